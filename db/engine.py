@@ -1,0 +1,95 @@
+"""Engines and sessions from one database URL, and schema upgrades through Alembic.
+
+The URL is what a user writes (`sqlite:///data/shopbot.db`, `postgresql://host/db`); the
+drivers are chosen here: aiosqlite and psycopg 3 for the application, their synchronous
+twins for Alembic.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import event
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def _url(url: str | URL, *, asynchronous: bool) -> URL:
+    u = make_url(url)
+    backend = u.get_backend_name()
+    if backend == "sqlite":
+        return u.set(drivername="sqlite+aiosqlite" if asynchronous else "sqlite")
+    if backend == "postgresql":
+        return u.set(drivername="postgresql+psycopg")
+    raise ValueError(f"unsupported database {backend!r}: use sqlite:/// or postgresql://")
+
+
+def is_sqlite(url: str | URL) -> bool:
+    return make_url(url).get_backend_name() == "sqlite"
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    # The sqlite3 module's own transaction handling breaks SAVEPOINT; SQLAlchemy emits BEGIN
+    # itself instead (see `_sqlite_begin`), as its documentation recommends.
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    # WAL lets readers run beside the writer; NORMAL is durable across application crashes.
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.close()
+
+
+def _sqlite_begin(connection: Any) -> None:
+    connection.exec_driver_sql("BEGIN")
+
+
+def ensure_sqlite_dir(url: str | URL) -> None:
+    u = make_url(url)
+    if is_sqlite(u) and u.database and u.database != ":memory:":
+        Path(u.database).parent.mkdir(parents=True, exist_ok=True)
+
+
+def create_engine(url: str | URL, **kw: Any) -> AsyncEngine:
+    """The application's async engine."""
+    ensure_sqlite_dir(url)
+    if is_sqlite(url):
+        kw.setdefault("connect_args", {"timeout": 5})
+    else:
+        kw.setdefault("pool_size", 10)
+        kw.setdefault("max_overflow", 20)
+    engine = create_async_engine(_url(url, asynchronous=True), **kw)
+    if is_sqlite(url):
+        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        event.listen(engine.sync_engine, "begin", _sqlite_begin)
+    return engine
+
+
+def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return async_sessionmaker(engine, expire_on_commit=False)
+
+
+def alembic_config(url: str | URL) -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.set_main_option(
+        "sqlalchemy.url", _url(url, asynchronous=False).render_as_string(hide_password=False)
+    )
+    return cfg
+
+
+def upgrade(url: str | URL, revision: str = "head") -> None:
+    """Bring the schema at `url` up to `revision` (creates the SQLite file if needed)."""
+    ensure_sqlite_dir(url)
+    command.upgrade(alembic_config(url), revision)

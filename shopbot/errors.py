@@ -1,0 +1,66 @@
+"""ShopBot's exceptions, in one tree.
+
+    ShopBotError
+    ├── ConfigError          a developer or operator mistake: bad settings, missing model file
+    ├── ModelError           the model backend failed (unreachable, rejected key, bad response)
+    │   └── ScriptError      the scripted model ran out of outputs or has some left over
+    ├── ToolError            raised by a tool handler; the model sees it as an observation
+    │   ├── ToolRetry        fix the arguments and try again (unknown order, bad item id)
+    │   └── ToolFailure      the tool cannot do this; change course (carrier down)
+    └── ConversationError    the conversation cannot take this input now
+        ├── ConversationBusy another turn of this conversation is running
+        └── NoPendingConfirmation
+
+A model's unparsable output is not an exception: `shopbot.actions.parse_action` returns a
+`ParseFailure` value that goes back to the model as an observation.
+"""
+
+from __future__ import annotations
+
+
+class ShopBotError(Exception):
+    """Base of every error ShopBot raises on purpose."""
+
+
+class ConfigError(ShopBotError):
+    """Settings or environment are wrong; the message is one line a user can act on."""
+
+
+class ModelError(ShopBotError):
+    """The chat model backend failed."""
+
+
+class ScriptError(ModelError):
+    """The scripted model's script does not match the conversation."""
+
+
+class ToolError(ShopBotError):
+    """A tool could not do what was asked; the message is shown to the model."""
+
+    retryable = False
+
+    def __init__(self, message: str, *, code: str = "tool_error") -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class ToolRetry(ToolError):
+    """Wrong arguments: the model should fix them and try again."""
+
+    retryable = True
+
+
+class ToolFailure(ToolError):
+    """A terminal failure: the model should change course (apologise, escalate)."""
+
+
+class ConversationError(ShopBotError):
+    """The conversation cannot take this input now."""
+
+
+class ConversationBusy(ConversationError):
+    """Another turn of the same conversation is running."""
+
+
+class NoPendingConfirmation(ConversationError):
+    """The customer answered a confirmation that is not pending (any more)."""

@@ -1,0 +1,134 @@
+"""What a turn yields, as typed events; each is also stored, numbered, in the `events` table."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+
+
+class _Event(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class CustomerMessage(_Event):
+    kind: Literal["customer_message"] = "customer_message"
+    text: str
+
+
+class Thought(_Event):
+    kind: Literal["thought"] = "thought"
+    step: int
+    text: str
+
+
+class ActionProposed(_Event):
+    kind: Literal["action"] = "action"
+    step: int
+    tool: str
+    args: dict[str, Any]
+
+
+class ParseFailed(_Event):
+    kind: Literal["parse_failed"] = "parse_failed"
+    step: int
+    error: str
+
+
+class VerdictGiven(_Event):
+    kind: Literal["verdict"] = "verdict"
+    step: int
+    tool: str
+    decision: Literal["allow", "deny", "confirm"]
+    reason: str
+
+
+class ObservationMade(_Event):
+    kind: Literal["observation"] = "observation"
+    step: int
+    tool: str
+    data: dict[str, Any]
+    error: bool = False
+    ms: float = 0.0
+
+
+class ReplyChunk(_Event):
+    kind: Literal["reply_chunk"] = "reply_chunk"
+    text: str
+
+
+class Citation(BaseModel):
+    model_config = ConfigDict(frozen=True)
+    anchor: str
+    document: str
+    section: str
+
+
+class Reply(_Event):
+    kind: Literal["reply"] = "reply"
+    text: str
+    citations: list[Citation] = Field(default_factory=list[Citation])
+
+
+class ConfirmationRequested(_Event):
+    kind: Literal["confirmation_requested"] = "confirmation_requested"
+    confirmation_id: str
+    tool: str
+    args: dict[str, Any]
+    summary: str
+    expires_at: datetime
+
+
+class ConfirmationDecided(_Event):
+    kind: Literal["confirmation_decided"] = "confirmation_decided"
+    confirmation_id: str
+    approved: bool
+
+
+class Escalated(_Event):
+    kind: Literal["escalated"] = "escalated"
+    reason: str
+
+
+class TurnEnded(_Event):
+    kind: Literal["turn_ended"] = "turn_ended"
+    turn: int
+    steps: int
+    ms: float
+
+
+Event = Annotated[
+    CustomerMessage
+    | Thought
+    | ActionProposed
+    | ParseFailed
+    | VerdictGiven
+    | ObservationMade
+    | ReplyChunk
+    | Reply
+    | ConfirmationRequested
+    | ConfirmationDecided
+    | Escalated
+    | TurnEnded,
+    Field(discriminator="kind"),
+]
+EVENT_ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)
+
+__all__ = [
+    "EVENT_ADAPTER",
+    "ActionProposed",
+    "Citation",
+    "ConfirmationDecided",
+    "ConfirmationRequested",
+    "CustomerMessage",
+    "Escalated",
+    "Event",
+    "ObservationMade",
+    "ParseFailed",
+    "Reply",
+    "ReplyChunk",
+    "Thought",
+    "TurnEnded",
+    "VerdictGiven",
+]

@@ -1,0 +1,358 @@
+"""The ReAct loop: one customer turn, step by step, as typed events.
+
+    incoming -> state (from the DB) -> prompt -> model -> parse -> guard -> tool -> observation
+             -> ... until a reply, a confirmation request, an escalation, or the step budget.
+
+Every step is committed before the next one starts, so another process can pick the
+conversation up at any point. The loop never imports a concrete model backend or interface.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from time import perf_counter
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from db import ConfirmationStatus, Conversation, ConversationStatus, Role, utcnow
+from shopbot.actions import Action, ActionSchema, EscalateArgs, ParseFailure, ReplyArgs
+from shopbot.config import Settings
+from shopbot.errors import ConversationError, ModelError, NoPendingConfirmation, ScriptError
+from shopbot.errors import ToolError as _ToolError
+from shopbot.events import (
+    ActionProposed,
+    Citation,
+    ConfirmationDecided,
+    ConfirmationRequested,
+    CustomerMessage,
+    Escalated,
+    Event,
+    ObservationMade,
+    ParseFailed,
+    Reply,
+    Thought,
+    TurnEnded,
+    VerdictGiven,
+)
+from shopbot.guard import Guard
+from shopbot.models.base import ChatModel, ModelRequest
+from shopbot.prompts import PromptBuilder, Step
+from shopbot.record import Recorder
+from shopbot.state import ConversationState, HistoryLine, load_state
+from tools import ToolContext, ToolSpec
+from tools.facts import load_order_facts
+
+log = logging.getLogger(__name__)
+
+SAFE_REPLY = (
+    "I'm sorry, I couldn't finish that. I've passed our conversation to a colleague, "
+    "who will get back to you by email."
+)
+ESCALATION_REPLY = "I've passed our conversation to a colleague, who will get back to you by email."
+
+
+@dataclass(frozen=True)
+class CustomerText:
+    text: str
+
+
+@dataclass(frozen=True)
+class ConfirmationAnswer:
+    confirmation_id: str
+    approve: bool
+
+
+Incoming = CustomerText | ConfirmationAnswer
+
+
+class MessageTooLong(ConversationError):
+    """The customer's message exceeds `Settings.max_message_chars`."""
+
+
+@dataclass
+class Agent:
+    """Runs turns; everything it needs is passed in (see `shopbot.app.build_agent`)."""
+
+    sessions: async_sessionmaker[AsyncSession]
+    model: ChatModel
+    schema: ActionSchema
+    guard: Guard
+    settings: Settings
+    services: dict[str, Any] = field(default_factory=dict[str, Any])
+    clock: Callable[[], datetime] = utcnow
+
+    def __post_init__(self) -> None:
+        self.prompts = PromptBuilder(self.schema)
+
+    async def run_turn(self, conversation_id: str, incoming: Incoming) -> AsyncIterator[Event]:
+        started = perf_counter()
+        if (
+            isinstance(incoming, CustomerText)
+            and len(incoming.text) > self.settings.max_message_chars
+        ):
+            raise MessageTooLong(
+                f"Messages are limited to {self.settings.max_message_chars} characters."
+            )
+        async with self.sessions() as session:
+            conversation = await session.get(Conversation, conversation_id)
+            if conversation is None:
+                raise ConversationError(f"No conversation {conversation_id}.")
+            now = self.clock()
+            state = await load_state(session, conversation, now)
+            conversation.turns = state.turn = conversation.turns + 1
+            conversation.updated_at = now
+            rec = await Recorder.open(session, conversation_id, state.turn)
+            steps: list[Step] = []
+            match incoming:
+                case CustomerText(text=text):
+                    rec.message(Role.CUSTOMER, text)
+                    rec.emit(CustomerMessage(text=text))
+                    state.customer_texts.append(text)
+                    state.history.append(HistoryLine(Role.CUSTOMER, text))
+                    conversation.title = conversation.title or text[:60]
+                case ConfirmationAnswer(confirmation_id=cid, approve=approve):
+                    conf = state.confirmation
+                    if conf is None or conf.id != cid or not await rec.decide(cid, approve, now):
+                        raise NoPendingConfirmation("That confirmation is no longer open.")
+                    said = f"{'Yes, go ahead' if approve else 'No, cancel'}: {conf.summary}"
+                    rec.message(Role.CUSTOMER, said)
+                    rec.emit(ConfirmationDecided(confirmation_id=cid, approved=approve))
+                    state.history.append(HistoryLine(Role.CUSTOMER, said))
+                    status = ConfirmationStatus.APPROVED if approve else None
+                    state.confirmation = replace(conf, status=status) if status else None
+            await session.commit()
+            for event in rec.drain():
+                yield event
+            async for event in self._react(session, conversation, state, rec, steps):
+                yield event
+            await rec.expire_approved(self.clock())
+            rec.emit(TurnEnded(turn=state.turn, steps=len(steps), ms=_ms(started)))
+            await session.commit()
+            for event in rec.drain():
+                yield event
+
+    async def _react(
+        self,
+        session: AsyncSession,
+        conversation: Conversation,
+        state: ConversationState,
+        rec: Recorder,
+        steps: list[Step],
+    ) -> AsyncIterator[Event]:
+        parse_failures = denials = 0
+        for step in range(1, self.settings.max_steps + 1):
+            allowed = self.guard.allowed(state)
+            request = ModelRequest(
+                messages=self.prompts.build(state, steps, allowed),
+                allowed=allowed,
+                schema=self.schema.json_schema(allowed),
+                hints={"order_id": state.mentioned_order_ids, "email": state.mentioned_emails},
+                conversation_id=conversation.id,
+            )
+            t0 = perf_counter()
+            try:
+                raw = await self.model.complete(request)
+            except ScriptError:
+                raise
+            except ModelError as exc:
+                log.warning("model failed in %s: %s", conversation.id, exc)
+                self._give_up(conversation, rec, f"model error: {exc}")
+                break
+            model_ms = _ms(t0)
+            parsed = self.schema.parse(raw)
+            if isinstance(parsed, ParseFailure):
+                parse_failures += 1
+                rec.log(step, raw, parse_error=parsed.error, model_ms=model_ms)
+                rec.emit(ParseFailed(step=step, error=parsed.error))
+                steps.append(Step(f"(invalid output) {raw[:300]}", f"ERROR: {parsed.error}"))
+                if parse_failures > self.settings.max_parse_retries:
+                    self._give_up(conversation, rec, "the model kept producing invalid actions")
+                    break
+                await session.commit()
+                for event in rec.drain():
+                    yield event
+                continue
+            parse_failures = 0
+            action = parsed
+            if action.thought:
+                rec.emit(Thought(step=step, text=action.thought))
+            rec.emit(ActionProposed(step=step, tool=action.tool, args=action.arguments))
+            t1 = perf_counter()
+            state.orders = await load_order_facts(session, _order_ids(action))
+            verdict = self.guard.check(action, state)
+            guard_ms = _ms(t1)
+            rec.emit(
+                VerdictGiven(
+                    step=step, tool=action.tool, decision=verdict.decision, reason=verdict.reason
+                )
+            )
+            entry = rec.log(
+                step,
+                raw,
+                thought=action.thought,
+                tool=action.tool,
+                args=action.arguments,
+                verdict=verdict.decision,
+                reason=verdict.reason,
+                model_ms=model_ms,
+                guard_ms=guard_ms,
+            )
+            if verdict.decision == "deny":
+                denials += 1
+                steps.append(Step(_render(action), f"DENIED: {verdict.reason}"))
+                if denials >= self.settings.max_denials:
+                    self._give_up(conversation, rec, f"denied {denials} times: {verdict.reason}")
+                    break
+            elif verdict.decision == "confirm":
+                await self._ask_confirmation(action, rec)
+                break
+            elif isinstance(action.args, ReplyArgs):
+                self._reply(rec, action.args.message, state, action.args.citations)
+                break
+            elif isinstance(action.args, EscalateArgs):
+                self._escalate(conversation, rec, action.args.reason, ESCALATION_REPLY)
+                break
+            else:
+                denials = 0
+                spec = self.guard.tools[action.tool]
+                if spec.side_effect and not await self._consume(state, rec):
+                    entry.verdict, entry.reason = (
+                        "deny",
+                        "The confirmation was already used or has expired.",
+                    )
+                    steps.append(Step(_render(action), f"DENIED: {entry.reason}"))
+                else:
+                    if spec.side_effect:
+                        await session.commit()  # the attempt is on record before it acts
+                    t2 = perf_counter()
+                    data, error = await self._dispatch(session, conversation, spec, action, state)
+                    entry.observation, entry.tool_ms = data, _ms(t2)
+                    self._observe(state, conversation, action, data, error)
+                    rec.emit(
+                        ObservationMade(
+                            step=step, tool=action.tool, data=data, error=error, ms=entry.tool_ms
+                        )
+                    )
+                    steps.append(Step(_render(action), json.dumps(data, default=str)))
+            await session.commit()
+            for event in rec.drain():
+                yield event
+        else:
+            self._give_up(conversation, rec, "step budget spent")
+
+    async def _dispatch(
+        self,
+        session: AsyncSession,
+        conversation: Conversation,
+        spec: ToolSpec,
+        action: Action,
+        state: ConversationState,
+    ) -> tuple[dict[str, Any], bool]:
+        ctx = ToolContext(
+            session, conversation.id, state.customer_id, self.settings, state.now, self.services
+        )
+        # A savepoint: a failing tool's writes go, the step's audit rows stay.
+        savepoint = await session.begin_nested()
+        try:
+            observation = await spec(ctx, action.args)
+        except _ToolError as exc:
+            await savepoint.rollback()
+            await session.refresh(conversation)
+            return {"error": exc.code, "message": str(exc), "retry": exc.retryable}, True
+        except Exception:
+            log.exception("tool %s failed in %s", spec.name, conversation.id)
+            await savepoint.rollback()
+            await session.refresh(conversation)
+            return {
+                "error": "internal_error",
+                "message": "The tool failed. Apologise and escalate.",
+            }, True
+        await savepoint.commit()
+        return observation.model_dump(mode="json"), False
+
+    def _observe(
+        self,
+        state: ConversationState,
+        conversation: Conversation,
+        action: Action,
+        data: dict[str, Any],
+        error: bool,
+    ) -> None:
+        """Fold an observation into the state for the rest of the turn."""
+        if action.tool == "verify_identity" and not error:
+            if data.get("verified"):
+                state.customer_id, state.proven_by = (
+                    conversation.customer_id,
+                    conversation.proven_by,
+                )
+            else:
+                state.failed_verifications += 1
+        for hit in data.get("hits", []) if not error else []:
+            state.retrieved[hit["anchor"]] = Citation(
+                anchor=hit["anchor"], document=hit["document"], section=hit["section"]
+            )
+
+    async def _consume(self, state: ConversationState, rec: Recorder) -> bool:
+        conf = state.confirmation
+        ok = conf is not None and await rec.consume(conf.id, state.now)
+        state.confirmation = None
+        return ok
+
+    async def _ask_confirmation(self, action: Action, rec: Recorder) -> None:
+        spec = self.guard.tools[action.tool]
+        summary = spec.confirm_text.format(**action.arguments)
+        row = await rec.request_confirmation(
+            action, summary, self.clock(), self.settings.policy.confirmation_ttl_minutes
+        )
+        rec.emit(
+            ConfirmationRequested(
+                confirmation_id=row.id,
+                tool=action.tool,
+                args=action.arguments,
+                summary=summary,
+                expires_at=row.expires_at,
+            )
+        )
+        text = f"Please confirm: {summary}."
+        rec.message(Role.ASSISTANT, text)
+        rec.emit(Reply(text=text))
+
+    def _reply(
+        self, rec: Recorder, text: str, state: ConversationState, anchors: list[str]
+    ) -> None:
+        citations = [state.retrieved[a] for a in anchors if a in state.retrieved]
+        rec.message(Role.ASSISTANT, text, citations)
+        rec.emit(Reply(text=text, citations=citations))
+
+    def _escalate(self, conversation: Conversation, rec: Recorder, reason: str, text: str) -> None:
+        conversation.status = ConversationStatus.ESCALATED
+        rec.emit(Escalated(reason=reason))
+        rec.message(Role.ASSISTANT, text)
+        rec.emit(Reply(text=text))
+
+    def _give_up(self, conversation: Conversation, rec: Recorder, reason: str) -> None:
+        """End the turn safely: an apology and, when configured, a human takes over."""
+        if self.settings.escalate_on_failure:
+            self._escalate(conversation, rec, reason, SAFE_REPLY)
+        else:
+            text = "I'm sorry, something went wrong on my side. Could you say that again?"
+            rec.message(Role.ASSISTANT, text)
+            rec.emit(Reply(text=text))
+
+
+def _order_ids(action: Action) -> list[str]:
+    order_id = getattr(action.args, "order_id", None)
+    return [order_id] if isinstance(order_id, str) else []
+
+
+def _render(action: Action) -> str:
+    return json.dumps({"tool": action.tool, "args": action.arguments})
+
+
+def _ms(since: float) -> float:
+    return round((perf_counter() - since) * 1000, 3)

@@ -1,0 +1,32 @@
+"""The one interface every chat model backend implements, on LangChain message types."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from langchain_core.messages import BaseMessage
+
+
+@dataclass(frozen=True)
+class ModelRequest:
+    """One step's prompt and what the model may answer with."""
+
+    messages: list[BaseMessage]
+    """Stable system part first, per-step part last (so backends can reuse the prefix)."""
+    allowed: frozenset[str]
+    """Tools the guard could allow now; a backend offers only these."""
+    schema: dict[str, Any]
+    """JSON Schema of a step restricted to `allowed`: a grammar or a tool list."""
+    hints: dict[str, list[str]] = field(default_factory=dict[str, list[str]])
+    """Argument values the state knows (order ids and emails the customer wrote)."""
+    conversation_id: str = ""
+
+
+class ChatModel(Protocol):
+    """Proposes the next step as raw text; the loop parses and checks it."""
+
+    @property
+    def name(self) -> str: ...
+
+    async def complete(self, request: ModelRequest) -> str: ...

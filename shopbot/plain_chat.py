@@ -1,0 +1,69 @@
+"""`shopbot chat --plain`: a line-by-line chat for any terminal, and for pipes.
+
+When ShopBot asks for a confirmation, answer `yes` or `no`; anything else is a new message
+and the request stays open until it expires.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+
+from shopbot.errors import ShopBotError
+from shopbot.events import ConfirmationRequested, Escalated, Event, Reply, VerdictGiven
+from shopbot.loop import Agent, ConfirmationAnswer, CustomerText, Incoming
+
+YES = {"y", "yes", "confirm", "ok"}
+NO = {"n", "no", "cancel"}
+
+
+def render(event: Event, *, steps: bool) -> str | None:
+    match event:
+        case Reply(text=text, citations=citations):
+            notes = "".join(
+                f"\n    [{i}] {c.document} > {c.section}" for i, c in enumerate(citations, 1)
+            )
+            return f"shopbot> {text}{notes}"
+        case ConfirmationRequested(summary=summary):
+            return f"         (answer yes to confirm, no to cancel: {summary})"
+        case Escalated(reason=reason):
+            return f"         (handed over to a human: {reason})"
+        case VerdictGiven(tool=tool, decision=decision, reason=reason) if steps:
+            return f"    . {tool}: {decision} ({reason})"
+        case _:
+            return None
+
+
+async def chat(
+    agent: Agent,
+    conversation_id: str,
+    *,
+    read: Callable[[str], str] = input,
+    write: Callable[[str], None] = print,
+    steps: bool = False,
+) -> None:
+    write(f"ShopBot ({agent.model.name} model). Conversation {conversation_id}. Ctrl-D to quit.")
+    pending: str | None = None
+    while True:
+        try:
+            line = read("you> ").strip()
+        except (EOFError, KeyboardInterrupt):
+            write("")
+            return
+        if not line:
+            continue
+        incoming: Incoming = CustomerText(line)
+        if pending and line.casefold() in YES | NO:
+            incoming = ConfirmationAnswer(pending, line.casefold() in YES)
+        try:
+            async for event in agent.run_turn(conversation_id, incoming):
+                if isinstance(event, ConfirmationRequested):
+                    pending = event.confirmation_id
+                elif isinstance(event, Reply) and not isinstance(incoming, CustomerText):
+                    pending = None
+                if (text := render(event, steps=steps)) is not None:
+                    write(text)
+        except ShopBotError as exc:
+            write(f"shopbot> {exc}")
+            pending = None if isinstance(incoming, ConfirmationAnswer) else pending
+        sys.stdout.flush()

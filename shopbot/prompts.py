@@ -1,0 +1,119 @@
+"""The prompt: a stable part first (role, rules, the whole tool catalogue, format), then the
+per-step part (state summary, recent conversation, this turn's steps, the actions allowed now).
+
+The stable part never changes within a deployment, so a local model reuses its evaluated
+prefix from step to step and turn to turn. The per-step part is bounded by a character budget:
+the oldest conversation lines go first, then old observations are shortened, so a long
+conversation degrades gracefully and never overflows the context window.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
+
+from shopbot.actions import ActionSchema
+from shopbot.state import ConversationState
+
+ROLE = """You are ShopBot, the customer-service assistant of an online clothing shop.
+You help customers with their orders: status, returns, and questions about the shop's policies.
+Be brief, warm and precise. Never invent order details or policies: use the tools."""
+
+RULES = """Rules:
+- Before showing or changing an order, verify the customer: ask for the order number and the
+  email address used for the order, then call verify_identity with both, as they wrote them.
+- Only the verified customer's own orders can be discussed.
+- Before a return, check eligibility, ask whether anything else from the order goes back, then
+  call create_return: the customer is asked to confirm it.
+- If the rules do not let you help, say so kindly; escalate when a human is needed."""
+
+FORMAT = """Answer with exactly one JSON object and nothing else:
+{"thought": "<one short sentence>", "action": {"tool": "<tool name>", "args": {...}}}
+Use "reply" to talk to the customer; it ends your turn."""
+
+
+def _catalogue(schema: ActionSchema) -> str:
+    lines = ["Tools:"]
+    for name in schema.names:
+        props: dict[str, Any] = schema.args_models[name].model_json_schema().get("properties", {})
+        args = ", ".join(f"{arg}: {_type(spec)}" for arg, spec in props.items())
+        description = " ".join(schema.descriptions[name].split())
+        lines.append(f"- {name}({args}): {description}")
+    return "\n".join(lines)
+
+
+def _type(spec: dict[str, Any]) -> str:
+    if "anyOf" in spec:
+        return " | ".join(_type(s) for s in spec["anyOf"])
+    if spec.get("type") == "array":
+        return f"list[{_type(spec.get('items', {}))}]"
+    return str(spec.get("type", "any"))
+
+
+@dataclass(frozen=True)
+class Step:
+    """One step of the current turn as the model will see it again."""
+
+    action: str
+    outcome: str
+
+
+class PromptBuilder:
+    def __init__(self, schema: ActionSchema, *, budget_chars: int = 12_000) -> None:
+        self.system = SystemMessage("\n\n".join([ROLE, RULES, _catalogue(schema), FORMAT]))
+        self.budget_chars = budget_chars
+
+    def build(
+        self, state: ConversationState, steps: list[Step], allowed: frozenset[str]
+    ) -> list[BaseMessage]:
+        return [self.system, HumanMessage(self.per_step(state, steps, allowed))]
+
+    def per_step(self, state: ConversationState, steps: list[Step], allowed: frozenset[str]) -> str:
+        summary = _summary(state)
+        tail = [
+            "Allowed now: " + ", ".join(sorted(allowed)),
+            "Your next step, as one JSON object:",
+        ]
+        step_lines = [f"{i}. {s.action}\n   -> {s.outcome}" for i, s in enumerate(steps, 1)]
+        budget = self.budget_chars - sum(map(len, [summary, *tail]))
+        # Recent steps matter most: shorten older observations before dropping conversation.
+        while step_lines and sum(map(len, step_lines)) > budget // 2:
+            longest = max(range(len(step_lines)), key=lambda i: len(step_lines[i]))
+            if len(step_lines[longest]) <= 200:
+                break
+            step_lines[longest] = step_lines[longest][:200] + " ...(shortened)"
+        budget -= sum(map(len, step_lines))
+        convo: list[str] = []
+        for line in reversed(state.history):
+            text = f"{line.role.value.capitalize()}: {line.text}"
+            if budget - len(text) < 0:
+                convo.append("(earlier messages omitted)")
+                break
+            convo.append(text)
+            budget -= len(text)
+        parts = [summary, "Conversation:\n" + "\n".join(reversed(convo))]
+        if step_lines:
+            parts.append("This turn so far:\n" + "\n".join(step_lines))
+        return "\n\n".join([*parts, *tail])
+
+
+def _summary(state: ConversationState) -> str:
+    if state.proven:
+        who = f"verified ({state.customer_name or 'customer'}, by {state.proven_by})"
+    else:
+        who = f"NOT verified (failed attempts: {state.failed_verifications})"
+    lines = [f"State: customer {who}."]
+    if state.mentioned_order_ids:
+        lines.append("Order numbers the customer wrote: " + ", ".join(state.mentioned_order_ids))
+    if state.mentioned_emails:
+        lines.append("Emails the customer wrote: " + ", ".join(state.mentioned_emails))
+    conf = state.confirmation
+    if conf is not None:
+        lines.append(
+            f"Confirmation {conf.status}: {conf.summary} = "
+            + json.dumps({"tool": conf.tool, "args": conf.arguments})
+        )
+    return "\n".join(lines)

@@ -1,0 +1,242 @@
+"""Scripted conversations (`fixtures/conversations/*.yaml`): the regression suite and the
+documentation of behaviour.
+
+A script gives the customer's turns, what the scripted model outputs at each step, and what
+must follow: the actions and the guard's verdicts, words in the reply, and rows in named
+tables afterwards. See fixtures/conversations/README.md for the format.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from enum import Enum
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from sqlalchemy import select
+
+from db import Base, Conversation
+from shopbot.app import build_agent, start_conversation
+from shopbot.config import Settings
+from shopbot.errors import ScriptError, ShopBotError
+from shopbot.events import ConfirmationRequested, Event, ParseFailed, Reply, VerdictGiven
+from shopbot.identity import sign_customer
+from shopbot.loop import ConfirmationAnswer, CustomerText, Incoming
+from shopbot.models.scripted import ScriptedModel
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ExpectedStep(_Strict):
+    tool: str | None = None
+    verdict: Literal["allow", "deny", "confirm"] | None = None
+    reason_contains: str | None = None
+    parse_error: bool = False
+
+
+class TurnExpectation(_Strict):
+    steps: list[ExpectedStep] | None = None
+    """Every step of the turn, in order (checked only when given)."""
+    reply_contains: list[str] = Field(default_factory=list[str])
+    reply_excludes: list[str] = Field(default_factory=list[str])
+    confirmation: str | None = None
+    """The tool whose confirmation the turn must end by asking for."""
+    escalated: bool | None = None
+    error: str | None = None
+    """The turn must be refused with an error containing this text (nothing recorded)."""
+
+
+class Turn(_Strict):
+    customer: str | None = None
+    confirm: bool | None = None
+    """Answer the pending confirmation: true approves, false declines."""
+    model: list[str | dict[str, Any]] = Field(default_factory=list[str | dict[str, Any]])
+    expect: TurnExpectation = TurnExpectation()
+
+    @model_validator(mode="after")
+    def _one_input(self) -> Turn:
+        if (self.customer is None) == (self.confirm is None):
+            raise ValueError("a turn has either `customer` or `confirm`")
+        return self
+
+
+class TableExpectation(_Strict):
+    where: dict[str, Any] = Field(default_factory=dict[str, Any])
+    rows: list[dict[str, Any]] | None = None
+    """Exactly these rows (by id order), comparing only the columns given."""
+    count: int | None = None
+
+
+class After(_Strict):
+    conversation: dict[str, Any] = Field(default_factory=dict[str, Any])
+    tables: dict[str, TableExpectation] = Field(default_factory=dict[str, TableExpectation])
+
+
+class Script(_Strict):
+    title: str
+    description: str = ""
+    signed_in_as: str | None = None
+    """Start as this customer, signed by the shop's site, instead of anonymous."""
+    turns: list[Turn]
+    after: After = After()
+
+    @classmethod
+    def load(cls, path: Path) -> Script:
+        return cls.model_validate(yaml.safe_load(path.read_text()))
+
+
+class ReplayResult(BaseModel):
+    name: str
+    title: str
+    passed: bool
+    failures: list[str]
+    turns: int
+
+
+async def replay(script: Script, settings: Settings, *, name: str = "") -> ReplayResult:
+    """Run `script` against the database in `settings` (a fresh, seeded one)."""
+    from shopbot.app import open_database
+
+    engine, sessions = open_database(settings)
+    model = ScriptedModel()
+    agent = build_agent(settings, model, sessions)
+    failures: list[str] = []
+    try:
+        token = None
+        if script.signed_in_as:
+            token = sign_customer(script.signed_in_as, settings.identity_secret.get_secret_value())
+        cid = await start_conversation(sessions, settings, customer_token=token)
+        pending: str | None = None
+        for number, turn in enumerate(script.turns, 1):
+            where = f"turn {number}"
+            model.extend(turn.model)
+            incoming: Incoming
+            if turn.customer is not None:
+                incoming = CustomerText(turn.customer)
+            else:
+                incoming = ConfirmationAnswer(pending or "none", bool(turn.confirm))
+            events: list[Event] = []
+            try:
+                events = [event async for event in agent.run_turn(cid, incoming)]
+            except ScriptError as exc:
+                failures.append(f"{where}: {exc}")
+                break
+            except ShopBotError as exc:
+                if turn.expect.error is None or turn.expect.error not in str(exc):
+                    failures.append(f"{where}: refused: {exc}")
+            else:
+                if turn.expect.error is not None:
+                    failures.append(f"{where}: expected refusal {turn.expect.error!r}")
+            if model.remaining:
+                failures.append(f"{where}: {model.remaining} scripted outputs unused")
+                model.outputs = model.outputs[: len(model.calls)]
+            failures += [f"{where}: {f}" for f in check_turn(turn.expect, events)]
+            requested = [e for e in events if isinstance(e, ConfirmationRequested)]
+            pending = requested[-1].confirmation_id if requested else pending
+        async with sessions() as session:
+            failures += await check_after(session, cid, script.after)
+    finally:
+        await engine.dispose()
+    return ReplayResult(
+        name=name,
+        title=script.title,
+        passed=not failures,
+        failures=failures,
+        turns=len(script.turns),
+    )
+
+
+def check_turn(expect: TurnExpectation, events: list[Event]) -> list[str]:
+    failures: list[str] = []
+    if expect.steps is not None:
+        seen = [
+            ExpectedStep(tool=e.tool, verdict=e.decision, reason_contains=e.reason)
+            if isinstance(e, VerdictGiven)
+            else ExpectedStep(parse_error=True)
+            for e in events
+            if isinstance(e, VerdictGiven | ParseFailed)
+        ]
+        if len(seen) != len(expect.steps):
+            failures.append(f"expected {len(expect.steps)} steps, got {len(seen)}: {_steps(seen)}")
+        for i, (want, got) in enumerate(zip(expect.steps, seen, strict=False), 1):
+            if not _step_matches(want, got):
+                failures.append(f"step {i}: expected {_steps([want])}, got {_steps([got])}")
+    reply = " ".join(e.text for e in events if isinstance(e, Reply))
+    failures += [f"reply lacks {w!r}: {reply!r}" for w in expect.reply_contains if w not in reply]
+    failures += [f"reply has {w!r}: {reply!r}" for w in expect.reply_excludes if w in reply]
+    asked = [e.tool for e in events if isinstance(e, ConfirmationRequested)]
+    if expect.confirmation is not None and asked != [expect.confirmation]:
+        failures.append(f"expected a confirmation of {expect.confirmation}, got {asked}")
+    escalated = any(e.kind == "escalated" for e in events)
+    if expect.escalated is not None and escalated != expect.escalated:
+        failures.append(f"escalated is {escalated}, expected {expect.escalated}")
+    return failures
+
+
+def _step_matches(want: ExpectedStep, got: ExpectedStep) -> bool:
+    if want.parse_error or got.parse_error:
+        return want.parse_error == got.parse_error
+    return (
+        (want.tool is None or want.tool == got.tool)
+        and (want.verdict is None or want.verdict == got.verdict)
+        and (want.reason_contains is None or want.reason_contains in (got.reason_contains or ""))
+    )
+
+
+def _steps(steps: list[ExpectedStep]) -> str:
+    return ", ".join(
+        "parse_error"
+        if s.parse_error
+        else f"{s.tool}:{s.verdict}" + (f" ({s.reason_contains})" if s.verdict == "deny" else "")
+        for s in steps
+    )
+
+
+async def check_after(session: Any, conversation_id: str, after: After) -> list[str]:
+    failures: list[str] = []
+    conversation = await session.get(Conversation, conversation_id)
+    for column, want in after.conversation.items():
+        got = _plain(getattr(conversation, column))
+        if got != want:
+            failures.append(f"conversation.{column} is {got!r}, expected {want!r}")
+    for name, expect in after.tables.items():
+        table = Base.metadata.tables.get(name)
+        if table is None:
+            failures.append(f"no table {name!r}")
+            continue
+        query = select(table).order_by(*table.primary_key.columns)
+        for column, value in expect.where.items():
+            query = query.where(table.c[column] == value)
+        rows = [dict(r._mapping) for r in (await session.execute(query))]
+        if expect.count is not None and len(rows) != expect.count:
+            failures.append(
+                f"{name}: {len(rows)} rows where {expect.where}, expected {expect.count}"
+            )
+        if expect.rows is not None:
+            got = [
+                {k: _plain(row.get(k)) for k in want}
+                for row, want in zip(rows, expect.rows, strict=False)
+            ]
+            if len(rows) != len(expect.rows) or got != expect.rows:
+                failures.append(
+                    f"{name} where {expect.where}: got {got} ({len(rows)} rows), expected {expect.rows}"
+                )
+    return failures
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, Decimal):
+        return float(value)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return value
+
+
+__all__ = ["ReplayResult", "Script", "replay"]

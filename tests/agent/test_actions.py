@@ -1,0 +1,90 @@
+from __future__ import annotations
+
+import json
+
+import pytest
+from inline_snapshot import snapshot
+
+from shopbot.actions import Action, ActionSchema, ParseFailure, ReplyArgs
+from tools import TOOLS
+
+schema = ActionSchema(TOOLS)
+
+
+def step(tool: str, **args: object) -> str:
+    return json.dumps({"thought": "t", "action": {"tool": tool, "args": args}})
+
+
+def test_parses_a_valid_action_and_normalises_the_order_number() -> None:
+    action = schema.parse(step("lookup_order", order_id=" #482913 "))
+    assert isinstance(action, Action)
+    assert (action.tool, action.arguments, action.thought) == (
+        "lookup_order",
+        {"order_id": "482913"},
+        "t",
+    )
+
+
+def test_tolerates_code_fences_around_the_json() -> None:
+    action = schema.parse("```json\n" + step("reply", message="hi") + "\n```")
+    assert isinstance(action, Action) and isinstance(action.args, ReplyArgs)
+
+
+@pytest.mark.parametrize(
+    ("raw", "error"),
+    [
+        ("Sure, let me check.", "Output must be one JSON object"),
+        ('{"action": {"tool": "lookup_order", "args": {', "Output must be one JSON object"),
+        ('{"action": {"tool": "lookup_order", "args": {"order_id": }}}', "Invalid JSON"),
+        (step("drop_tables"), "Unknown tool 'drop_tables'"),
+        (step("lookup_order", order="1"), "order_id: Field required"),
+        (step("lookup_order", order_id="482913", extra=1), "extra: Extra inputs are not permitted"),
+        (
+            step("create_return", order_id="482913", lines=[], reason="x"),
+            "lines: List should have at least 1 item",
+        ),
+        (
+            step("verify_identity", order_id="482913", email="not-an-email"),
+            "email: String should match pattern",
+        ),
+        (step("reply", message=""), "message: String should have at least 1 character"),
+        ('["reply"]', "Output must be one JSON object"),
+    ],
+)
+def test_invalid_output_becomes_a_failure_the_model_can_read(raw: str, error: str) -> None:
+    result = schema.parse(raw)
+    assert isinstance(result, ParseFailure)
+    assert error in result.error
+
+
+def test_digest_binds_tool_and_exact_arguments() -> None:
+    a = schema.parse(step("create_return", order_id="482913", lines=[1], reason="small"))
+    b = schema.parse(step("create_return", order_id="#482913", lines=[1], reason="small"))
+    c = schema.parse(step("create_return", order_id="482913", lines=[1, 2], reason="small"))
+    assert isinstance(a, Action) and isinstance(b, Action) and isinstance(c, Action)
+    assert a.digest == b.digest != c.digest
+
+
+def test_json_schema_offers_only_the_allowed_tools() -> None:
+    full = schema.json_schema()
+    narrow = schema.json_schema(["reply", "verify_identity"])
+    assert len(full["$defs"]) > len(narrow["$defs"])
+    tools = sorted(
+        d["properties"]["tool"]["const"] for n, d in narrow["$defs"].items() if n.endswith("Action")
+    )
+    assert tools == snapshot(["reply", "verify_identity"])
+
+
+def test_catalogue_lists_every_tool_with_its_description() -> None:
+    assert schema.names == snapshot(
+        [
+            "verify_identity",
+            "lookup_order",
+            "list_orders",
+            "check_return_eligibility",
+            "create_return",
+            "reply",
+            "escalate",
+        ]
+    )
+    assert all(schema.descriptions[n] for n in schema.names)

@@ -1,0 +1,212 @@
+"""The loop against a real, seeded database, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+
+from db import ActionLog, Conversation, ConversationStatus, Event, Message, Return, utcnow
+from db.engine import create_engine, session_factory
+from shopbot.app import build_agent, start_conversation
+from shopbot.errors import ModelError, NoPendingConfirmation, ScriptError
+from shopbot.events import ConfirmationRequested, Reply
+from shopbot.events import Event as TurnEvent
+from shopbot.loop import Agent, ConfirmationAnswer, CustomerText, Incoming
+from shopbot.models.base import ModelRequest
+from shopbot.models.scripted import ScriptedModel
+from tests.plugin import settings_for
+
+JANE = "Return the jeans from 482913 please, jane.doe@example.com"
+
+
+def act(tool: str, **args: Any) -> dict[str, Any]:
+    return {"thought": "", "action": {"tool": tool, "args": args}}
+
+
+VERIFY = act("verify_identity", order_id="482913", email="jane.doe@example.com")
+RETURN_JEANS = act("create_return", order_id="482913", lines=[1], reason="too small")
+
+
+@pytest.fixture
+async def agent(db_url: str, tmp_path: Path) -> AsyncIterator[Agent]:
+    engine = create_engine(db_url)
+    yield build_agent(settings_for(db_url, tmp_path), ScriptedModel(), session_factory(engine))
+    await engine.dispose()
+
+
+async def turn(agent: Agent, cid: str, incoming: Incoming, *outputs: Any) -> list[TurnEvent]:
+    model = agent.model
+    assert isinstance(model, ScriptedModel)
+    model.extend(outputs)
+    events = [e async for e in agent.run_turn(cid, incoming)]
+    model.assert_complete()
+    return events
+
+
+async def count(agent: Agent, table: Any, *where: Any) -> int:
+    async with agent.sessions() as s:
+        return int(await s.scalar(select(func.count()).select_from(table).where(*where)) or 0)
+
+
+async def test_events_are_stored_in_order_as_yielded(agent: Agent) -> None:
+    cid = await start_conversation(agent.sessions, agent.settings)
+    first = await turn(agent, cid, CustomerText(JANE), VERIFY, act("reply", message="Verified."))
+    second = await turn(agent, cid, CustomerText("thanks"), act("reply", message="Bye!"))
+    async with agent.sessions() as s:
+        rows = list(
+            await s.scalars(select(Event).where(Event.conversation_id == cid).order_by(Event.seq))
+        )
+    assert [r.seq for r in rows] == list(range(1, len(first) + len(second) + 1))
+    assert [r.payload for r in rows] == [e.model_dump(mode="json") for e in first + second]
+    assert [r.turn for r in rows] == [1] * len(first) + [2] * len(second)
+
+
+async def test_a_pending_confirmation_survives_a_new_process(
+    agent: Agent, db_url: str, tmp_path: Path
+) -> None:
+    cid = await start_conversation(agent.sessions, agent.settings)
+    events = await turn(agent, cid, CustomerText(JANE), VERIFY, RETURN_JEANS)
+    asked = next(e for e in events if isinstance(e, ConfirmationRequested))
+    # Another worker, another engine, nothing shared in memory but the database.
+    engine = create_engine(db_url)
+    other = build_agent(settings_for(db_url, tmp_path), ScriptedModel(), session_factory(engine))
+    await turn(
+        other,
+        cid,
+        ConfirmationAnswer(asked.confirmation_id, True),
+        RETURN_JEANS,
+        act("reply", message="Done."),
+    )
+    await engine.dispose()
+    assert await count(agent, Return, Return.conversation_id == cid) == 1
+
+
+async def test_a_confirmation_is_answered_once(agent: Agent) -> None:
+    cid = await start_conversation(agent.sessions, agent.settings)
+    events = await turn(agent, cid, CustomerText(JANE), VERIFY, RETURN_JEANS)
+    conf = next(e for e in events if isinstance(e, ConfirmationRequested)).confirmation_id
+    await turn(
+        agent, cid, ConfirmationAnswer(conf, True), RETURN_JEANS, act("reply", message="Done.")
+    )
+    before = await count(agent, Message)
+    with pytest.raises(NoPendingConfirmation):
+        await turn(agent, cid, ConfirmationAnswer(conf, True))
+    with pytest.raises(NoPendingConfirmation):
+        await turn(agent, cid, ConfirmationAnswer("made-up", True))
+    assert await count(agent, Message) == before
+    assert await count(agent, Return, Return.conversation_id == cid) == 1
+
+
+async def test_an_expired_confirmation_cannot_be_approved(agent: Agent) -> None:
+    cid = await start_conversation(agent.sessions, agent.settings)
+    events = await turn(agent, cid, CustomerText(JANE), VERIFY, RETURN_JEANS)
+    conf = next(e for e in events if isinstance(e, ConfirmationRequested)).confirmation_id
+    ttl = agent.settings.policy.confirmation_ttl_minutes
+    agent.clock = lambda: utcnow() + timedelta(minutes=ttl + 1)
+    with pytest.raises(NoPendingConfirmation):
+        await turn(agent, cid, ConfirmationAnswer(conf, True))
+
+
+async def test_a_new_request_supersedes_the_pending_one(agent: Agent) -> None:
+    cid = await start_conversation(agent.sessions, agent.settings)
+    first = await turn(agent, cid, CustomerText(JANE), VERIFY, RETURN_JEANS)
+    old = next(e for e in first if isinstance(e, ConfirmationRequested)).confirmation_id
+    both = act("create_return", order_id="482913", lines=[1, 2], reason="too small")
+    await turn(agent, cid, CustomerText("and the shirt too"), both)
+    with pytest.raises(NoPendingConfirmation):
+        await turn(agent, cid, ConfirmationAnswer(old, True))
+
+
+class FailingModel:
+    name = "failing"
+
+    async def complete(self, request: ModelRequest) -> str:
+        raise ModelError("connection refused")
+
+
+async def test_a_failing_model_ends_the_turn_safely(agent: Agent) -> None:
+    agent.model = FailingModel()
+    cid = await start_conversation(agent.sessions, agent.settings)
+    events = [e async for e in agent.run_turn(cid, CustomerText("hello"))]
+    reply = next(e for e in events if isinstance(e, Reply))
+    assert "colleague" in reply.text
+    async with agent.sessions() as s:
+        assert (await s.get_one(Conversation, cid)).status is ConversationStatus.ESCALATED
+
+
+async def test_a_tool_that_crashes_changes_nothing_and_the_turn_goes_on(agent: Agent) -> None:
+    spec = agent.guard.tools["create_return"]
+
+    async def broken(ctx: Any, **kwargs: Any) -> Any:
+        await spec.handler(ctx, **kwargs)  # writes the return ...
+        raise RuntimeError("disk full")  # ... then fails: all of it must roll back
+
+    agent.guard.tools["create_return"] = dataclasses.replace(spec, handler=broken)
+    cid = await start_conversation(agent.sessions, agent.settings)
+    events = await turn(agent, cid, CustomerText(JANE), VERIFY, RETURN_JEANS)
+    conf = next(e for e in events if isinstance(e, ConfirmationRequested)).confirmation_id
+    await turn(
+        agent,
+        cid,
+        ConfirmationAnswer(conf, True),
+        RETURN_JEANS,
+        act("escalate", reason="tool failed"),
+    )
+    assert await count(agent, Return, Return.conversation_id == cid) == 0
+    async with agent.sessions() as s:
+        log = await s.scalar(
+            select(ActionLog).where(
+                ActionLog.conversation_id == cid,
+                ActionLog.tool == "create_return",
+                ActionLog.verdict == "allow",
+            )
+        )
+    assert log is not None and log.observation == {
+        "error": "internal_error",
+        "message": "The tool failed. Apologise and escalate.",
+    }
+
+
+async def test_the_step_budget_ends_in_an_escalation(agent: Agent) -> None:
+    cid = await start_conversation(agent.sessions, agent.settings)
+    lookups = [act("list_orders")] * (agent.settings.max_steps - 1)
+    events = await turn(agent, cid, CustomerText(JANE), VERIFY, *lookups)
+    assert any(e.kind == "escalated" for e in events)
+    assert (
+        await count(agent, ActionLog, ActionLog.conversation_id == cid) == agent.settings.max_steps
+    )
+
+
+async def test_the_scripted_model_fails_loudly_when_it_runs_out(agent: Agent) -> None:
+    cid = await start_conversation(agent.sessions, agent.settings)
+    with pytest.raises(ScriptError):
+        await turn(agent, cid, CustomerText("hi"))
+    model = ScriptedModel([act("reply", message="a"), act("reply", message="b")])
+    with pytest.raises(ScriptError):
+        model.assert_complete()
+
+
+async def test_a_long_conversation_keeps_the_prompt_bounded(agent: Agent) -> None:
+    cid = await start_conversation(agent.sessions, agent.settings)
+    for i in range(40):
+        await turn(
+            agent,
+            cid,
+            CustomerText(f"message {i} " + "blah " * 60),
+            act("reply", message="ok " * 50),
+        )
+    model = agent.model
+    assert isinstance(model, ScriptedModel)
+    last = model.calls[-1].messages[-1].content
+    assert isinstance(last, str) and len(last) < agent.prompts.budget_chars
+    assert "message 39" in last and "message 0 " not in last
+    assert json.dumps(model.calls[0].messages[0].content) == json.dumps(
+        model.calls[-1].messages[0].content
+    )

@@ -1,0 +1,72 @@
+"""The embedded llama.cpp model: loads from its PyPI package, always emits a valid, allowed action."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from langchain_core.messages import HumanMessage, SystemMessage
+
+from shopbot.actions import Action, ActionSchema
+from shopbot.errors import ConfigError
+from shopbot.models.base import ModelRequest
+from shopbot.models.local import LocalModel, constrain
+from tools import TOOLS
+
+schema = ActionSchema(TOOLS)
+
+
+def test_constrain_restricts_identity_arguments_to_what_the_customer_typed() -> None:
+    full = schema.json_schema()
+    narrowed = constrain(full, {"order_id": ["482913"], "email": ["a@b.co"]})
+    args = narrowed["$defs"]["VerifyIdentityArgs"]["properties"]
+    assert args["order_id"]["enum"] == ["482913"]
+    assert args["email"]["enum"] == ["a@b.co"]
+    assert "maxLength" not in json.dumps(narrowed)
+    assert "enum" not in json.dumps(full)  # the original is untouched
+
+
+def test_a_missing_model_file_is_one_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="no model file"):
+        LocalModel(model_path=tmp_path / "missing.gguf")
+
+
+@pytest.fixture(scope="module")
+def model() -> LocalModel:
+    return LocalModel(n_ctx=4096)
+
+
+def request(text: str, allowed: set[str], cid: str = "c1") -> ModelRequest:
+    return ModelRequest(
+        messages=[
+            SystemMessage("You are ShopBot. Answer with one JSON action."),
+            HumanMessage(text),
+        ],
+        allowed=frozenset(allowed),
+        schema=schema.json_schema(allowed),
+        hints={"order_id": ["482913"], "email": ["jane.doe@example.com"]},
+        conversation_id=cid,
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "allowed",
+    [{"reply", "escalate"}, {"verify_identity", "reply", "escalate"}, {"lookup_order", "reply"}],
+)
+async def test_output_always_parses_and_names_an_allowed_tool(
+    model: LocalModel, allowed: set[str]
+) -> None:
+    raw = await model.complete(request("Where is my order 482913? jane.doe@example.com", allowed))
+    action = schema.parse(raw)
+    assert isinstance(action, Action), raw
+    assert action.tool in allowed
+
+
+@pytest.mark.slow
+async def test_interleaved_conversations_keep_their_own_state(model: LocalModel) -> None:
+    a1 = await model.complete(request("Hi, order 482913 please", {"reply"}, "a"))
+    await model.complete(request("Something else entirely", {"reply"}, "b"))
+    a2 = await model.complete(request("Hi, order 482913 please", {"reply"}, "a"))
+    assert a1 == a2  # greedy decoding from a restored state gives the same answer

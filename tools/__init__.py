@@ -1,0 +1,23 @@
+"""The tools the agent may call: one module per tool, registered here.
+
+A new tool is a module with an `@tool`-decorated handler, added to `TOOLS`. The action schema,
+the guard and the prompt's catalogue all read this registry.
+"""
+
+from tools.base import Needs, Observation, ToolContext, ToolSpec, tool
+from tools.check_return_eligibility import check_return_eligibility
+from tools.create_return import create_return
+from tools.list_orders import list_orders
+from tools.lookup_order import lookup_order
+from tools.verify_identity import verify_identity
+
+TOOLS: tuple[ToolSpec, ...] = (
+    verify_identity,
+    lookup_order,
+    list_orders,
+    check_return_eligibility,
+    create_return,
+)
+REGISTRY: dict[str, ToolSpec] = {t.name: t for t in TOOLS}
+
+__all__ = ["REGISTRY", "TOOLS", "Needs", "Observation", "ToolContext", "ToolSpec", "tool"]
