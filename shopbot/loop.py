@@ -99,6 +99,9 @@ class Agent:
                 f"Messages are limited to {self.settings.max_message_chars} characters."
             )
         async with self.sessions() as session:
+            # Each step's rows go to the database in one flush, at its commit; tools that
+            # need ids flush themselves.
+            session.sync_session.autoflush = False
             conversation = await session.get(Conversation, conversation_id)
             if conversation is None:
                 raise ConversationError(f"No conversation {conversation_id}.")
@@ -130,7 +133,8 @@ class Agent:
                 yield event
             async for event in self._react(session, conversation, state, rec, steps):
                 yield event
-            await rec.expire_approved(self.clock())
+            if isinstance(incoming, ConfirmationAnswer) and incoming.approve:
+                await rec.expire_approved(self.clock())
             rec.emit(TurnEnded(turn=state.turn, steps=len(steps), ms=_ms(started)))
             await session.commit()
             for event in rec.drain():

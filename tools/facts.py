@@ -62,6 +62,5 @@ async def load_order_facts(
         select(Order)
         .where(Order.id.in_(wanted))
         .options(joinedload(Order.items), joinedload(Order.customer))
-        .execution_options(populate_existing=True)
     )
     return {order.id: OrderFacts.of(order) for order in rows.unique()}

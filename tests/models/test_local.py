@@ -11,7 +11,7 @@ from langchain_core.messages import HumanMessage, SystemMessage
 from shopbot.actions import Action, ActionSchema
 from shopbot.errors import ConfigError
 from shopbot.models.base import ModelRequest
-from shopbot.models.local import LocalModel, constrain
+from shopbot.models.local import MAX_GRAMMAR_STRING, LocalModel, constrain
 from tools import TOOLS
 
 schema = ActionSchema(TOOLS)
@@ -23,7 +23,10 @@ def test_constrain_restricts_identity_arguments_to_what_the_customer_typed() -> 
     args = narrowed["$defs"]["VerifyIdentityArgs"]["properties"]
     assert args["order_id"]["enum"] == ["482913"]
     assert args["email"]["enum"] == ["a@b.co"]
-    assert "maxLength" not in json.dumps(narrowed)
+    assert "thought" not in narrowed["properties"]
+    reply = narrowed["$defs"]["ReplyArgs"]["properties"]["message"]
+    assert reply["maxLength"] == MAX_GRAMMAR_STRING
+    assert "pattern" not in json.dumps(narrowed)
     assert "enum" not in json.dumps(full)  # the original is untouched
 
 
