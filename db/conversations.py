@@ -37,6 +37,10 @@ class Conversation(Base):
     turns: Mapped[int] = mapped_column(default=0)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    turn_owner: Mapped[str | None] = mapped_column(String(36))
+    """Who runs this conversation's turn now: turns are serialized across workers."""
+    turn_lease_until: Mapped[datetime | None]
+    """A crashed worker's turn frees the conversation when its lease runs out."""
 
 
 class Role(enum.StrEnum):

@@ -52,7 +52,10 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 def _sqlite_begin(connection: Any) -> None:
-    connection.exec_driver_sql("BEGIN")
+    # IMMEDIATE takes the write lock up front (waiting up to busy_timeout). A deferred
+    # transaction that reads, then writes after another connection committed, fails at
+    # once with "database is locked": WAL cannot upgrade a stale read snapshot.
+    connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def ensure_sqlite_dir(url: str | URL) -> None:

@@ -92,6 +92,8 @@ class Settings(BaseSettings):
     """Consecutive guard denials in one turn before a safe reply and an escalation."""
     max_message_chars: int = Field(default=2000, ge=1)
     """Longest customer message accepted; longer ones are refused before anything is stored."""
+    turn_lease_seconds: float = Field(default=300.0, gt=0)
+    """Longest a turn may hold its conversation; a crashed worker's lease then lapses."""
     escalate_on_failure: bool = True
     """Record an escalation to a human when a turn ends in a safe reply."""
     policy: PolicyConfig = PolicyConfig()

@@ -44,6 +44,7 @@ from shopbot.models.base import ChatModel, ModelRequest
 from shopbot.prompts import PromptBuilder, Step
 from shopbot.record import Recorder
 from shopbot.state import ConversationState, HistoryLine, load_state
+from shopbot.turns import turn_lease
 from tools import ToolContext, ToolSpec
 from tools.facts import load_order_facts
 
@@ -98,7 +99,10 @@ class Agent:
             raise MessageTooLong(
                 f"Messages are limited to {self.settings.max_message_chars} characters."
             )
-        async with self.sessions() as session:
+        lease = turn_lease(
+            self.sessions, conversation_id, self.clock, self.settings.turn_lease_seconds
+        )
+        async with lease, self.sessions() as session:
             # Each step's rows go to the database in one flush, at its commit; tools that
             # need ids flush themselves.
             session.sync_session.autoflush = False

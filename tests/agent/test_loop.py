@@ -210,3 +210,57 @@ async def test_a_long_conversation_keeps_the_prompt_bounded(agent: Agent) -> Non
     assert json.dumps(model.calls[0].messages[0].content) == json.dumps(
         model.calls[-1].messages[0].content
     )
+
+
+class SlowModel:
+    """Replies after the test lets it, so a second turn can arrive meanwhile."""
+
+    name = "slow"
+
+    def __init__(self) -> None:
+        import asyncio
+
+        self.release = asyncio.Event()
+
+    async def complete(self, request: ModelRequest) -> str:
+        await self.release.wait()
+        return json.dumps(act("reply", message="ok"))
+
+
+async def test_turns_of_one_conversation_are_serialized(agent: Agent) -> None:
+    import asyncio
+
+    from shopbot.errors import ConversationBusy
+
+    slow = SlowModel()
+    agent.model = slow
+    cid = await start_conversation(agent.sessions, agent.settings)
+    other = await start_conversation(agent.sessions, agent.settings)
+
+    async def run(c: str, text: str) -> list[TurnEvent]:
+        return [e async for e in agent.run_turn(c, CustomerText(text))]
+
+    first = asyncio.create_task(run(cid, "hello"))
+    while await count(agent, Message, Message.conversation_id == cid) == 0:  # noqa: ASYNC110
+        await asyncio.sleep(0.01)
+    with pytest.raises(ConversationBusy):
+        await run(cid, "hello again")
+    second = asyncio.create_task(run(other, "hi"))  # other conversations are not blocked
+    slow.release.set()
+    assert any(isinstance(e, Reply) for e in await first)
+    assert any(isinstance(e, Reply) for e in await second)
+    await run(cid, "now it's my turn")  # the lease was given back
+
+
+async def test_a_crashed_workers_lease_runs_out(agent: Agent) -> None:
+    from sqlalchemy import update
+
+    cid = await start_conversation(agent.sessions, agent.settings)
+    async with agent.sessions() as s:
+        await s.execute(
+            update(Conversation)
+            .where(Conversation.id == cid)
+            .values(turn_owner="dead-worker", turn_lease_until=utcnow() - timedelta(seconds=1))
+        )
+        await s.commit()
+    await turn(agent, cid, CustomerText("hello"), act("reply", message="Hi!"))
