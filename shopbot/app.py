@@ -6,6 +6,8 @@ Interfaces (cli, tui, web) and tests call these; the loop itself never chooses a
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncGenerator
+from contextlib import asynccontextmanager
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -15,6 +17,7 @@ from db.engine import create_engine, session_factory
 from shopbot.actions import ActionSchema
 from shopbot.config import Settings
 from shopbot.errors import ConfigError
+from shopbot.grounding import check_texts
 from shopbot.guard import Guard
 from shopbot.identity import InvalidIdentity, verify_customer
 from shopbot.loop import Agent
@@ -35,7 +38,51 @@ def build_agent(
         guard=Guard(REGISTRY, settings.policy),
         settings=settings,
         services=services or {},
+        check_reply=ungrounded_claims,
     )
+
+
+def ungrounded_claims(reply: str, sources: list[dict[str, Any]]) -> list[str]:
+    """Audit flags for the policy claims in `reply` that no source of the turn states."""
+    grounding = check_texts(reply, [source["text"] for source in sources])
+    return [f"ungrounded: {claim.text}" for claim in grounding.unsupported]
+
+
+@asynccontextmanager
+async def open_services(
+    settings: Settings,
+    sessions: async_sessionmaker[AsyncSession],
+    *,
+    policy: Any = None,
+    carrier_app: Any = None,
+    carrier_options: dict[str, Any] | None = None,
+    outbox: Any = None,
+) -> AsyncGenerator[dict[str, Any]]:
+    """The outside world the tools reach, by name (`tools.base.ToolContext.services`):
+    the policy index, the carrier's label client, the returns centre, and the outbox
+    dispatcher that the interfaces run after each turn. Closed on exit."""
+    from tools.carrier import Address, LabelClient, carrier_http_client, create_sandbox_app
+    from tools.mailer import Dispatcher
+
+    if carrier_app is None and settings.carrier_url is None:
+        # The embedded carrier keeps its labels on disk, so a retry after a restart finds them.
+        carrier_app = create_sandbox_app(data_dir=settings.data_dir / "carrier")
+    async with carrier_http_client(settings.carrier_url, sandbox=carrier_app) as http:
+        yield {
+            "policy": policy if policy is not None else open_policy_index(settings),
+            "carrier": LabelClient(
+                http, api_key=settings.carrier_api_key, **(carrier_options or {})
+            ),
+            "returns_address": Address(**settings.returns_centre.model_dump()),
+            "outbox": outbox or Dispatcher.from_settings(settings, sessions),
+        }
+
+
+def open_policy_index(settings: Settings) -> Any:
+    """The policy index in the data dir, or on the Chroma server at SHOPBOT_CHROMA_URL."""
+    from shopbot.policy import PolicyIndex
+
+    return PolicyIndex.open(settings.data_dir, settings.chroma_url)
 
 
 def open_database(settings: Settings) -> tuple[AsyncEngine, async_sessionmaker[AsyncSession]]:

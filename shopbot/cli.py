@@ -19,6 +19,9 @@ from shopbot.errors import ConfigError
 app = typer.Typer(no_args_is_help=True, help="ShopBot: the customer-service agent shops trust.")
 db_app = typer.Typer(no_args_is_help=True, help="The database: migrations and demo data.")
 app.add_typer(db_app, name="db")
+eval_app = typer.Typer(no_args_is_help=True, help="How good is ShopBot? Measured.")
+app.add_typer(eval_app, name="eval")
+POLICIES = Path("fixtures/policies")
 sandbox_app = typer.Typer(no_args_is_help=True, help="Test-mode stand-ins for outside services.")
 app.add_typer(sandbox_app, name="sandbox")
 console = Console(stderr=True)
@@ -64,6 +67,94 @@ def db_seed(
     console.print(f"loaded the demo shop: {summary}")
 
 
+outbox_app = typer.Typer(no_args_is_help=True, help="The email outbox.")
+app.add_typer(outbox_app, name="outbox")
+
+
+@outbox_app.command("run")
+def outbox_run(
+    once: Annotated[bool, typer.Option(help="Deliver what is due, then stop.")] = False,
+    poll: Annotated[float, typer.Option(help="Seconds between looks at the outbox.")] = 5.0,
+) -> None:
+    """Deliver queued emails (label emails): retries with backoff, never sends twice."""
+    import signal
+
+    from shopbot.app import open_database
+    from tools.mailer import Dispatcher
+
+    settings = Settings()
+
+    async def run() -> None:
+        engine, sessions = open_database(settings)
+        dispatcher = Dispatcher.from_settings(settings, sessions)
+        try:
+            if once:
+                console.print(f"outbox: {await dispatcher.deliver_due()}")
+                return
+            stop = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, stop.set)
+            console.print("delivering the outbox; Ctrl-C to stop")
+            await dispatcher.run_forever(stop_event=stop, poll_interval=poll)
+        finally:
+            await engine.dispose()
+
+    asyncio.run(run())
+
+
+@app.command("index")
+def index_command(
+    documents: Annotated[
+        Path, typer.Option(help="Folder of Markdown policy documents.")
+    ] = POLICIES,
+) -> None:
+    """Build or update the policy index: embeds only new or changed sections."""
+    from rich.progress import Progress
+
+    from shopbot.app import open_policy_index
+    from shopbot.policy import check_policy_numbers
+
+    settings = Settings()
+    for problem in check_policy_numbers(documents, settings.policy):
+        console.print(f"[yellow]warning:[/yellow] {problem}")
+    index = open_policy_index(settings)
+    with Progress(console=console, transient=True) as progress:
+        task = progress.add_task("embedding policy sections", total=None)
+
+        def advance(done: int, total: int) -> None:
+            progress.update(task, completed=done, total=total)
+
+        summary = index.sync(documents, progress=advance)
+    console.print(
+        f"policy index: {summary.added} added, {summary.updated} updated, "
+        f"{summary.removed} removed, {summary.unchanged} unchanged in {summary.seconds:.1f} s"
+    )
+
+
+@eval_app.command("retrieval")
+def eval_retrieval(
+    qa: Annotated[Path, typer.Option(help="Questions with expected sections.")] = Path(
+        "fixtures/policy_qa.yaml"
+    ),
+    mode: Annotated[str, typer.Option(help="hybrid or dense.")] = "hybrid",
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Recall@1/3/5 and MRR of policy search on the question set."""
+    from shopbot.app import open_policy_index
+    from shopbot.policy import DENSE, HYBRID, evaluate_retrieval
+
+    if mode not in ("hybrid", "dense"):
+        raise fail("--mode is hybrid or dense")
+    index = open_policy_index(Settings())
+    index.sync(POLICIES)
+    report = evaluate_retrieval(index, qa, HYBRID if mode == "hybrid" else DENSE)
+    if as_json:
+        print(report.model_dump_json(indent=2))
+    else:
+        print(report.summary())
+
+
 @sandbox_app.command("carrier")
 def sandbox_carrier(
     port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 8040,
@@ -102,7 +193,13 @@ def chat(
     steps: Annotated[bool, typer.Option(help="Show the guard's verdicts.")] = False,
 ) -> None:
     """Chat with ShopBot."""
-    from shopbot.app import build_agent, build_model, open_database, start_conversation
+    from shopbot.app import (
+        build_agent,
+        build_model,
+        open_database,
+        open_services,
+        start_conversation,
+    )
     from shopbot.plain_chat import chat as plain_chat
 
     settings = Settings() if model is None else Settings(model=model)
@@ -115,9 +212,10 @@ def chat(
     async def run() -> None:
         engine, sessions = open_database(settings)
         try:
-            agent = build_agent(settings, chat_model, sessions)
-            cid = await start_conversation(sessions, settings)
-            await plain_chat(agent, cid, steps=steps)
+            async with open_services(settings, sessions) as services:
+                agent = build_agent(settings, chat_model, sessions, services)
+                cid = await start_conversation(sessions, settings)
+                await plain_chat(agent, cid, steps=steps)
         finally:
             await engine.dispose()
 
@@ -139,12 +237,18 @@ def replay_command(
     if not files:
         raise fail("no conversation scripts found")
     results: list[ReplayResult] = []
+    scripts = {file: Script.load(file) for file in files}
+    from shopbot.app import open_policy_index
+
+    policy = open_policy_index(Settings())
+    policy.sync(POLICIES)  # quick when the index is up to date
     with tempfile.TemporaryDirectory() as tmp:
         template = SqliteTemplate(Path(tmp) / "db")
-        for file in files:
+        for file, script in scripts.items():
             with cloned(template) as url:
                 settings = Settings(database_url=url, data_dir=Path(tmp))
-                results.append(asyncio.run(replay(Script.load(file), settings, name=file.stem)))
+                result = asyncio.run(replay(script, settings, name=file.stem, policy=policy))
+                results.append(result)
     passed = sum(r.passed for r in results)
     if as_json:
         summary = {

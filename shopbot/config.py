@@ -55,6 +55,17 @@ class GenerationConfig(BaseModel):
     seed: int = 0
 
 
+class ReturnsCentre(BaseModel):
+    """Where return parcels go: printed on every return label."""
+
+    name: str = "Harbor & Pine Returns"
+    line1: str = "214 Commercial Street"
+    line2: str | None = None
+    city: str = "Portland"
+    postal_code: str = "04101"
+    country: str = "US"
+
+
 class Settings(BaseSettings):
     """ShopBot's configuration; see README for every variable."""
 
@@ -81,7 +92,8 @@ class Settings(BaseSettings):
     carrier_api_key: SecretStr = SecretStr("sandbox-key")
     smtp_url: str | None = None
     """`smtp://user:pass@host:port` (STARTTLS when offered); default a Maildir."""
-    mail_from: str = "ShopBot Returns <returns@shop.example>"
+    mail_from: str = "Harbor & Pine Returns <returns@shop.example>"
+    returns_centre: ReturnsCentre = ReturnsCentre()
     identity_secret: SecretStr = SecretStr("change-me-in-production")
     """Shared with the shop's website to sign customer identities (HMAC-SHA256)."""
     max_steps: int = Field(default=8, ge=1, le=50)

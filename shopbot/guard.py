@@ -8,7 +8,8 @@ state. It guarantees, whatever the model proposes:
 - identity checks only with an order number and an email the customer typed themselves,
   and only a bounded number of failed checks;
 - no return the policy forbids (not delivered, outside the window, final sale, already
-  returned);
+  returned), and a return label only for a return the customer confirmed in this
+  conversation, once (the label goes to the email on the order, never to one the model names);
 - no side effect without the customer's confirmation of exactly this tool and these
   arguments, given in this turn, unexpired; the loop consumes it once;
 - replies cite only policy sections retrieved in this turn.
@@ -102,6 +103,15 @@ class Guard:
                 if refused:
                     why = "; ".join(f"line {e.line}: {e.reason}" for e in refused)
                     return deny(f"Not returnable under the policy: {why}.")
+        if spec.needs & Needs.OWN_RETURN:
+            return_id = int(getattr(args, "return_id", 0))
+            ret = state.returns.get(return_id)
+            if ret is None or ret.customer_id != state.customer_id:
+                return deny(f"Return {return_id} is not one of this customer's returns.")
+            if ret.conversation_id != state.conversation_id:
+                return deny(f"Return {return_id} was not confirmed in this conversation.")
+            if ret.has_label:
+                return deny(f"Return {return_id} already has its label; it was emailed.")
         if spec.side_effect:
             return self._check_confirmation(action, state)
         return allow()

@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from time import perf_counter
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -46,9 +46,10 @@ from shopbot.record import Recorder
 from shopbot.state import ConversationState, HistoryLine, load_state
 from shopbot.turns import turn_lease
 from tools import ToolContext, ToolSpec
-from tools.facts import load_order_facts
+from tools.facts import load_order_facts, load_return_facts
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 SAFE_REPLY = (
     "I'm sorry, I couldn't finish that. I've passed our conversation to a colleague, "
@@ -86,6 +87,8 @@ class Agent:
     settings: Settings
     services: dict[str, Any] = field(default_factory=dict[str, Any])
     clock: Callable[[], datetime] = utcnow
+    check_reply: Callable[[str, list[dict[str, Any]]], list[str]] | None = None
+    """Audit flags for a reply given the turn's retrieved sources (ungrounded policy claims)."""
 
     def __post_init__(self) -> None:
         self.prompts = PromptBuilder(self.schema)
@@ -143,6 +146,17 @@ class Agent:
             await session.commit()
             for event in rec.drain():
                 yield event
+        await self._deliver_outbox()
+
+    async def _deliver_outbox(self) -> None:
+        """Send the emails this turn queued; what fails waits for the next try or worker."""
+        outbox = self.services.get("outbox")
+        if outbox is None:
+            return
+        try:
+            await outbox.deliver_due()
+        except Exception:
+            log.exception("outbox delivery after a turn failed; the emails stay queued")
 
     async def _react(
         self,
@@ -191,7 +205,8 @@ class Agent:
                 rec.emit(Thought(step=step, text=action.thought))
             rec.emit(ActionProposed(step=step, tool=action.tool, args=action.arguments))
             t1 = perf_counter()
-            state.orders = await load_order_facts(session, _order_ids(action))
+            state.orders = await load_order_facts(session, _ids(action, "order_id", str))
+            state.returns = await load_return_facts(session, _ids(action, "return_id", int))
             verdict = self.guard.check(action, state)
             guard_ms = _ms(t1)
             rec.emit(
@@ -221,6 +236,8 @@ class Agent:
                 break
             elif isinstance(action.args, ReplyArgs):
                 self._reply(rec, action.args.message, state, action.args.citations)
+                if self.check_reply is not None:
+                    entry.flags = self.check_reply(action.args.message, state.sources)
                 break
             elif isinstance(action.args, EscalateArgs):
                 self._escalate(conversation, rec, action.args.reason, ESCALATION_REPLY)
@@ -302,8 +319,14 @@ class Agent:
                 state.failed_verifications += 1
         for hit in data.get("hits", []) if not error else []:
             state.retrieved[hit["anchor"]] = Citation(
-                anchor=hit["anchor"], document=hit["document"], section=hit["section"]
+                anchor=hit["anchor"],
+                document=hit.get("title", hit["document"]),
+                section=hit["section"],
             )
+            state.sources.append(hit)
+        if not error and action.tool != "search_policy":
+            # What a tool reported this turn backs a reply too ("your label was emailed").
+            state.sources.append({"anchor": f"tool:{action.tool}", "text": json.dumps(data)})
 
     async def _consume(self, state: ConversationState, rec: Recorder) -> bool:
         conf = state.confirmation
@@ -353,9 +376,9 @@ class Agent:
             rec.emit(Reply(text=text))
 
 
-def _order_ids(action: Action) -> list[str]:
-    order_id = getattr(action.args, "order_id", None)
-    return [order_id] if isinstance(order_id, str) else []
+def _ids(action: Action, name: str, kind: type[T]) -> list[T]:
+    value = getattr(action.args, name, None)
+    return [value] if isinstance(value, kind) else []
 
 
 def _render(action: Action) -> str:

@@ -8,8 +8,11 @@ tables afterwards. See fixtures/conversations/README.md for the format.
 
 from __future__ import annotations
 
-from datetime import datetime
+import json
+import re
+from datetime import datetime, timedelta
 from decimal import Decimal
+from email.message import EmailMessage
 from enum import Enum
 from pathlib import Path
 from typing import Any, Literal
@@ -18,11 +21,18 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy import select
 
-from db import Base, Conversation
-from shopbot.app import build_agent, start_conversation
+from db import Base, Conversation, utcnow
+from shopbot.app import build_agent, open_services, start_conversation
 from shopbot.config import Settings
 from shopbot.errors import ScriptError, ShopBotError
-from shopbot.events import ConfirmationRequested, Event, ParseFailed, Reply, VerdictGiven
+from shopbot.events import (
+    ConfirmationRequested,
+    Event,
+    ObservationMade,
+    ParseFailed,
+    Reply,
+    VerdictGiven,
+)
 from shopbot.identity import sign_customer
 from shopbot.loop import ConfirmationAnswer, CustomerText, Incoming
 from shopbot.models.scripted import ScriptedModel
@@ -68,13 +78,37 @@ class Turn(_Strict):
 class TableExpectation(_Strict):
     where: dict[str, Any] = Field(default_factory=dict[str, Any])
     rows: list[dict[str, Any]] | None = None
-    """Exactly these rows (by id order), comparing only the columns given."""
+    """Exactly these rows (in creation order), comparing only the columns given."""
     count: int | None = None
+
+
+class EmailExpectation(_Strict):
+    to: str
+    subject_contains: str = ""
+    body_contains: list[str] = Field(default_factory=list[str])
+    attachment: str | None = None
+    """The content type of the one attachment, e.g. application/pdf."""
 
 
 class After(_Strict):
     conversation: dict[str, Any] = Field(default_factory=dict[str, Any])
     tables: dict[str, TableExpectation] = Field(default_factory=dict[str, TableExpectation])
+    labels: int | None = None
+    """Labels the carrier sandbox holds at the end."""
+    emails: list[EmailExpectation] | None = None
+    """Exactly the emails the SMTP server received, in order."""
+
+
+class CarrierFaults(_Strict):
+    """Faults of the carrier sandbox during the conversation."""
+
+    fail_next: int = 0
+    """The next N requests get a 503."""
+    rate_limit_next: int = 0
+    """The next N requests get a 429 with Retry-After: 1."""
+    fail_after_create: int = 0
+    """The next N label creations store the label, then fail in `after_create_mode`."""
+    after_create_mode: Literal["error", "disconnect", "hang"] = "error"
 
 
 class Script(_Strict):
@@ -82,12 +116,23 @@ class Script(_Strict):
     description: str = ""
     signed_in_as: str | None = None
     """Start as this customer, signed by the shop's site, instead of anonymous."""
+    carrier: CarrierFaults = CarrierFaults()
+    smtp_down: bool = False
+    """The SMTP server is down during the conversation; it comes back afterwards, and the
+    outbox is delivered again (twice, to show nothing is sent twice)."""
     turns: list[Turn]
     after: After = After()
 
     @classmethod
     def load(cls, path: Path) -> Script:
         return cls.model_validate(yaml.safe_load(path.read_text()))
+
+    def uses(self, tool: str) -> bool:
+        return any(
+            isinstance(out, dict) and out.get("action", {}).get("tool") == tool
+            for turn in self.turns
+            for out in turn.model
+        )
 
 
 class ReplayResult(BaseModel):
@@ -98,49 +143,74 @@ class ReplayResult(BaseModel):
     turns: int
 
 
-async def replay(script: Script, settings: Settings, *, name: str = "") -> ReplayResult:
-    """Run `script` against the database in `settings` (a fresh, seeded one)."""
+async def replay(
+    script: Script,
+    settings: Settings,
+    *,
+    name: str = "",
+    policy: Any = None,
+) -> ReplayResult:
+    """Run `script` against the database in `settings` (a fresh, seeded one), with the
+    carrier sandbox in process and a real SMTP server on loopback."""
     from shopbot.app import open_database
+    from tools.carrier import Backoff, Faults, create_sandbox_app, sandbox_state
+    from tools.mailer import Dispatcher, SmtpSender
+    from tools.mailer.loopback import LoopbackInbox
 
+    faults = Faults()
+    if script.carrier.fail_next:
+        faults.fail_next(script.carrier.fail_next)
+    if script.carrier.rate_limit_next:
+        faults.rate_limit_next(script.carrier.rate_limit_next, retry_after=1)
+    if script.carrier.fail_after_create:
+        faults.fail_after_create(
+            script.carrier.fail_after_create, mode=script.carrier.after_create_mode
+        )
+    carrier_app = create_sandbox_app(faults, api_key=settings.carrier_api_key.get_secret_value())
+    inbox = LoopbackInbox()
+    if not script.smtp_down:
+        inbox.start()
+    settings = settings.model_copy(update={"smtp_url": inbox.url})
+    later = timedelta()
     engine, sessions = open_database(settings)
     model = ScriptedModel()
-    agent = build_agent(settings, model, sessions)
     failures: list[str] = []
     try:
-        token = None
-        if script.signed_in_as:
-            token = sign_customer(script.signed_in_as, settings.identity_secret.get_secret_value())
-        cid = await start_conversation(sessions, settings, customer_token=token)
-        pending: str | None = None
-        for number, turn in enumerate(script.turns, 1):
-            where = f"turn {number}"
-            model.extend(turn.model)
-            incoming: Incoming
-            if turn.customer is not None:
-                incoming = CustomerText(turn.customer)
-            else:
-                incoming = ConfirmationAnswer(pending or "none", bool(turn.confirm))
-            events: list[Event] = []
-            try:
-                events = [event async for event in agent.run_turn(cid, incoming)]
-            except ScriptError as exc:
-                failures.append(f"{where}: {exc}")
-                break
-            except ShopBotError as exc:
-                if turn.expect.error is None or turn.expect.error not in str(exc):
-                    failures.append(f"{where}: refused: {exc}")
-            else:
-                if turn.expect.error is not None:
-                    failures.append(f"{where}: expected refusal {turn.expect.error!r}")
-            if model.remaining:
-                failures.append(f"{where}: {model.remaining} scripted outputs unused")
-                model.outputs = model.outputs[: len(model.calls)]
-            failures += [f"{where}: {f}" for f in check_turn(turn.expect, events)]
-            requested = [e for e in events if isinstance(e, ConfirmationRequested)]
-            pending = requested[-1].confirmation_id if requested else pending
-        async with sessions() as session:
-            failures += await check_after(session, cid, script.after)
+        outbox = Dispatcher(
+            sessions,
+            SmtpSender(inbox.url, timeout=5),
+            mail_from=settings.mail_from,
+            clock=lambda: utcnow() + later,
+        )
+        async with open_services(
+            settings,
+            sessions,
+            policy=policy,
+            carrier_app=carrier_app,
+            # Quick retries: a replay should not wait out production backoffs.
+            carrier_options={"attempt_timeout": 1.0, "backoff": Backoff(base=0.05, cap=0.2)},
+            outbox=outbox,
+        ) as services:
+            agent = build_agent(settings, model, sessions, services)
+            cid, said = await _converse(script, agent, model, sessions, settings)
+            failures += said
+            if script.smtp_down:
+                inbox.start()  # the relay is back; the backoff has passed
+                later = timedelta(days=1)
+                await outbox.deliver_due()
+                await outbox.deliver_due()
+            async with sessions() as session:
+                failures += await check_after(session, cid, script.after)
+        if script.after.labels is not None:
+            stored = len(sandbox_state(carrier_app).labels)
+            if stored != script.after.labels:
+                failures.append(
+                    f"the carrier holds {stored} labels, expected {script.after.labels}"
+                )
+        if script.after.emails is not None:
+            failures += check_emails(script.after.emails, inbox.received)
     finally:
+        inbox.stop()
         await engine.dispose()
     return ReplayResult(
         name=name,
@@ -149,6 +219,92 @@ async def replay(script: Script, settings: Settings, *, name: str = "") -> Repla
         failures=failures,
         turns=len(script.turns),
     )
+
+
+async def _converse(
+    script: Script, agent: Any, model: ScriptedModel, sessions: Any, settings: Settings
+) -> tuple[str, list[str]]:
+    failures: list[str] = []
+    token = None
+    if script.signed_in_as:
+        token = sign_customer(script.signed_in_as, settings.identity_secret.get_secret_value())
+    cid = await start_conversation(sessions, settings, customer_token=token)
+    pending: str | None = None
+    seen: dict[str, Any] = {}
+    for number, turn in enumerate(script.turns, 1):
+        where = f"turn {number}"
+        model.extend(_placeholders(out, seen) for out in turn.model)
+        incoming: Incoming
+        if turn.customer is not None:
+            incoming = CustomerText(turn.customer)
+        else:
+            incoming = ConfirmationAnswer(pending or "none", bool(turn.confirm))
+        events: list[Event] = []
+        try:
+            async for event in agent.run_turn(cid, incoming):
+                events.append(event)
+                if isinstance(event, ObservationMade):
+                    seen.update(event.data)
+        except ScriptError as exc:
+            failures.append(f"{where}: {exc}")
+            break
+        except ShopBotError as exc:
+            if turn.expect.error is None or turn.expect.error not in str(exc):
+                failures.append(f"{where}: refused: {exc}")
+        else:
+            if turn.expect.error is not None:
+                failures.append(f"{where}: expected refusal {turn.expect.error!r}")
+        if model.remaining:
+            failures.append(f"{where}: {model.remaining} scripted outputs unused")
+            model.outputs = model.outputs[: len(model.calls)]
+        failures += [f"{where}: {f}" for f in check_turn(turn.expect, events)]
+        requested = [e for e in events if isinstance(e, ConfirmationRequested)]
+        pending = requested[-1].confirmation_id if requested else pending
+    return cid, failures
+
+
+_PLACEHOLDER = re.compile(r"^\{\{\s*(\w+)\s*\}\}$")
+
+
+def _placeholders(output: str | dict[str, Any], seen: dict[str, Any]) -> Any:
+    """A model output whose `"{{ return_id }}"` strings take the value the latest observation
+    gave that key, when the model is called (a script cannot know database ids ahead)."""
+    if isinstance(output, str) or "{{" not in json.dumps(output):
+        return output
+
+    def fill(node: Any) -> Any:
+        if isinstance(node, dict):
+            return {k: fill(v) for k, v in node.items()}  # pyright: ignore[reportUnknownVariableType]
+        if isinstance(node, list):
+            return [fill(v) for v in node]  # pyright: ignore[reportUnknownVariableType]
+        match = _PLACEHOLDER.match(node) if isinstance(node, str) else None
+        return seen.get(match.group(1), node) if match else node
+
+    def render(_request: object) -> str:
+        return json.dumps(fill(output))
+
+    return render
+
+
+def check_emails(expected: list[EmailExpectation], received: list[EmailMessage]) -> list[str]:
+    failures: list[str] = []
+    if len(received) != len(expected):
+        failures.append(
+            f"the SMTP server received {len(received)} emails, expected {len(expected)}: "
+            + ", ".join(f"{m['To']}: {m['Subject']}" for m in received)
+        )
+    for i, (want, got) in enumerate(zip(expected, received, strict=False), 1):
+        body = got.get_body(preferencelist=("plain",))
+        text = body.get_content() if body is not None else ""
+        attachments = [part.get_content_type() for part in got.iter_attachments()]
+        if str(got["To"]) != want.to:
+            failures.append(f"email {i} went to {got['To']}, expected {want.to}")
+        if want.subject_contains not in str(got["Subject"]):
+            failures.append(f"email {i} subject {got['Subject']!r} lacks {want.subject_contains!r}")
+        failures += [f"email {i} lacks {w!r}" for w in want.body_contains if w not in text]
+        if want.attachment is not None and attachments != [want.attachment]:
+            failures.append(f"email {i} attachments {attachments}, expected [{want.attachment}]")
+    return failures
 
 
 def check_turn(expect: TurnExpectation, events: list[Event]) -> list[str]:
@@ -209,7 +365,9 @@ async def check_after(session: Any, conversation_id: str, after: After) -> list[
         if table is None:
             failures.append(f"no table {name!r}")
             continue
-        query = select(table).order_by(*table.primary_key.columns)
+        # Creation order where the key is random (confirmations have uuid keys).
+        order = [table.c.created_at] if "created_at" in table.c else []
+        query = select(table).order_by(*order, *table.primary_key.columns)
         for column, value in expect.where.items():
             query = query.where(table.c[column] == value)
         rows = [dict(r._mapping) for r in (await session.execute(query))]

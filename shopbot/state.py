@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -23,7 +24,7 @@ from db import (
     Role,
 )
 from shopbot.events import Citation
-from tools.facts import OrderFacts
+from tools.facts import OrderFacts, ReturnFacts
 
 LIVE_CONFIRMATIONS = (ConfirmationStatus.PENDING, ConfirmationStatus.APPROVED)
 _ORDER_ID = re.compile(r"(?<![\w])(#?(?:[0-9]{6}|W[0-9]{7}))(?![\w])")
@@ -67,8 +68,12 @@ class ConversationState:
     history: list[HistoryLine] = field(default_factory=list[HistoryLine])
     retrieved: dict[str, Citation] = field(default_factory=dict[str, Citation])
     """Policy anchors retrieved in this turn: a reply may cite only these."""
+    sources: list[dict[str, Any]] = field(default_factory=list[dict[str, Any]])
+    """The policy sections retrieved in this turn, as the tool returned them."""
     orders: dict[str, OrderFacts] = field(default_factory=dict[str, OrderFacts])
     """Facts of the orders the current step touches."""
+    returns: dict[int, ReturnFacts] = field(default_factory=dict[int, ReturnFacts])
+    """Facts of the returns the current step touches."""
 
     @property
     def proven(self) -> bool:

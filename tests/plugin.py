@@ -29,6 +29,7 @@ from shopbot.config import Settings
 from shopbot.replay import Script, replay
 
 BACKENDS = ("sqlite", "postgresql")
+POLICIES = Path(__file__).resolve().parents[1] / "fixtures" / "policies"
 _templates = pytest.StashKey[dict[str, Template | str]]()
 
 
@@ -50,6 +51,20 @@ def template(config: pytest.Config, backend: str) -> Template:
     if isinstance(found, str):
         pytest.skip(found)
     return found
+
+
+_policy = pytest.StashKey[Path]()
+
+
+def policy_index_dir(config: pytest.Config) -> Path:
+    """A data dir holding the demo policy index, built once per session (~15 s)."""
+    if _policy not in config.stash:
+        from shopbot.policy import PolicyIndex
+
+        data_dir = Path(config._tmp_path_factory.mktemp("policy-index"))  # type: ignore[attr-defined]
+        PolicyIndex.open(data_dir).sync(POLICIES)
+        config.stash[_policy] = data_dir
+    return config.stash[_policy]
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -125,8 +140,14 @@ class ReplayItem(pytest.Item):
 
     def runtest(self) -> None:
         tmp = Path(self.config._tmp_path_factory.mktemp("replay"))  # type: ignore[attr-defined]
+        policy: Any = None
+        if self.script.uses("search_policy"):
+            from shopbot.policy import PolicyIndex
+
+            policy = PolicyIndex.open(policy_index_dir(self.config))
         with cloned(template(self.config, self.backend)) as url:
-            result = asyncio.run(replay(self.script, settings_for(url, tmp), name=self.name))
+            settings = settings_for(url, tmp)
+            result = asyncio.run(replay(self.script, settings, name=self.name, policy=policy))
         if not result.passed:
             raise ReplayFailed("\n".join(result.failures))
 

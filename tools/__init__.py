@@ -9,6 +9,8 @@ from tools.check_return_eligibility import check_return_eligibility
 from tools.create_return import create_return
 from tools.list_orders import list_orders
 from tools.lookup_order import lookup_order
+from tools.search_policy import search_policy
+from tools.send_return_label import send_return_label
 from tools.verify_identity import verify_identity
 
 TOOLS: tuple[ToolSpec, ...] = (
@@ -17,6 +19,8 @@ TOOLS: tuple[ToolSpec, ...] = (
     list_orders,
     check_return_eligibility,
     create_return,
+    send_return_label,
+    search_policy,
 )
 REGISTRY: dict[str, ToolSpec] = {t.name: t for t in TOOLS}
 

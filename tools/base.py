@@ -36,6 +36,9 @@ class Needs(enum.Flag):
     """`args.order_id` is an order of the proven customer (implies PROVEN)."""
     RETURNABLE_LINES = enum.auto()
     """Every line in `args.lines` of `args.order_id` may be returned under the policy."""
+    OWN_RETURN = enum.auto()
+    """`args.return_id` is this customer's return, created in this conversation, without a
+    label yet (implies PROVEN)."""
 
 
 def _normalise_order_id(value: object) -> object:
@@ -122,7 +125,8 @@ def tool(
             description=inspect.getdoc(fn) or "",
             args_model=args_model,
             handler=fn,
-            needs=needs | (Needs.PROVEN if needs & Needs.OWN_ORDER else Needs.NOTHING),
+            needs=needs
+            | (Needs.PROVEN if needs & (Needs.OWN_ORDER | Needs.OWN_RETURN) else Needs.NOTHING),
             side_effect=side_effect,
             confirm_text=confirm,
         )

@@ -26,13 +26,17 @@ class ReturnCreated(Observation):
 @tool(
     needs=Needs.OWN_ORDER | Needs.RETURNABLE_LINES,
     side_effect=True,
-    confirm="Return line(s) {lines} of order {order_id} (reason: {reason})",
+    confirm=(
+        "Return line(s) {lines} of order {order_id} (reason: {reason}); a prepaid Parcelo "
+        "label will be emailed to the address on the order"
+    ),
 )
 async def create_return(
     ctx: ToolContext, order_id: OrderId, lines: Lines, reason: Reason
 ) -> ReturnCreated:
     """Create a return for lines of the customer's delivered order. Needs the customer's
-    confirmation of exactly these lines; check eligibility first."""
+    confirmation of exactly these lines; check eligibility first. Then call
+    send_return_label with the return id."""
     order = await ctx.session.get(Order, order_id, options=[selectinload(Order.items)])
     if order is None or order.customer_id != ctx.customer_id:
         raise ToolRetry(f"No order {order_id} on this customer's account.", code="unknown_order")

@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload
 
-from db import ItemStatus, Order, OrderStatus
+from db import ItemStatus, Order, OrderStatus, Return, ShippingLabel
 
 
 @dataclass(frozen=True)
@@ -64,3 +64,30 @@ async def load_order_facts(
         .options(joinedload(Order.items), joinedload(Order.customer))
     )
     return {order.id: OrderFacts.of(order) for order in rows.unique()}
+
+
+@dataclass(frozen=True)
+class ReturnFacts:
+    return_id: int
+    customer_id: str
+    conversation_id: str | None
+    has_label: bool
+
+
+async def load_return_facts(
+    session: AsyncSession, return_ids: Iterable[int]
+) -> dict[int, ReturnFacts]:
+    wanted = set(return_ids)
+    if not wanted:
+        return {}
+    label_id = ShippingLabel.id.label("label_id")
+    rows = await session.execute(
+        select(Return.id, Order.customer_id, Return.conversation_id, label_id)
+        .join(Order, Order.id == Return.order_id)
+        .outerjoin(ShippingLabel, ShippingLabel.return_id == Return.id)
+        .where(Return.id.in_(wanted))
+    )
+    return {
+        row.id: ReturnFacts(row.id, row.customer_id, row.conversation_id, row.label_id is not None)
+        for row in rows
+    }

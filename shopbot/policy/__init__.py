@@ -5,12 +5,10 @@ documents (fixtures/policies/*.md)
   -> index: chromadb (local or server), embedded by embeddings.MiniLMEmbedding, offline
   -> search: dense + heading + passage vectors and BM25, fused (retrieval, lexical)
   -> PolicyHit: text plus document, section and anchor for the citation
-claims: is a reply's policy statement backed by the turn's hits?
 facts: do the documents' numbers agree with PolicyConfig?
 evaluation: recall@k and MRR on fixtures/policy_qa.yaml
 """
 
-from shopbot.policy.claims import Grounding, PolicyClaim, check_grounding, policy_claims
 from shopbot.policy.corpus import PolicyChunk, PolicyDocument, load_chunks, load_documents
 from shopbot.policy.embeddings import MiniLMEmbedding
 from shopbot.policy.evaluation import RetrievalReport, evaluate_retrieval, load_questions
@@ -22,23 +20,19 @@ __all__ = [
     "DENSE",
     "HYBRID",
     "Fusion",
-    "Grounding",
     "IndexSummary",
     "MiniLMEmbedding",
     "PolicyChunk",
-    "PolicyClaim",
     "PolicyDocument",
     "PolicyHit",
     "PolicyIndex",
     "RetrievalReport",
     "SearchMode",
-    "check_grounding",
     "check_policy_numbers",
     "connect",
     "evaluate_retrieval",
     "load_chunks",
     "load_documents",
     "load_questions",
-    "policy_claims",
     "untagged_numbers",
 ]

@@ -18,6 +18,7 @@ from chromadb.api.types import DefaultEmbeddingFunction
 from chromadb.utils.embedding_functions.onnx_mini_lm_l6_v2 import ONNXMiniLM_L6_V2
 
 from shopbot.policy import PolicyIndex
+from tests.plugin import policy_index_dir
 
 ROOT = Path(__file__).resolve().parents[2]
 POLICIES = ROOT / "fixtures" / "policies"
@@ -98,11 +99,9 @@ def small_corpus(tmp_path: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
-def demo_index_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def demo_index_dir(request: pytest.FixtureRequest) -> Path:
     """A data directory holding the full demo policy index, built once per session."""
-    data_dir = tmp_path_factory.mktemp("policy-index")
-    PolicyIndex.open(data_dir).sync(POLICIES)
-    return data_dir
+    return policy_index_dir(request.config)
 
 
 @pytest.fixture

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
-from shopbot.policy import PolicyHit, check_grounding, policy_claims
+from shopbot.grounding import check_grounding, policy_claims
+from shopbot.policy import PolicyHit
 
 
 def hit(text: str) -> PolicyHit:

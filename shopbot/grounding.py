@@ -1,4 +1,4 @@
-"""Does a reply state a policy fact, and is it backed by what was retrieved in the turn?
+"""Does a reply state a policy fact, and is it backed by what the turn retrieved?
 
 A reply that tells a customer "you have 45 days to return it" must have read that in a
 policy document during the same turn; otherwise the model may be making it up. This module
@@ -15,8 +15,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-
-from shopbot.policy.index import PolicyHit
+from typing import Protocol
 
 _AMOUNT = re.compile(
     r"(?<![\w.$])(?:\$\s?\d+(?:\.\d{1,2})?|\d+(?:\s?(?:to|-|\u2013)\s?\d+)?"
@@ -68,17 +67,27 @@ def policy_claims(reply: str) -> list[PolicyClaim]:
     return [claim for _, claim in sorted(found, key=lambda pair: pair[0])]
 
 
-def check_grounding(reply: str, sources: Sequence[PolicyHit]) -> Grounding:
+class Source(Protocol):
+    @property
+    def text(self) -> str: ...
+
+
+def check_grounding(reply: str, sources: Sequence[Source]) -> Grounding:
     """Which of `reply`'s policy claims no chunk retrieved in this turn supports.
 
     With no sources every claim is unsupported. A term ("final sale") is supported by any
     source; an amount ("30 days", "$50") only by a source that states the same amount.
     """
+    return check_texts(reply, [source.text for source in sources])
+
+
+def check_texts(reply: str, texts: Sequence[str]) -> Grounding:
+    """`check_grounding` over plain source texts (policy sections, tool observations)."""
     claims = policy_claims(reply)
-    stated = {_normalise(m[0]) for hit in sources for m in _AMOUNT.finditer(hit.text)}
+    stated = {_normalise(m[0]) for text in texts for m in _AMOUNT.finditer(text)}
     unsupported = [
         claim
         for claim in claims
-        if not sources or (claim.numeric and _normalise(claim.text) not in stated)
+        if not texts or (claim.numeric and _normalise(claim.text) not in stated)
     ]
     return Grounding(claims, unsupported)
