@@ -28,6 +28,7 @@ install: $(STAMP)
 db: install
 	$(BIN)/shopbot db upgrade
 	$(BIN)/shopbot db seed
+	$(BIN)/shopbot index
 
 run: db
 	$(BIN)/shopbot chat --plain
@@ -51,6 +52,9 @@ typecheck: install
 
 bench: db
 	$(PY) benchmarks/loop_overhead.py
+	$(PY) benchmarks/return_flow.py
+	$(PY) benchmarks/policy_retrieval.py
+	$(PY) benchmarks/carrier.py
 
 clean:
 	rm -rf $(VENV) data .pytest_cache .ruff_cache .hypothesis

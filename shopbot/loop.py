@@ -135,7 +135,7 @@ class Agent:
                     state.history.append(HistoryLine(Role.CUSTOMER, said))
                     status = ConfirmationStatus.APPROVED if approve else None
                     state.confirmation = replace(conf, status=status) if status else None
-            await session.commit()
+            await rec.commit()
             for event in rec.drain():
                 yield event
             async for event in self._react(session, conversation, state, rec, steps):
@@ -143,7 +143,7 @@ class Agent:
             if isinstance(incoming, ConfirmationAnswer) and incoming.approve:
                 await rec.expire_approved(self.clock())
             rec.emit(TurnEnded(turn=state.turn, steps=len(steps), ms=_ms(started)))
-            await session.commit()
+            await rec.commit()
             for event in rec.drain():
                 yield event
         await self._deliver_outbox()
@@ -173,7 +173,11 @@ class Agent:
                 messages=self.prompts.build(state, steps, allowed),
                 allowed=allowed,
                 schema=self.schema.json_schema(allowed),
-                hints={"order_id": state.mentioned_order_ids, "email": state.mentioned_emails},
+                hints={
+                    "order_id": state.mentioned_order_ids,
+                    "email": state.mentioned_emails,
+                    "citation": list(state.retrieved),
+                },
                 conversation_id=conversation.id,
             )
             t0 = perf_counter()
@@ -195,7 +199,7 @@ class Agent:
                 if parse_failures > self.settings.max_parse_retries:
                     self._give_up(conversation, rec, "the model kept producing invalid actions")
                     break
-                await session.commit()
+                await rec.commit()
                 for event in rec.drain():
                     yield event
                 continue
@@ -253,7 +257,7 @@ class Agent:
                     steps.append(Step(_render(action), f"DENIED: {entry.reason}"))
                 else:
                     if spec.side_effect:
-                        await session.commit()  # the attempt is on record before it acts
+                        await rec.commit()  # the attempt is on record before it acts
                     t2 = perf_counter()
                     data, error = await self._dispatch(session, conversation, spec, action, state)
                     entry.observation, entry.tool_ms = data, _ms(t2)
@@ -264,7 +268,7 @@ class Agent:
                         )
                     )
                     steps.append(Step(_render(action), json.dumps(data, default=str)))
-            await session.commit()
+            await rec.commit()
             for event in rec.drain():
                 yield event
         else:

@@ -116,4 +116,24 @@ def _summary(state: ConversationState) -> str:
             f"Confirmation {conf.status}: {conf.summary} = "
             + json.dumps({"tool": conf.tool, "args": conf.arguments})
         )
+    if (hint := _next_hint(state)) is not None:
+        lines.append(f"Hint: {hint}")
     return "\n".join(lines)
+
+
+def _next_hint(state: ConversationState) -> str | None:
+    """What the state says is missing; small models follow a hint better than the rules."""
+    conf = state.confirmation
+    if conf is not None and conf.status == "approved":
+        return f"the customer approved: call {conf.tool} with exactly these args now."
+    if state.proven:
+        return None
+    orders, emails = state.mentioned_order_ids, state.mentioned_emails
+    if orders and emails and state.failed_verifications == 0:
+        return (
+            f'call verify_identity with order_id "{orders[-1]}" and email "{emails[-1]}" '
+            "before anything about the order."
+        )
+    if orders and not emails:
+        return "ask for the email address used for the order before looking it up."
+    return None

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from datetime import datetime, timedelta
 from decimal import Decimal
 from email.message import EmailMessage
@@ -149,6 +150,7 @@ async def replay(
     *,
     name: str = "",
     policy: Any = None,
+    timings: list[float] | None = None,
 ) -> ReplayResult:
     """Run `script` against the database in `settings` (a fresh, seeded one), with the
     carrier sandbox in process and a real SMTP server on loopback."""
@@ -192,7 +194,7 @@ async def replay(
             outbox=outbox,
         ) as services:
             agent = build_agent(settings, model, sessions, services)
-            cid, said = await _converse(script, agent, model, sessions, settings)
+            cid, said = await _converse(script, agent, model, sessions, settings, timings)
             failures += said
             if script.smtp_down:
                 inbox.start()  # the relay is back; the backoff has passed
@@ -222,7 +224,12 @@ async def replay(
 
 
 async def _converse(
-    script: Script, agent: Any, model: ScriptedModel, sessions: Any, settings: Settings
+    script: Script,
+    agent: Any,
+    model: ScriptedModel,
+    sessions: Any,
+    settings: Settings,
+    timings: list[float] | None,
 ) -> tuple[str, list[str]]:
     failures: list[str] = []
     token = None
@@ -240,11 +247,14 @@ async def _converse(
         else:
             incoming = ConfirmationAnswer(pending or "none", bool(turn.confirm))
         events: list[Event] = []
+        started = time.perf_counter()
         try:
             async for event in agent.run_turn(cid, incoming):
                 events.append(event)
                 if isinstance(event, ObservationMade):
                     seen.update(event.data)
+            if timings is not None:
+                timings.append((time.perf_counter() - started) * 1000)
         except ScriptError as exc:
             failures.append(f"{where}: {exc}")
             break

@@ -64,15 +64,26 @@ def _relax(node: Any) -> Any:
 
 def constrain(schema: dict[str, Any], hints: dict[str, list[str]]) -> dict[str, Any]:
     """The grammar's schema: no `thought` (a small model's thoughts cost time and add
-    nothing), bounded strings, and verify_identity's arguments restricted to the values the
-    customer typed."""
+    nothing), bounded strings, verify_identity's arguments restricted to the values the
+    customer typed, and citations to the anchors retrieved in the turn."""
     schema = _relax(copy.deepcopy(schema))
     schema.get("properties", {}).pop("thought", None)
-    args = schema.get("$defs", {}).get("VerifyIdentityArgs")
+    defs = schema.get("$defs", {})
+    args = defs.get("VerifyIdentityArgs")
     if args is not None:
         for field in ("order_id", "email"):
             if hints.get(field):
                 args["properties"][field] = {"type": "string", "enum": hints[field]}
+    reply = defs.get("ReplyArgs")
+    if reply is not None:
+        # Only the anchors retrieved this turn can be cited; with none, no citations at all.
+        anchors = hints.get("citation", [])
+        items = {"type": "string", "enum": anchors} if anchors else {"type": "string"}
+        reply["properties"]["citations"] = {
+            "type": "array",
+            "items": items,
+            "maxItems": min(len(anchors), 3),
+        }
     return schema
 
 

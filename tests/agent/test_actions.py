@@ -83,6 +83,8 @@ def test_catalogue_lists_every_tool_with_its_description() -> None:
             "list_orders",
             "check_return_eligibility",
             "create_return",
+            "send_return_label",
+            "search_policy",
             "reply",
             "escalate",
         ]

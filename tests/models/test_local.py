@@ -24,6 +24,10 @@ def test_constrain_restricts_identity_arguments_to_what_the_customer_typed() -> 
     assert args["order_id"]["enum"] == ["482913"]
     assert args["email"]["enum"] == ["a@b.co"]
     assert "thought" not in narrowed["properties"]
+    assert narrowed["$defs"]["ReplyArgs"]["properties"]["citations"]["maxItems"] == 0
+    cited = constrain(full, {"citation": ["returns#window"]})
+    citations = cited["$defs"]["ReplyArgs"]["properties"]["citations"]
+    assert citations["items"]["enum"] == ["returns#window"]
     reply = narrowed["$defs"]["ReplyArgs"]["properties"]["message"]
     assert reply["maxLength"] == MAX_GRAMMAR_STRING
     assert "pattern" not in json.dumps(narrowed)
