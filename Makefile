@@ -31,7 +31,7 @@ db: install
 	$(BIN)/shopbot index
 
 run: db
-	$(BIN)/shopbot chat --plain
+	$(BIN)/shopbot chat
 
 test: install
 	$(PY) -m pytest -q

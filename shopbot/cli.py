@@ -190,9 +190,10 @@ def chat(
     script: Annotated[
         Path | None, typer.Option(help="Outputs for the scripted model (YAML list).")
     ] = None,
-    steps: Annotated[bool, typer.Option(help="Show the guard's verdicts.")] = False,
+    steps: Annotated[bool, typer.Option(help="Show the guard's verdicts (line chat).")] = False,
+    resume: Annotated[str | None, typer.Option(help="Conversation id to continue.")] = None,
 ) -> None:
-    """Chat with ShopBot."""
+    """Chat with ShopBot: full screen in a terminal, line by line with --plain or a pipe."""
     from shopbot.app import (
         build_agent,
         build_model,
@@ -219,9 +220,12 @@ def chat(
         finally:
             await engine.dispose()
 
-    if not plain:
-        console.print("the full-screen chat is not built yet: using --plain")
-    asyncio.run(run())
+    from shopbot.tui import can_run_full_screen, run_tui
+
+    if plain or not can_run_full_screen():  # pipes and dumb terminals get the line chat
+        asyncio.run(run())
+    else:
+        run_tui(settings, chat_model, conversation_id=resume)
 
 
 @app.command("replay")

@@ -12,7 +12,8 @@ state. It guarantees, whatever the model proposes:
   conversation, once (the label goes to the email on the order, never to one the model names);
 - no side effect without the customer's confirmation of exactly this tool and these
   arguments, given in this turn, unexpired; the loop consumes it once;
-- replies cite only policy sections retrieved in this turn.
+- replies cite only policy sections retrieved in this turn;
+- no tool action is run twice with the same arguments in one turn (a loop, not progress).
 
 `allowed(state)` is the set of tools the guard could allow now, without looking at
 arguments: the backends offer the model only these.
@@ -83,6 +84,8 @@ class Guard:
             return verdict
         spec = self.tools[action.tool]
         args = action.args
+        if action.digest in state.done:
+            return deny("You already did exactly this in this turn: use its result above.")
         if action.tool == "verify_identity":
             return self._check_identity(args, state)
         if spec.needs & Needs.OWN_ORDER:

@@ -262,6 +262,7 @@ class Agent:
                     data, error = await self._dispatch(session, conversation, spec, action, state)
                     entry.observation, entry.tool_ms = data, _ms(t2)
                     self._observe(state, conversation, action, data, error)
+                    state.done.add(action.digest)
                     rec.emit(
                         ObservationMade(
                             step=step, tool=action.tool, data=data, error=error, ms=entry.tool_ms

@@ -68,6 +68,8 @@ class ConversationState:
     history: list[HistoryLine] = field(default_factory=list[HistoryLine])
     retrieved: dict[str, Citation] = field(default_factory=dict[str, Citation])
     """Policy anchors retrieved in this turn: a reply may cite only these."""
+    done: set[str] = field(default_factory=set[str])
+    """Digests of the tool actions run in this turn: running one again repeats its result."""
     sources: list[dict[str, Any]] = field(default_factory=list[dict[str, Any]])
     """The policy sections retrieved in this turn, as the tool returned them."""
     orders: dict[str, OrderFacts] = field(default_factory=dict[str, OrderFacts])

@@ -164,3 +164,13 @@ def test_replies_cite_only_what_was_retrieved() -> None:
     )
     assert guard.check(action("reply", message="hi"), state(None)).allowed
     assert guard.check(action("escalate", reason="help"), state(None)).allowed
+
+
+def test_the_same_action_twice_in_a_turn_is_denied() -> None:
+    a = action("lookup_order", order_id="482913")
+    s = state(orders={"482913": order()})
+    assert guard.check(a, s).allowed
+    s.done.add(a.digest)
+    verdict = guard.check(a, s)
+    assert verdict.decision == "deny"
+    assert "already did exactly this" in verdict.reason

@@ -176,8 +176,11 @@ async def test_a_tool_that_crashes_changes_nothing_and_the_turn_goes_on(agent: A
 
 async def test_the_step_budget_ends_in_an_escalation(agent: Agent) -> None:
     cid = await start_conversation(agent.sessions, agent.settings)
-    lookups = [act("list_orders")] * (agent.settings.max_steps - 1)
-    events = await turn(agent, cid, CustomerText(JANE), VERIFY, *lookups)
+    busy = [act("check_return_eligibility", order_id="482913", lines=[n]) for n in (1, 2, 3)]
+    busy += [act("lookup_order", order_id=o) for o in ("482913", "482914", "482915")]
+    busy += [act("list_orders")]
+    assert len(busy) == agent.settings.max_steps - 1
+    events = await turn(agent, cid, CustomerText(JANE), VERIFY, *busy)
     assert any(e.kind == "escalated" for e in events)
     assert (
         await count(agent, ActionLog, ActionLog.conversation_id == cid) == agent.settings.max_steps

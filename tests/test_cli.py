@@ -1,0 +1,93 @@
+"""The `shopbot` command as a user runs it: set-up, replay, retrieval eval, outbox."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from shopbot.cli import app
+from tests.plugin import policy_index_dir
+
+ROOT = Path(__file__).resolve().parents[1]
+runner = CliRunner()
+
+
+@pytest.fixture
+def data_dir(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Path:
+    """A data dir with the policy index already built, as `make db` leaves it."""
+    shutil.copytree(policy_index_dir(request.config), tmp_path, dirs_exist_ok=True)
+    monkeypatch.setenv("SHOPBOT_DATA_DIR", str(tmp_path))
+    monkeypatch.delenv("SHOPBOT_DATABASE_URL", raising=False)
+    monkeypatch.chdir(ROOT)
+    return tmp_path
+
+
+def test_setup_commands_migrate_seed_and_refuse_to_seed_twice(data_dir: Path) -> None:
+    assert runner.invoke(app, ["db", "upgrade"]).exit_code == 0
+    first = runner.invoke(app, ["db", "seed"])
+    assert first.exit_code == 0, first.output
+    assert "loaded the demo shop" in first.output
+    again = runner.invoke(app, ["db", "seed"])
+    assert "already loaded" in again.output
+    assert (data_dir / "shopbot.db").is_file()
+
+
+def test_replay_json_reports_every_conversation(data_dir: Path) -> None:
+    scripts = [
+        "01_order_status_verified.yaml",
+        "30_reference_return.yaml",
+        "20_policy_question_cited.yaml",
+    ]
+    result = runner.invoke(
+        app, ["replay", *[f"fixtures/conversations/{s}" for s in scripts], "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert (summary["passed"], summary["failed"]) == (3, 0)
+    assert [r["name"] for r in summary["results"]] == sorted(Path(s).stem for s in scripts)
+
+
+def test_replay_fails_with_a_readable_report(data_dir: Path, tmp_path: Path) -> None:
+    broken = tmp_path / "broken.yaml"
+    broken.write_text(
+        "title: expects a denial that does not happen\n"
+        "turns:\n"
+        "  - customer: hello\n"
+        "    model: [{action: {tool: reply, args: {message: hi}}}]\n"
+        "    expect: {steps: [{tool: reply, verdict: deny}]}\n"
+    )
+    result = runner.invoke(app, ["replay", str(broken)])
+    assert result.exit_code == 1
+    assert "FAIL broken" in result.stdout
+    assert "expected reply:deny" in result.stdout
+
+
+def test_eval_retrieval_json(data_dir: Path) -> None:
+    result = runner.invoke(app, ["eval", "retrieval", "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["recall_at_3"] >= 0.95
+    assert set(report) >= {"recall_at_1", "recall_at_3", "recall_at_5", "mrr"}
+
+
+def test_outbox_once_on_an_empty_outbox(data_dir: Path) -> None:
+    assert runner.invoke(app, ["db", "upgrade"]).exit_code == 0
+    result = runner.invoke(app, ["outbox", "run", "--once"])
+    assert result.exit_code == 0, result.output
+    assert "sent=0" in result.output
+
+
+def test_an_unavailable_model_is_one_clear_line(
+    data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SHOPBOT_MODEL", "openai")
+    result = runner.invoke(app, ["chat", "--plain"], input="")
+    assert result.exit_code == 2
+    assert "error:" in result.output
+    assert "Traceback" not in result.output
