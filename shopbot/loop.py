@@ -236,7 +236,7 @@ class Agent:
                     self._give_up(conversation, rec, f"denied {denials} times: {verdict.reason}")
                     break
             elif verdict.decision == "confirm":
-                await self._ask_confirmation(action, rec)
+                await self._ask_confirmation(action, rec, state)
                 break
             elif isinstance(action.args, ReplyArgs):
                 self._reply(rec, action.args.message, state, action.args.citations)
@@ -339,9 +339,11 @@ class Agent:
         state.confirmation = None
         return ok
 
-    async def _ask_confirmation(self, action: Action, rec: Recorder) -> None:
+    async def _ask_confirmation(
+        self, action: Action, rec: Recorder, state: ConversationState
+    ) -> None:
         spec = self.guard.tools[action.tool]
-        summary = spec.confirm_text.format(**action.arguments)
+        summary = spec.confirm_text.format(**action.arguments, items=_items(action, state))
         row = await rec.request_confirmation(
             action, summary, self.clock(), self.settings.policy.confirmation_ttl_minutes
         )
@@ -384,6 +386,17 @@ class Agent:
 def _ids(action: Action, name: str, kind: type[T]) -> list[T]:
     value = getattr(action.args, name, None)
     return [value] if isinstance(value, kind) else []
+
+
+def _items(action: Action, state: ConversationState) -> str:
+    """The order lines an action names, as the customer knows them: "Slim Fit Jeans (line 1)"."""
+    lines: list[int] = getattr(action.args, "lines", None) or []
+    order = state.orders.get(str(getattr(action.args, "order_id", "")))
+    if order is None:
+        return ", ".join(f"line {n}" for n in lines)
+    return ", ".join(
+        f"{order.lines[n].name} (line {n})" if n in order.lines else f"line {n}" for n in lines
+    )
 
 
 def _render(action: Action) -> str:

@@ -24,8 +24,8 @@ def render(event: Event, *, steps: bool) -> str | None:
                 f"\n    [{i}] {c.document} > {c.section}" for i, c in enumerate(citations, 1)
             )
             return f"shopbot> {text}{notes}"
-        case ConfirmationRequested(summary=summary):
-            return f"         (answer yes to confirm, no to cancel: {summary})"
+        case ConfirmationRequested():
+            return "         (answer yes to confirm, no to cancel)"
         case Escalated(reason=reason):
             return f"         (handed over to a human: {reason})"
         case VerdictGiven(tool=tool, decision=decision, reason=reason) if steps:

@@ -97,7 +97,8 @@ class ToolSpec:
     side_effect: bool = False
     """Changes something outside the conversation: needs the customer's confirmation."""
     confirm_text: str = ""
-    """What the customer is asked to confirm, formatted with the arguments."""
+    """What the customer is asked to confirm, formatted with the arguments (and `{items}`:
+    the order lines named, as "Slim Fit Jeans (line 1)")."""
 
     async def __call__(self, ctx: ToolContext, args: BaseModel) -> Observation:
         values = {name: getattr(args, name) for name in type(args).model_fields}

@@ -27,7 +27,7 @@ class ReturnCreated(Observation):
     needs=Needs.OWN_ORDER | Needs.RETURNABLE_LINES,
     side_effect=True,
     confirm=(
-        "Return line(s) {lines} of order {order_id} (reason: {reason}); a prepaid Parcelo "
+        "Return {items} from order {order_id} (reason: {reason}); a prepaid Parcelo "
         "label will be emailed to the address on the order"
     ),
 )
