@@ -26,6 +26,7 @@ class Recorder:
         self.seq = seq
         self.pending: list[TurnEvent] = []
         self._rows: list[dict[str, Any]] = []
+        self._entries: list[ActionLog] = []
 
     @classmethod
     async def open(cls, session: AsyncSession, conversation_id: str, turn: int) -> Recorder:
@@ -50,6 +51,9 @@ class Recorder:
 
     async def commit(self) -> None:
         """Write the step's events in one statement, then commit everything the step did."""
+        if self._entries:
+            self.session.add_all(self._entries)
+            self._entries = []
         if self._rows:
             # A Core executemany: the ORM's unit of work costs milliseconds a step here.
             await self.session.execute(insert(Event), self._rows)
@@ -72,6 +76,7 @@ class Recorder:
         )
 
     def log(self, step: int, raw: str, **fields: Any) -> ActionLog:
+        """The step's audit row; added to the session at `commit`, once it is complete."""
         row = ActionLog(
             conversation_id=self.conversation_id,
             turn=self.turn,
@@ -79,7 +84,7 @@ class Recorder:
             raw_output=raw,
             **fields,
         )
-        self.session.add(row)
+        self._entries.append(row)
         return row
 
     async def request_confirmation(
