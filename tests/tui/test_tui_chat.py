@@ -205,7 +205,9 @@ async def test_resume_an_earlier_conversation_from_the_list(harness: Harness) ->
         assert app.conversation_id == earlier
         assert [str(m.content) for m in app.query(CustomerMessageView)] == [JANE, JUST_THE_JEANS]
         assert replies(app)[0] == VERIFIED
-        assert replies(app)[1].startswith("Please confirm: Return Slim Fit Jeans (line 1) from order 482913")
+        assert replies(app)[1].startswith(
+            "Please confirm: Return Slim Fit Jeans (line 1) from order 482913"
+        )
         assert [s.tool for s in app.query(StepView)] == [
             "verify_identity",
             "lookup_order",
