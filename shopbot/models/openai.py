@@ -1,0 +1,249 @@
+"""Any OpenAI-compatible chat endpoint (OpenAI, vLLM, Ollama, llama.cpp's server) through
+langchain-openai, with native tool calling.
+
+Each step offers the model only the actions the guard could allow now, as strict tools, and
+requires a call (`tool_choice="required"`); a lone allowed action is named outright, which
+every server constrains. The call comes back as the step JSON the loop parses; plain text
+is returned as is and becomes a parse failure the model reads.
+
+`tool_choice="step"` is for servers that constrain only a named tool (llama-cpp-python's
+server answers `"required"` with a 500): one tool, `step`, whose arguments are the whole step
+schema restricted to the allowed actions, is offered and named, so the server's grammar
+admits any allowed action and nothing else.
+
+Transport failures are one `ModelError` line; `check()` probes the endpoint at start-up.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from typing import Any, Literal
+
+import httpx
+import openai
+from langchain_core.messages import AIMessage
+
+from shopbot.errors import ConfigError, ModelError
+from shopbot.models.base import ModelRequest
+
+__all__ = ["STEP_TOOL", "OpenAIModel", "ToolChoice", "step_tool", "tools_for"]
+
+ToolChoice = Literal["required", "step"]
+STEP_TOOL = "step"
+_DROPPED = ("maxLength", "title", "discriminator")
+
+
+def _portable(node: Any) -> Any:
+    # The parser checks patterns and lengths afterwards; llama.cpp's server cannot build a
+    # grammar from patterns with escapes (`\s`) or from long length bounds (it dies), so those
+    # go; OpenAI's strict mode wants `anyOf` where pydantic writes `oneOf`.
+    if isinstance(node, list):
+        return [_portable(v) for v in node]  # pyright: ignore[reportUnknownVariableType]
+    if not isinstance(node, dict):
+        return node
+    out: dict[str, Any] = {}
+    for key, value in node.items():  # pyright: ignore[reportUnknownVariableType]
+        if key in _DROPPED or (key == "pattern" and "\\" in str(value)):
+            continue
+        out["anyOf" if key == "oneOf" else str(key)] = _portable(value)
+    return out
+
+
+def _refs(node: Any, found: set[str]) -> None:
+    if isinstance(node, dict):
+        ref = node.get("$ref")  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
+        if isinstance(ref, str):
+            found.add(ref.rsplit("/", 1)[-1])
+        for value in node.values():  # pyright: ignore[reportUnknownVariableType]
+            _refs(value, found)
+    elif isinstance(node, list):
+        for value in node:  # pyright: ignore[reportUnknownVariableType]
+            _refs(value, found)
+
+
+def _with_defs(root: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
+    """`root` plus the definitions it reaches, so nested `$ref`s still resolve."""
+    needed: set[str] = set()
+    _refs(root, needed)
+    seen: set[str] = set()
+    while needed - seen:
+        name = (needed - seen).pop()
+        seen.add(name)
+        _refs(defs.get(name, {}), needed)
+    if seen:
+        root = root | {"$defs": {n: defs[n] for n in sorted(seen) if n in defs}}
+    return root
+
+
+def _schema(request: ModelRequest) -> dict[str, Any]:
+    """The step schema, portable, with verify_identity's arguments restricted to the values
+    the customer typed (as the local backend does; the guard insists on them anyway)."""
+    schema: dict[str, Any] = _portable(copy.deepcopy(request.schema))
+    args = schema.get("$defs", {}).get("VerifyIdentityArgs")
+    if args is not None:
+        for field in ("order_id", "email"):
+            if request.hints.get(field):
+                args["properties"][field] = {"type": "string", "enum": request.hints[field]}
+    return schema
+
+
+def tools_for(request: ModelRequest) -> list[dict[str, Any]]:
+    """One OpenAI function per allowed action; its parameters are the action's arguments."""
+    schema = _schema(request)
+    defs: dict[str, Any] = schema.get("$defs", {})
+    tools: list[dict[str, Any]] = []
+    for member in defs.values():
+        props = member.get("properties", {})
+        name = props.get("tool", {}).get("const")
+        if name not in request.allowed or "args" not in props:
+            continue
+        args = props["args"]
+        target = defs.get(str(args.get("$ref", "")).rsplit("/", 1)[-1], args)
+        parameters = {k: v for k, v in target.items() if k != "description"}
+        function = {
+            "name": name,
+            "description": target.get("description", f"Propose the `{name}` action."),
+            "parameters": _with_defs(parameters, defs),
+        }
+        tools.append({"type": "function", "function": function})
+    return sorted(tools, key=lambda t: t["function"]["name"])
+
+
+def step_tool(request: ModelRequest) -> dict[str, Any]:
+    """The single `step` function: its arguments are the whole step restricted to `allowed`."""
+    function = {
+        "name": STEP_TOOL,
+        "description": "Propose your next step: one of the actions allowed now.",
+        "parameters": _schema(request),
+    }
+    return {"type": "function", "function": function}
+
+
+def to_step(message: AIMessage) -> str:
+    """The step JSON the loop parses, from the model's first tool call (or its text)."""
+    text = message.text if isinstance(message.content, list) else str(message.content)
+    if message.tool_calls:
+        call = message.tool_calls[0]
+        if call["name"] == STEP_TOOL:
+            return json.dumps(call["args"])
+        step = {"thought": text.strip(), "action": {"tool": call["name"], "args": call["args"]}}
+        return json.dumps(step)
+    if message.invalid_tool_calls:
+        bad = message.invalid_tool_calls[0]
+        if bad.get("name") == STEP_TOOL:
+            return bad.get("args") or ""
+        # Not JSON: the parser reports where, and the model sees it.
+        return f'{{"action": {{"tool": {json.dumps(bad.get("name"))}, "args": {bad.get("args")}}}}}'
+    return text
+
+
+class OpenAIModel:
+    """A chat model behind an OpenAI-compatible `/v1` endpoint."""
+
+    def __init__(
+        self,
+        base_url: str | None,
+        api_key: str,
+        model: str,
+        *,
+        tool_choice: ToolChoice = "required",
+        temperature: float | None = 0.0,
+        max_tokens: int | None = 1024,
+        timeout: float = 60.0,
+        max_retries: int = 2,
+    ) -> None:
+        try:
+            from langchain_openai import ChatOpenAI
+        except ImportError as exc:
+            raise ConfigError(
+                "langchain-openai is not installed: pip install -e '.[openai]'"
+            ) from exc
+
+        self.base_url = base_url or "https://api.openai.com/v1"
+        self.model = model
+        self.tool_choice: ToolChoice = tool_choice
+        # Own clients rather than langchain-openai's process-wide cached ones, whose pooled
+        # connections outlive the event loop that opened them.
+        self._http = httpx.Client(timeout=timeout)
+        self._ahttp = httpx.AsyncClient(timeout=timeout)
+        self.llm = ChatOpenAI(
+            base_url=self.base_url,
+            http_client=self._http,
+            http_async_client=self._ahttp,
+            api_key=api_key,  # type: ignore[arg-type]  # pydantic coerces to SecretStr
+            model=model,
+            temperature=temperature,
+            max_completion_tokens=max_tokens,
+            timeout=timeout,
+            max_retries=max_retries,
+            # Servers that only constrain a named tool (llama.cpp's) predate
+            # `max_completion_tokens` and ignore it; they read `max_tokens`.
+            extra_body={"max_tokens": max_tokens} if tool_choice == "step" else None,
+        )
+
+    @property
+    def name(self) -> str:
+        return f"openai:{self.model}"
+
+    async def complete(self, request: ModelRequest) -> str:
+        if len(request.allowed) == 1 or self.tool_choice == "required":
+            tools = tools_for(request)
+            only = [t["function"]["name"] for t in tools]
+            choice: Any = only[0] if len(only) == 1 else "required"
+        else:
+            tools, choice = [step_tool(request)], STEP_TOOL
+        bound = self.llm.bind_tools(tools, tool_choice=choice, strict=True)
+        try:
+            message = await bound.ainvoke(request.messages)
+        except openai.InternalServerError as exc:
+            hint = " (a server that cannot require a tool call needs tool_choice='step')"
+            raise ModelError(
+                str(self._mapped(exc)) + (hint if choice == "required" else "")
+            ) from exc
+        except openai.OpenAIError as exc:
+            raise self._mapped(exc) from exc
+        return to_step(message)
+
+    def check(self) -> None:
+        """Probe `GET /models`: an unreachable endpoint or a rejected key is one clear line."""
+        try:
+            self.llm.root_client.with_options(max_retries=0, timeout=10.0).models.list()
+        except openai.OpenAIError as exc:
+            raise self._mapped(exc) from exc
+
+    async def acheck(self) -> None:
+        """`check()` without blocking the event loop."""
+        try:
+            client = self.llm.root_async_client.with_options(max_retries=0, timeout=10.0)
+            await client.models.list()
+        except openai.OpenAIError as exc:
+            raise self._mapped(exc) from exc
+
+    async def aclose(self) -> None:
+        """Close the HTTP connections (the model is unusable afterwards)."""
+        self._http.close()
+        await self._ahttp.aclose()
+
+    def _mapped(self, exc: openai.OpenAIError) -> ModelError:
+        url = self.base_url
+        if isinstance(exc, openai.APITimeoutError):
+            return ModelError(f"the model at {url} did not answer in time")
+        if isinstance(exc, openai.APIConnectionError):
+            return ModelError(f"cannot reach the model at {url}")
+        if isinstance(exc, openai.AuthenticationError | openai.PermissionDeniedError):
+            return ModelError(f"the model endpoint at {url} rejected the API key")
+        if isinstance(exc, openai.NotFoundError):
+            return ModelError(f"no such model or path at {url} (model {self.model!r})")
+        if isinstance(exc, openai.RateLimitError):
+            return ModelError(f"the model endpoint at {url} is rate limiting us")
+        if isinstance(exc, openai.APIStatusError):
+            return ModelError(
+                f"the model endpoint at {url} answered {exc.status_code}: {_first_line(exc)}"
+            )
+        return ModelError(f"bad response from the model at {url}: {_first_line(exc)}")
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0][:200] if lines else type(exc).__name__

@@ -1,0 +1,164 @@
+"""The OpenAI-compatible backend, against a real llama.cpp server on loopback (no mocks)."""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+
+import httpx
+import pytest
+from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
+
+from shopbot.actions import Action, ActionSchema
+from shopbot.errors import ModelError
+from shopbot.models.base import ModelRequest
+from shopbot.models.local import packaged_model_path
+from shopbot.models.openai import OpenAIModel, ToolChoice, to_step, tools_for
+from tools import TOOLS
+
+schema = ActionSchema(TOOLS)
+KEY = "test-key"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def request(allowed: set[str]) -> ModelRequest:
+    return ModelRequest(
+        messages=[
+            SystemMessage("You are ShopBot. Answer with one JSON action."),
+            HumanMessage("Where is my order 482913? jane.doe@example.com"),
+        ],
+        allowed=frozenset(allowed),
+        schema=schema.json_schema(allowed),
+        hints={"order_id": ["482913"], "email": ["jane.doe@example.com"]},
+        conversation_id="c1",
+    )
+
+
+@pytest.fixture
+async def models() -> AsyncIterator[Callable[..., OpenAIModel]]:
+    """Builds models; closes their connections after the test."""
+    built: list[OpenAIModel] = []
+
+    def make(url: str, key: str = KEY, tool_choice: ToolChoice = "required") -> OpenAIModel:
+        built.append(OpenAIModel(url, key, "smollm2", tool_choice=tool_choice, max_retries=0))
+        return built[-1]
+
+    yield make
+    for m in built:
+        await m.aclose()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """llama-cpp-python's OpenAI-compatible server with the packaged GGUF, on a free port."""
+    port = free_port()
+    command = [
+        sys.executable, "-m", "llama_cpp.server", "--model", str(packaged_model_path()),
+        "--chat_format", "chatml-function-calling", "--host", "127.0.0.1",
+        "--port", str(port), "--n_ctx", "4096", "--api_key", KEY,
+    ]  # fmt: skip
+    log_path = tmp_path_factory.mktemp("llama-server") / "server.log"
+    log = log_path.open("wb")  # a pipe would fill up with llama.cpp's logs and stall it
+    proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}/v1"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            if proc.poll() is not None:
+                tail = log_path.read_text(errors="replace")[-2000:]
+                pytest.fail(f"llama_cpp.server exited: {tail}")
+            try:
+                headers = {"Authorization": f"Bearer {KEY}"}
+                if httpx.get(f"{url}/models", headers=headers, timeout=2).is_success:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail("llama_cpp.server did not answer /v1/models within 120 s")
+            time.sleep(0.25)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+
+
+def test_each_allowed_action_becomes_one_tool_with_its_arguments() -> None:
+    tools = tools_for(request({"verify_identity", "reply"}))
+    assert [t["function"]["name"] for t in tools] == ["reply", "verify_identity"]
+    verify = tools[1]["function"]["parameters"]
+    assert verify["properties"]["email"] == {"type": "string", "enum": ["jane.doe@example.com"]}
+    assert "pattern" not in json.dumps(tools)
+
+
+def test_a_tool_call_becomes_the_step_the_parser_accepts() -> None:
+    call = {"name": "reply", "args": {"message": "Hello!"}, "id": "1", "type": "tool_call"}
+    raw = to_step(AIMessage("Greet them.", tool_calls=[call]))  # type: ignore[list-item]
+    action = schema.parse(raw)
+    assert isinstance(action, Action)
+    assert (action.tool, action.thought) == ("reply", "Greet them.")
+    assert to_step(AIMessage("just prose")) == "just prose"
+
+
+async def test_an_unreachable_endpoint_is_one_clear_error(
+    models: Callable[..., OpenAIModel],
+) -> None:
+    url = f"http://127.0.0.1:{free_port()}/v1"
+    with pytest.raises(ModelError, match=f"^cannot reach the model at {re.escape(url)}$"):
+        models(url).check()
+    with pytest.raises(ModelError, match=r"^cannot reach the model at"):
+        await models(url).complete(request({"reply", "escalate"}))
+
+
+@pytest.mark.slow
+async def test_a_rejected_key_is_one_clear_error(
+    server: str, models: Callable[..., OpenAIModel]
+) -> None:
+    with pytest.raises(ModelError, match=r"rejected the API key$"):
+        models(server, key="wrong").check()
+    with pytest.raises(ModelError, match=r"rejected the API key$"):
+        await models(server, key="wrong").acheck()
+    models(server).check()
+
+
+@pytest.mark.slow
+async def test_a_lone_allowed_action_is_named_and_constrained(
+    server: str, models: Callable[..., OpenAIModel]
+) -> None:
+    raw = await models(server).complete(request({"verify_identity"}))
+    action = schema.parse(raw)
+    assert isinstance(action, Action), raw
+    assert action.arguments == {"order_id": "482913", "email": "jane.doe@example.com"}
+
+
+@pytest.mark.slow
+async def test_step_mode_always_names_an_allowed_action(
+    server: str, models: Callable[..., OpenAIModel]
+) -> None:
+    allowed = {"verify_identity", "reply"}
+    raw = await models(server, tool_choice="step").complete(request(allowed))
+    action = schema.parse(raw)
+    assert isinstance(action, Action), raw
+    assert action.tool in allowed
+
+
+@pytest.mark.slow
+async def test_a_server_that_cannot_require_a_tool_call_says_so(
+    server: str, models: Callable[..., OpenAIModel]
+) -> None:
+    with pytest.raises(ModelError, match=r"answered 500.*tool_choice='step'"):
+        await models(server).complete(request({"verify_identity", "reply"}))
