@@ -46,7 +46,7 @@ from shopbot.record import Recorder
 from shopbot.state import ConversationState, HistoryLine, load_state
 from shopbot.turns import turn_lease
 from tools import ToolContext, ToolSpec
-from tools.facts import load_order_facts, load_return_facts
+from tools.facts import OrderFacts, load_orders, load_return_facts
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -209,7 +209,8 @@ class Agent:
                 rec.emit(Thought(step=step, text=action.thought))
             rec.emit(ActionProposed(step=step, tool=action.tool, args=action.arguments))
             t1 = perf_counter()
-            state.orders = await load_order_facts(session, _ids(action, "order_id", str))
+            loaded = await load_orders(session, _ids(action, "order_id", str))
+            state.orders = {order.id: OrderFacts.of(order) for order in loaded}
             state.returns = await load_return_facts(session, _ids(action, "return_id", int))
             verdict = self.guard.check(action, state)
             guard_ms = _ms(t1)
@@ -286,23 +287,22 @@ class Agent:
         ctx = ToolContext(
             session, conversation.id, state.customer_id, self.settings, state.now, self.services
         )
-        # A savepoint: a failing tool's writes go, the step's audit rows stay.
-        savepoint = await session.begin_nested()
+        # The step's audit rows and events wait in the Recorder, not in the session: rolling
+        # back a failing tool's transaction discards its writes and nothing else.
         try:
             observation = await spec(ctx, action.args)
         except _ToolError as exc:
-            await savepoint.rollback()
+            await session.rollback()
             await session.refresh(conversation)
             return {"error": exc.code, "message": str(exc), "retry": exc.retryable}, True
         except Exception:
             log.exception("tool %s failed in %s", spec.name, conversation.id)
-            await savepoint.rollback()
+            await session.rollback()
             await session.refresh(conversation)
             return {
                 "error": "internal_error",
                 "message": "The tool failed. Apologise and escalate.",
             }, True
-        await savepoint.commit()
         return observation.model_dump(mode="json"), False
 
     def _observe(

@@ -54,16 +54,22 @@ async def load_order_facts(
     session: AsyncSession, order_ids: Iterable[str]
 ) -> dict[str, OrderFacts]:
     """Facts for the orders that exist among `order_ids`; unknown ids are simply absent."""
+    return {order.id: OrderFacts.of(order) for order in await load_orders(session, order_ids)}
+
+
+async def load_orders(session: AsyncSession, order_ids: Iterable[str]) -> list[Order]:
+    """The orders among `order_ids` with their lines and customer. While the caller holds
+    them they stay in the session, so a tool asking for the same order reads no rows again."""
     wanted = set(order_ids)
     if not wanted:
-        return {}
+        return []
     # One round trip: this runs at every step that names an order.
     rows = await session.scalars(
         select(Order)
         .where(Order.id.in_(wanted))
         .options(joinedload(Order.items), joinedload(Order.customer))
     )
-    return {order.id: OrderFacts.of(order) for order in rows.unique()}
+    return list(rows.unique())
 
 
 @dataclass(frozen=True)

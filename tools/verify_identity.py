@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Annotated
 
 from pydantic import Field
-from sqlalchemy.orm import selectinload
 
 from db import Conversation, Order
 from tools.base import Observation, OrderId, ToolContext, tool
@@ -37,7 +36,9 @@ MISMATCH = "The order number and email address do not match our records."
 async def verify_identity(ctx: ToolContext, order_id: OrderId, email: Email) -> IdentityResult:
     """Verify the customer: the order number and the email address used for that order, both as
     the customer wrote them. On success the customer may see and act on their own orders."""
-    order = await ctx.session.get(Order, order_id, options=[selectinload(Order.customer)])
+    order = await ctx.session.get(Order, order_id)
+    if order is not None:
+        await order.awaitable_attrs.customer  # no query when the guard's facts brought it
     # Unknown order and wrong email read the same, so nobody can probe which orders exist.
     if order is None or not emails_match(order.contact_email, email):
         return IdentityResult(verified=False, message=MISMATCH)
