@@ -5,7 +5,11 @@ from __future__ import annotations
 import os
 import platform
 import statistics
+from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
+
+from db.testing import PostgresTemplate, SqliteTemplate, Template, postgres_reachable
 
 
 def machine() -> str:
@@ -28,3 +32,21 @@ def summary(values: list[float]) -> str:
         f"n={len(values)} median={statistics.median(values):.2f} ms "
         f"p95={percentile(values, 0.95):.2f} ms p99={percentile(values, 0.99):.2f} ms"
     )
+
+
+def templates(choice: str, tmp: Path) -> Iterator[tuple[str, Template]]:
+    """Seeded database templates for `choice` (sqlite, postgresql or both), closed after use;
+    an unreachable PostgreSQL is reported and skipped."""
+    for backend in ["sqlite", "postgresql"] if choice == "both" else [choice]:
+        template: Template
+        if backend == "sqlite":
+            template = SqliteTemplate(tmp / "db")
+        elif why := postgres_reachable():
+            print(f"postgresql: skipped ({why})")
+            continue
+        else:
+            template = PostgresTemplate()
+        try:
+            yield backend, template
+        finally:
+            template.close()

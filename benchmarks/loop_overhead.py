@@ -21,9 +21,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.common import machine, summary
+from benchmarks.common import machine, summary, templates
 from db.engine import create_engine, session_factory
-from db.testing import PostgresTemplate, SqliteTemplate, Template, postgres_reachable
 from shopbot.app import build_agent, start_conversation
 from shopbot.config import Settings
 from shopbot.loop import CustomerText
@@ -94,23 +93,13 @@ def main() -> None:
     parser.add_argument("--backend", choices=["sqlite", "postgresql", "both"], default="both")
     args = parser.parse_args()
     print(f"loop overhead per step (model time excluded) — {machine()}")
-    backends = ["sqlite", "postgresql"] if args.backend == "both" else [args.backend]
     with tempfile.TemporaryDirectory() as tmp:
-        for backend in backends:
-            template: Template
-            if backend == "sqlite":
-                template = SqliteTemplate(Path(tmp) / "db")
-            elif why := postgres_reachable():
-                print(f"postgresql: skipped ({why})")
-                continue
-            else:
-                template = PostgresTemplate()
+        for backend, template in templates(args.backend, Path(tmp)):
             url = template.clone()
             try:
                 gaps, per_turn = asyncio.run(measure(url, Path(tmp), args.steps))
             finally:
                 template.drop(url)
-                template.close()
             print(f"{backend:10s} step gap inside a turn: {summary(gaps)}")
             print(
                 f"{backend:10s} whole turn / steps:     {summary(per_turn)} "

@@ -20,8 +20,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.common import machine, summary
-from db.testing import PostgresTemplate, SqliteTemplate, Template, cloned, postgres_reachable
+from benchmarks.common import machine, summary, templates
+from db.testing import Template, cloned
 from shopbot.config import Settings
 from shopbot.replay import Script, replay
 
@@ -50,21 +50,9 @@ def main() -> None:
     parser.add_argument("--backend", choices=["sqlite", "postgresql", "both"], default="both")
     args = parser.parse_args()
     print(f"reference return conversation, ms per turn — {machine()}")
-    backends = ["sqlite", "postgresql"] if args.backend == "both" else [args.backend]
     with tempfile.TemporaryDirectory() as tmp:
-        for backend in backends:
-            template: Template
-            if backend == "sqlite":
-                template = SqliteTemplate(Path(tmp) / "db")
-            elif why := postgres_reachable():
-                print(f"postgresql: skipped ({why})")
-                continue
-            else:
-                template = PostgresTemplate()
-            try:
-                turns, confirm = run(template, Path(tmp), args.runs)
-            finally:
-                template.close()
+        for backend, template in templates(args.backend, Path(tmp)):
+            turns, confirm = run(template, Path(tmp), args.runs)
             print(f"{backend:10s} all turns:          {summary(turns)}")
             print(
                 f"{backend:10s} the confirmed turn: {summary(confirm)} "
