@@ -11,7 +11,7 @@ EXTRAS ?= dev,local
 # without the kernel granting it, and a cached wheel may run on another machine.
 export CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_AVX512=OFF -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF
 
-.PHONY: install run chat test lint format typecheck bench db replay clean help
+.PHONY: install run serve browser test lint format typecheck bench db replay clean help
 
 help:
 	@echo "make run | test | lint | format | typecheck | bench | db | replay | clean"
@@ -33,7 +33,15 @@ db: install
 run: db
 	$(BIN)/shopbot chat
 
-test: install
+serve: db
+	$(BIN)/shopbot serve
+
+# The browser tests drive Debian's Chromium through Playwright (never a browser download).
+browser:
+	@command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null) \
+		|| echo "chromium could not be installed: the browser tests will be skipped"
+
+test: install browser
 	$(PY) -m pytest -q
 
 replay: install

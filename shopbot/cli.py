@@ -228,6 +228,19 @@ def chat(
         run_tui(settings, chat_model, conversation_id=resume)
 
 
+@app.command("serve")
+def serve_command(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port.")] = 8000,
+    workers: Annotated[int, typer.Option(help="Worker processes (use PostgreSQL past 1).")] = 1,
+) -> None:
+    """Serve the chat-widget backend: the API, the widget script and the demo shop at /demo."""
+    from shopbot.web.server import serve
+
+    console.print(f"ShopBot on http://{host}:{port} (demo shop: /demo, API docs: /docs)")
+    serve(Settings(), host, port, workers)
+
+
 @app.command("replay")
 def replay_command(
     paths: Annotated[list[Path], typer.Argument(help="Conversation scripts or folders of them.")],

@@ -43,7 +43,9 @@ def sign_customer(
 def verify_customer(token: str, secret: str, *, now: float | None = None) -> str:
     """The customer id in a valid token; `InvalidIdentity` otherwise."""
     payload, _, mac = token.partition(".")
-    if not payload or not mac or not hmac.compare_digest(mac, _mac(payload, secret)):
+    # Bytes, not str: compare_digest refuses non-ASCII strings with a TypeError.
+    expected = _mac(payload, secret).encode()
+    if not payload or not mac or not hmac.compare_digest(mac.encode(), expected):
         raise InvalidIdentity("The customer identity is not signed by the shop.")
     try:
         claims = json.loads(_unb64(payload))

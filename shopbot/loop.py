@@ -102,6 +102,8 @@ class Agent:
             raise MessageTooLong(
                 f"Messages are limited to {self.settings.max_message_chars} characters."
             )
+        if isinstance(incoming, CustomerText) and "\x00" in incoming.text:
+            raise ConversationError("The message contains a character that cannot be stored.")
         lease = turn_lease(
             self.sessions, conversation_id, self.clock, self.settings.turn_lease_seconds
         )

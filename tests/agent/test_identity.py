@@ -17,6 +17,7 @@ def test_round_trip() -> None:
         "garbage",
         "",
         "a.b.c",
+        "ünïcode.tökén",
     ],
 )
 def test_forged_expired_or_malformed_tokens_are_refused(token: str) -> None:

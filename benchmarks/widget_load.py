@@ -1,0 +1,324 @@
+"""The widget backend under concurrent conversations, over real HTTP on loopback.
+
+N simulated widget clients each start a conversation, open its event stream and send a few
+messages, each about `--think` seconds after the previous reply, as a customer reads and
+types; a scripted model answers (verify_identity, lookup_order, reply; then lookup_order,
+reply; then replies). A turn's latency runs from sending the message to seeing the turn's
+`turn_ended` event on the stream. The server is `uvicorn --workers W` in its own processes;
+the clients (bare HTTP/1.1 on asyncio streams, ~1 ms of CPU a turn) share the same cores.
+`--think 0` sends back to back: throughput at saturation, latency then is mostly queueing.
+
+    python benchmarks/widget_load.py [--clients 50,200] [--workers 1,2] [--turns 4]
+                                     [--think 1.0] [--backend sqlite|postgresql|both]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator, Generator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+from fastapi import FastAPI
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.common import machine, percentile
+from db.testing import PostgresTemplate, SqliteTemplate, Template, postgres_reachable
+from shopbot.config import Settings
+from shopbot.models.base import ModelRequest
+
+TURNS = [
+    "Hi, where is my order 482913? My email is jane.doe@example.com",
+    "Thanks! And order 482914?",
+    "Great, that's all I needed.",
+    "Have a nice day.",
+]
+TURN_TIMEOUT = 30.0
+RUN_TIMEOUT = 300.0
+
+
+class BenchModel:
+    """Decides each step from the request alone, so any worker can serve any turn."""
+
+    name = "bench-script"
+
+    async def complete(self, request: ModelRequest) -> str:
+        prompt = str(request.messages[-1].content)
+        done = prompt.split("This turn so far:", 1)[1] if "This turn so far:" in prompt else ""
+        said = [line for line in prompt.splitlines() if line.startswith("Customer: ")]
+        latest = said[-1] if said else ""
+        orders, emails = request.hints.get("order_id", []), request.hints.get("email", [])
+        if "State: customer NOT verified" in prompt and orders and emails and not done:
+            action = {
+                "tool": "verify_identity",
+                "args": {"order_id": orders[-1], "email": emails[-1]},
+            }
+        elif orders and orders[-1] in latest and '"lookup_order"' not in done:
+            action = {"tool": "lookup_order", "args": {"order_id": orders[-1]}}
+        else:
+            action = {"tool": "reply", "args": {"message": "Glad to help!"}}
+        return json.dumps({"thought": "", "action": action})
+
+
+def bench_app() -> FastAPI:
+    """The uvicorn factory: settings from the environment, the scripted model, no services."""
+    from shopbot.web import create_app
+
+    return create_app(Settings(), model=BenchModel(), services={})
+
+
+@dataclass
+class Results:
+    latencies: list[float] = field(default_factory=list[float])
+    errors: dict[str, int] = field(default_factory=dict[str, int])
+    turns: int = 0
+
+    def error(self, kind: str) -> None:
+        self.errors[kind] = self.errors.get(kind, 0) + 1
+
+
+class Http:
+    """A bare HTTP/1.1 keep-alive connection: the load generator shares the server's two
+    cores, so it spends as little CPU per request as it can (httpx costs ~8 ms a turn)."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+
+    @classmethod
+    async def open(cls, host: str, port: int) -> Http:
+        return cls(*await asyncio.open_connection(host, port))
+
+    def close(self) -> None:
+        self.writer.close()
+
+    async def send(self, method: str, path: str, body: object, token: str | None) -> None:
+        data = json.dumps(body).encode() if body is not None else b""
+        head = f"{method} {path} HTTP/1.1\r\nHost: bench\r\nContent-Length: {len(data)}\r\n"
+        if body is not None:
+            head += "Content-Type: application/json\r\n"
+        if token:
+            head += f"Authorization: Bearer {token}\r\n"
+        self.writer.write(head.encode() + b"\r\n" + data)
+        await self.writer.drain()
+
+    async def head(self) -> tuple[int, dict[str, str]]:
+        line = await self.reader.readline()
+        if not line:
+            raise ConnectionResetError("the server closed the connection")
+        status = int(line.split()[1])
+        headers: dict[str, str] = {}
+        while (line := await self.reader.readline()) not in (b"\r\n", b""):
+            name, _, value = line.decode().partition(":")
+            headers[name.strip().lower()] = value.strip()
+        return status, headers
+
+    async def request(
+        self, method: str, path: str, body: object = None, token: str | None = None
+    ) -> tuple[int, Any]:
+        await self.send(method, path, body, token)
+        status, headers = await self.head()
+        data = await self.reader.readexactly(int(headers.get("content-length", "0")))
+        return status, json.loads(data) if data else None
+
+    async def events(self, path: str, token: str) -> AsyncIterator[dict[str, Any]]:
+        """The SSE body (chunked), event by event."""
+        await self.send("GET", path, None, token)
+        status, _ = await self.head()
+        if status != 200:
+            raise RuntimeError(f"stream {status}")
+        buffer = b""
+        while size := int((await self.reader.readline()).strip(), 16):
+            buffer += await self.reader.readexactly(size)
+            await self.reader.readexactly(2)
+            *blocks, buffer = buffer.split(b"\r\n\r\n")
+            for block in blocks:
+                for line in block.split(b"\r\n"):
+                    if line.startswith(b"data:"):
+                        yield json.loads(line[5:])
+
+
+async def customer(
+    host: str, port: int, results: Results, turns: int, think: float, rng: random.Random
+) -> None:
+    """One widget: a conversation, its stream, and `turns` messages, each sent `think`
+    seconds (on average) after the previous reply, as a customer reads and types."""
+    api = await Http.open(host, port)
+    stream = await Http.open(host, port)
+    listener: asyncio.Task[None] | None = None
+    try:
+        status, created = await api.request("POST", "/v1/conversations", {})
+        if status != 201:
+            results.error(f"create {status}")
+            return
+        cid, token = created["conversation_id"], created["token"]
+        ended: dict[int, asyncio.Future[float]] = {}
+
+        def waiter(turn: int) -> asyncio.Future[float]:
+            return ended.setdefault(turn, asyncio.get_running_loop().create_future())
+
+        async def listen() -> None:
+            async for event in stream.events(f"/v1/conversations/{cid}/events", token):
+                if event["kind"] == "turn_ended" and not waiter(event["turn"]).done():
+                    waiter(event["turn"]).set_result(time.perf_counter())
+
+        listener = asyncio.create_task(listen())
+        for text in TURNS[:turns]:
+            await asyncio.sleep(think * rng.uniform(0.5, 1.5))
+            started = time.perf_counter()
+            status, sent = await api.request(
+                "POST", f"/v1/conversations/{cid}/messages", {"text": text}, token
+            )
+            if status != 202:
+                results.error(f"message {status}")
+                return
+            try:
+                done_at = await asyncio.wait_for(waiter(sent["turn"]), TURN_TIMEOUT)
+            except TimeoutError:
+                results.error("turn timeout")
+                return
+            results.latencies.append((done_at - started) * 1000)
+            results.turns += 1
+    except (OSError, RuntimeError, asyncio.IncompleteReadError) as exc:
+        results.error(type(exc).__name__)
+    finally:
+        if listener is not None:
+            listener.cancel()
+            with suppress(asyncio.CancelledError, OSError, asyncio.IncompleteReadError):
+                await listener
+        api.close()
+        stream.close()
+
+
+async def load(
+    url: str, clients: int, turns: int, think: float, seed: int = 7
+) -> tuple[Results, float]:
+    host, port = url.removeprefix("http://").split(":")
+    results = Results()
+    rng = random.Random(seed)
+    started = time.perf_counter()
+    await asyncio.wait_for(
+        asyncio.gather(
+            *(customer(host, int(port), results, turns, think, rng) for _ in range(clients))
+        ),
+        RUN_TIMEOUT,
+    )
+    return results, time.perf_counter() - started
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@contextmanager
+def server(url: str, data_dir: Path, workers: int) -> Generator[str]:
+    port = free_port()
+    env = {
+        **os.environ,
+        "SHOPBOT_DATABASE_URL": url,
+        "SHOPBOT_DATA_DIR": str(data_dir),
+        "SHOPBOT_WEB__CONVERSATIONS_PER_IP_PER_MINUTE": "100000",
+        "SHOPBOT_WEB__MESSAGES_PER_CONVERSATION_PER_MINUTE": "100000",
+        "PYTHONPATH": str(Path(__file__).resolve().parents[1]),
+    }
+    command = [
+        sys.executable, "-m", "uvicorn", "benchmarks.widget_load:bench_app", "--factory",
+        "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers),
+        "--no-access-log", "--log-level", "warning", "--timeout-graceful-shutdown", "5",
+        "--timeout-keep-alive", "120",
+    ]  # fmt: skip
+    process = subprocess.Popen(command, env=env)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        give_up = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if process.poll() is not None or time.monotonic() > give_up:
+                raise RuntimeError("the server did not start")
+            time.sleep(0.2)
+        time.sleep(0.5 * workers)  # every worker up, not just the first to answer
+        yield base
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def report(backend: str, workers: int, clients: int, results: Results, seconds: float) -> str:
+    lat = results.latencies or [float("nan")]
+    errors = sum(results.errors.values())
+    detail = f" {results.errors}" if results.errors else ""
+    return (
+        f"| {backend} | {workers} | {clients} | {results.turns} | {results.turns / seconds:.1f} "
+        f"| {statistics.median(lat):.1f} | {percentile(lat, 0.99):.1f} | {errors}{detail} |"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--clients", default="50,200")
+    parser.add_argument("--workers", default="1,2")
+    parser.add_argument("--turns", type=int, default=4, choices=range(1, len(TURNS) + 1))
+    parser.add_argument(
+        "--think", type=float, default=1.0, help="Mean seconds between a reply and the next."
+    )
+    parser.add_argument("--backend", choices=["sqlite", "postgresql", "both"], default="both")
+    args = parser.parse_args()
+    clients = [min(int(c), 500) for c in args.clients.split(",")]
+    workers = [min(int(w), 8) for w in args.workers.split(",")]
+    print(f"widget backend under load — {machine()}, load average {os.getloadavg()[0]:.1f}")
+    print(f"{args.turns} turns per conversation, {args.think:.1f} s mean think time between them")
+    print("| backend | workers | conversations | turns | turns/s | p50 ms | p99 ms | errors |")
+    print("|---|---|---|---|---|---|---|---|")
+    backends = ["sqlite", "postgresql"] if args.backend == "both" else [args.backend]
+    with tempfile.TemporaryDirectory() as tmp:
+        for backend in backends:
+            template: Template
+            if backend == "sqlite":
+                template = SqliteTemplate(Path(tmp) / "db")
+            elif why := postgres_reachable():
+                print(f"postgresql: skipped ({why})")
+                continue
+            else:
+                template = PostgresTemplate()
+            try:
+                for n_workers in workers:
+                    for n_clients in clients:
+                        url = template.clone()
+                        try:
+                            with server(url, Path(tmp), n_workers) as base:
+                                results, seconds = asyncio.run(
+                                    load(base, n_clients, args.turns, args.think)
+                                )
+                        finally:
+                            template.drop(url)
+                        print(report(backend, n_workers, n_clients, results, seconds), flush=True)
+            finally:
+                template.close()
+
+
+if __name__ == "__main__":
+    main()

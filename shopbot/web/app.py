@@ -1,0 +1,219 @@
+"""The widget backend as an ASGI app: `create_app(settings)`, one per worker.
+
+Nothing lives in a worker's memory between requests but caches of the database: any worker
+serves any request of any conversation, and `shopbot serve --workers N` (or N machines
+behind a load balancer) needs only the shared database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+from collections.abc import AsyncGenerator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
+from datetime import datetime
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from pydantic import BaseModel, SecretStr
+from pydantic_core import to_jsonable_python
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from db import utcnow
+from db.engine import create_engine, is_sqlite, session_factory
+from shopbot.app import build_agent, build_model, open_services
+from shopbot.config import Settings
+from shopbot.models.base import ChatModel
+from shopbot.web import api, stream
+from shopbot.web.backend import Backend
+from shopbot.web.config import WebConfig, web_config
+from shopbot.web.errors import install_error_handlers
+from shopbot.web.feed import EventFeed, PostgresRelay, Relay, SqliteTail
+from shopbot.web.limits import Limiter, MemoryLimiter, SqlLimiter
+from shopbot.web.middleware import BodyLimit
+from shopbot.web.outbox import OutboxKicker
+from shopbot.web.runner import TurnRunner
+from shopbot.web.schemas import Health
+from shopbot.web.store import EventStore, reader_engine
+from shopbot.web.tokens import ConversationTokens
+from shopbot.web.widget import widget_router
+
+log = logging.getLogger(__name__)
+
+SHUTDOWN_STEP_SECONDS = 10.0
+SETTINGS_ENV = "SHOPBOT_SERVE_SETTINGS"
+"""How `serve` hands its settings to worker processes (JSON)."""
+
+DESCRIPTION = """\
+The chat widget's backend. Start a conversation to get its token, send messages, and follow
+the replies on the conversation's event stream (server-sent events, resumable with
+Last-Event-ID). Errors are `{"error": {"code", "message"}}` with stable codes.
+"""
+
+
+ServicesFactory = Callable[
+    [Settings, async_sessionmaker[AsyncSession]], AbstractAsyncContextManager[dict[str, Any]]
+]
+"""Opens the tools' outside world for the app's lifetime (default `shopbot.app.open_services`)."""
+
+
+def create_app(
+    settings: Settings,
+    *,
+    model: ChatModel | None = None,
+    sessions: async_sessionmaker[AsyncSession] | None = None,
+    services: dict[str, Any] | ServicesFactory | None = None,
+    web: WebConfig | None = None,
+    clock: Callable[[], datetime] = utcnow,
+) -> FastAPI:
+    """The app; `model`, `sessions` and `services` default to what `settings` name.
+
+    `services` may be a ready dict (the caller closes it) or a factory opened at startup.
+    """
+    web = web or web_config(settings)
+    owned: list[AsyncEngine] = []
+    running = web.max_running_turns or (4 if is_sqlite(settings.db_url) else 8)
+    if sessions is None:
+        # A fixed pool: overflow connections would be opened and closed with every burst
+        # (on SQLite each is a thread and a file open).
+        size = running + 2 if is_sqlite(settings.db_url) else web.pool_size
+        in_memory = make_url(settings.db_url).database in (None, "", ":memory:")
+        pool = {} if in_memory else {"pool_size": size, "max_overflow": 0}
+        owned.append(create_engine(settings.db_url, **pool))
+        sessions = session_factory(owned[-1])
+    engine = _engine_of(sessions)
+    sqlite = engine.dialect.name == "sqlite"
+    reads = reader_engine(engine.url, web.pool_size) if sqlite else engine
+    if sqlite:
+        owned.append(reads)
+    agent = build_agent(settings, model or build_model(settings), sessions)
+    agent.clock = clock
+    feed = EventFeed()
+    relay: Relay = (
+        SqliteTail(feed, reads, web.tail_seconds) if sqlite else PostgresRelay(feed, engine.url)
+    )
+    store = EventStore(reads)
+    secret = web.conversation_secret or settings.identity_secret
+    limiter: Limiter = (
+        SqlLimiter(sessions) if web.rate_limit_store == "database" else MemoryLimiter()
+    )
+    runner = TurnRunner(agent, store, relay, running)
+    backend = Backend(
+        settings=settings,
+        web=web,
+        sessions=sessions,
+        store=store,
+        feed=feed,
+        relay=relay,
+        runner=runner,
+        tokens=ConversationTokens(secret.get_secret_value(), web.conversation_token_ttl_seconds),
+        limiter=limiter,
+        clock=clock,
+    )
+    factory: ServicesFactory = (
+        open_services if services is None or isinstance(services, dict) else services
+    )
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncGenerator[None]:
+        async with AsyncExitStack() as stack:
+            for owned_engine in owned:
+                stack.push_async_callback(_bounded, owned_engine.dispose, "closing the database")
+            if isinstance(services, dict):
+                agent.services = services
+            else:
+                agent.services = await stack.enter_async_context(factory(settings, sessions))
+            outbox = agent.services.get("outbox")
+            if outbox is not None:
+                kicker = OutboxKicker(outbox)
+                await kicker.start()
+                stack.push_async_callback(_bounded, kicker.stop, "stopping the outbox")
+                runner.after_turn = kicker.kick
+            await relay.start()
+            stack.push_async_callback(_bounded, relay.stop, "stopping the event relay")
+            # Last in, first out: running turns finish before what they use closes.
+            stack.push_async_callback(runner.drain, web.shutdown_grace_seconds)
+            yield
+
+    app = FastAPI(
+        title="ShopBot",
+        version=_version(),
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.state.backend = backend
+    install_error_handlers(app)
+    app.include_router(api.router)
+    app.include_router(stream.router)
+    app.include_router(widget_router(demo=web.demo))
+
+    @app.get("/healthz", response_model=Health, tags=["operations"], summary="Liveness")
+    async def healthz() -> Health:
+        """Answers when this worker can reach the database."""
+        async with reads.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+        return Health(status="ok")
+
+    app.add_middleware(BodyLimit, max_bytes=web.max_body_bytes)
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=web.cors_origins,
+        allow_methods=["GET", "POST"],
+        allow_headers=["Authorization", "Content-Type", "Last-Event-ID"],
+        expose_headers=["Retry-After"],
+        max_age=600,
+    )
+    return app
+
+
+async def _bounded(close: Callable[[], Awaitable[object]], what: str) -> None:
+    """Shutdown steps get a deadline: a stuck one is logged, and shutdown goes on."""
+    try:
+        await asyncio.wait_for(close(), SHUTDOWN_STEP_SECONDS)
+    except TimeoutError:
+        log.warning("shutdown: %s took over %.0f s; going on", what, SHUTDOWN_STEP_SECONDS)
+
+
+def _version() -> str:
+    try:
+        return version("shopbot")
+    except PackageNotFoundError:
+        return "0"
+
+
+def _engine_of(sessions: async_sessionmaker[AsyncSession]) -> AsyncEngine:
+    bind = sessions.kw.get("bind")
+    if not isinstance(bind, AsyncEngine):
+        raise TypeError("create_app needs sessions bound to an AsyncEngine")
+    return bind
+
+
+def app_from_env() -> FastAPI:
+    """The uvicorn factory each worker calls: settings from `serve`, else the environment."""
+    handed = os.environ.get(SETTINGS_ENV)
+    if handed:
+        return create_app(Settings(_env_file=None, **json.loads(handed)))  # type: ignore[call-arg]
+    return create_app(Settings())
+
+
+def settings_json(settings: Settings) -> str:
+    """`settings` as JSON with secrets in clear, for worker processes (never log it)."""
+    return json.dumps(to_jsonable_python(_reveal(settings)))
+
+
+def _reveal(model: BaseModel) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name in type(model).model_fields:
+        value = getattr(model, name)
+        if isinstance(value, SecretStr):
+            value = value.get_secret_value()
+        elif isinstance(value, BaseModel):
+            value = _reveal(value)
+        out[name] = value
+    return out

@@ -1,0 +1,41 @@
+"""Everything a request handler needs, assembled once per worker by `create_app`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from shopbot.config import Settings
+from shopbot.web.config import WebConfig
+from shopbot.web.feed import EventFeed, Relay
+from shopbot.web.limits import Limiter
+from shopbot.web.runner import TurnRunner
+from shopbot.web.store import EventStore
+from shopbot.web.tokens import ConversationTokens
+
+
+@dataclass
+class Backend:
+    settings: Settings
+    web: WebConfig
+    sessions: async_sessionmaker[AsyncSession]
+    store: EventStore
+    feed: EventFeed
+    relay: Relay
+    runner: TurnRunner
+    tokens: ConversationTokens
+    limiter: Limiter
+    clock: Callable[[], datetime]
+
+
+async def get_backend(request: Request) -> Backend:
+    backend: Backend = request.app.state.backend
+    return backend
+
+
+BackendDep = Annotated[Backend, Depends(get_backend)]

@@ -1,0 +1,86 @@
+"""What the API accepts and answers (the OpenAPI document is generated from these)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from shopbot.events import Citation
+
+
+class _Request(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class NewConversation(_Request):
+    customer_token: str | None = Field(
+        default=None, min_length=3, max_length=2048, pattern=r"^[A-Za-z0-9_=-]+\.[A-Za-z0-9_=-]+$"
+    )
+    """The shop site's signed identity of a signed-in customer (`shopbot.identity`): the
+    conversation starts with the customer proven."""
+
+
+class ConversationCreated(BaseModel):
+    conversation_id: str
+    token: str
+    """Send as `Authorization: Bearer <token>` on this conversation's routes."""
+    token_expires_at: datetime
+    verified: bool
+    """True when a signed customer identity proved who the customer is."""
+
+
+class CustomerMessageIn(_Request):
+    text: str = Field(min_length=1, pattern=r"^[^\x00]*\S[^\x00]*$")
+    """What the customer wrote: not blank, no NUL characters (no database stores them).
+    Longer than `max_message_chars` is refused with 413."""
+
+
+class ConfirmationAnswerIn(_Request):
+    approve: bool
+    """True runs the pending action; False cancels it."""
+
+
+class TurnAccepted(BaseModel):
+    """The turn has started; its events follow on the stream."""
+
+    conversation_id: str
+    turn: int
+    first_seq: int
+    """The seq of the turn's first event: stream with `after=first_seq - 1` to see it all."""
+
+
+class HistoryMessage(BaseModel):
+    role: Literal["customer", "assistant"]
+    text: str
+    turn: int
+    seq: int
+    citations: list[Citation] = Field(default_factory=list[Citation])
+
+
+class PendingConfirmation(BaseModel):
+    confirmation_id: str
+    tool: str
+    args: dict[str, Any]
+    summary: str
+    expires_at: datetime
+
+
+class ConversationView(BaseModel):
+    """A conversation as its customer sees it, up to `last_seq`."""
+
+    conversation_id: str
+    status: str
+    verified: bool
+    turns: int
+    busy: bool
+    """A turn is running now."""
+    last_seq: int
+    """Resume the stream after this seq to see everything that follows."""
+    messages: list[HistoryMessage]
+    pending_confirmation: PendingConfirmation | None
+
+
+class Health(BaseModel):
+    status: Literal["ok"]

@@ -1,0 +1,104 @@
+"""A conversation's events as server-sent events, resumable from any worker.
+
+Each SSE event carries `id: <seq>`, `event: <kind>` and the event as JSON with its seq and
+turn. The stream starts after `Last-Event-ID` (what a browser's EventSource sends when it
+reconnects) or `?after=`, replays the stored events from there and then follows new ones, so a
+reconnect neither loses nor repeats an event. It ends after `sse_max_seconds`; clients resume.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, Query
+from sse_starlette import EventSourceResponse, ServerSentEvent
+
+from shopbot.web.api import ConversationId, Credentials
+from shopbot.web.backend import Backend, BackendDep
+from shopbot.web.errors import responses
+
+router = APIRouter(prefix="/v1/conversations", tags=["conversations"])
+BATCH = 200
+
+STREAM_DOC: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "`text/event-stream`: `id: <seq>`, `event: <kind>`, `data: <event JSON>`.",
+        "content": {"text/event-stream": {"schema": {"type": "string"}}},
+    },
+    **responses(401, 422),
+}
+
+
+async def _opened_for_stream(
+    conversation_id: ConversationId,
+    credentials: Credentials,
+    backend: BackendDep,
+    access_token: Annotated[
+        str | None,
+        Query(description="The conversation token, for clients that cannot send headers."),
+    ] = None,
+) -> str:
+    token = credentials.credentials if credentials else access_token
+    backend.tokens.check(token, conversation_id)
+    return conversation_id
+
+
+@router.get(
+    "/{conversation_id}/events",
+    response_class=EventSourceResponse,
+    responses=STREAM_DOC,
+    summary="Stream a conversation's events",
+)
+async def stream_events(
+    conversation_id: Annotated[str, Depends(_opened_for_stream)],
+    backend: BackendDep,
+    after: Annotated[int, Query(ge=0, le=2**31 - 1, description="Start after this seq.")] = 0,
+    last_event_id: Annotated[
+        str,
+        Header(
+            pattern=r"^[0-9]{0,9}$",
+            description="The last seq received (sent by EventSource on reconnect); "
+            "takes precedence over `after`.",
+        ),
+    ] = "",
+) -> EventSourceResponse:
+    start = int(last_event_id) if last_event_id else after
+    return EventSourceResponse(
+        _events(backend, conversation_id, start),
+        ping=backend.web.sse_ping_seconds,
+        headers={"Cache-Control": "no-store"},
+    )
+
+
+async def _events(
+    backend: Backend, conversation_id: str, after: int
+) -> AsyncIterator[ServerSentEvent]:
+    web = backend.web
+    deadline = time.monotonic() + web.sse_max_seconds
+    yield ServerSentEvent(retry=web.sse_retry_ms, comment="shopbot")
+    with backend.feed.subscribe(conversation_id) as woken:
+        while True:
+            # Clear before reading: a wake-up during the read is kept for the next round.
+            woken.clear()
+            # Shielded: a client leaving mid-read must not cancel the query, which would make
+            # the driver cancel it on the server and throw the pooled connection away.
+            events = await asyncio.shield(backend.store.after(conversation_id, after, BATCH))
+            for stored in events:
+                yield ServerSentEvent(
+                    data=json.dumps(stored.wire(), separators=(",", ":")),
+                    event=stored.kind,
+                    id=str(stored.seq),
+                )
+                after = stored.seq
+            if len(events) == BATCH:
+                continue
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(woken.wait(), min(web.sse_poll_seconds, left))

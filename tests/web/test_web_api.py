@@ -1,0 +1,465 @@
+"""The widget API in process (ASGI), on SQLite and PostgreSQL: flows, limits, errors."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import func, select
+from web_support import (
+    JANE_RETURN,
+    LABEL_EMAILED,
+    TEST_WEB,
+    Api,
+    ShopModel,
+    create_conversation,
+    open_api,
+    services_for_tests,
+)
+
+from db import Conversation, Event, Message, Return, utcnow
+from db.engine import create_engine, session_factory
+from shopbot.config import Settings
+from shopbot.identity import sign_customer
+from shopbot.web import WebConfig, create_app
+
+
+def error_of(response: httpx.Response) -> str:
+    body: dict[str, Any] = response.json()
+    assert set(body) == {"error"}
+    assert set(body["error"]) == {"code", "message"}
+    assert body["error"]["message"]
+    code: str = body["error"]["code"]
+    return code
+
+
+async def count(api: Api, table: Any, *where: Any) -> int:
+    async with api.backend.sessions() as session:
+        found = await session.scalar(select(func.count()).select_from(table).where(*where))
+    return int(found or 0)
+
+
+async def history(api: Api, cid: str, auth: dict[str, str]) -> dict[str, Any]:
+    response = await api.client.get(f"/v1/conversations/{cid}", headers=auth)
+    assert response.status_code == 200, response.text
+    found: dict[str, Any] = response.json()
+    return found
+
+
+async def test_a_return_is_confirmed_and_the_label_sent(api: Api) -> None:
+    cid, auth = await create_conversation(api.client)
+    assert await history(api, cid, auth) == {
+        "conversation_id": cid,
+        "status": "open",
+        "verified": False,
+        "turns": 0,
+        "busy": False,
+        "last_seq": 0,
+        "messages": [],
+        "pending_confirmation": None,
+    }
+
+    sent = await api.client.post(
+        f"/v1/conversations/{cid}/messages", json={"text": JANE_RETURN}, headers=auth
+    )
+    assert sent.status_code == 202, sent.text
+    assert sent.json() == {"conversation_id": cid, "turn": 1, "first_seq": 1}
+    await api.settle()
+    view = await history(api, cid, auth)
+    pending = view["pending_confirmation"]
+    assert pending["tool"] == "create_return"
+    assert pending["args"] == {"order_id": "482913", "lines": [1], "reason": "doesn't fit"}
+    assert [m["role"] for m in view["messages"]] == ["customer", "assistant"]
+    assert view["verified"] is True
+    assert await count(api, Return, Return.order_id == "482913") == 0
+
+    confirmed = await api.client.post(
+        f"/v1/conversations/{cid}/confirmations/{pending['confirmation_id']}",
+        json={"approve": True},
+        headers=auth,
+    )
+    assert confirmed.status_code == 202, confirmed.text
+    assert confirmed.json()["turn"] == 2
+    await api.settle()
+    view = await history(api, cid, auth)
+    assert view["pending_confirmation"] is None
+    assert view["messages"][-2]["text"].startswith("Yes, go ahead: Return Slim Fit Jeans")
+    assert view["messages"][-1] == {
+        "role": "assistant",
+        "text": LABEL_EMAILED,
+        "turn": 2,
+        "seq": view["messages"][-1]["seq"],
+        "citations": [],
+    }
+    assert view["last_seq"] == await count(api, Event, Event.conversation_id == cid)
+    assert await count(api, Return, Return.order_id == "482913") == 1
+
+
+async def test_cancelling_runs_nothing(api: Api) -> None:
+    cid, auth = await create_conversation(api.client)
+    await api.client.post(
+        f"/v1/conversations/{cid}/messages", json={"text": JANE_RETURN}, headers=auth
+    )
+    await api.settle()
+    pending = (await history(api, cid, auth))["pending_confirmation"]
+    cancelled = await api.client.post(
+        f"/v1/conversations/{cid}/confirmations/{pending['confirmation_id']}",
+        json={"approve": False},
+        headers=auth,
+    )
+    assert cancelled.status_code == 202
+    await api.settle()
+    view = await history(api, cid, auth)
+    assert view["messages"][-1]["text"].startswith("All right, I've cancelled that")
+    assert await count(api, Return, Return.order_id == "482913") == 0
+    again = await api.client.post(
+        f"/v1/conversations/{cid}/confirmations/{pending['confirmation_id']}",
+        json={"approve": True},
+        headers=auth,
+    )
+    assert again.status_code == 409
+    assert error_of(again) == "no_pending_confirmation"
+
+
+async def test_a_policy_answer_carries_its_citation(api: Api) -> None:
+    cid, auth = await create_conversation(api.client)
+    await api.client.post(
+        f"/v1/conversations/{cid}/messages",
+        json={"text": "How long do I have to return something?"},
+        headers=auth,
+    )
+    await api.settle()
+    reply = (await history(api, cid, auth))["messages"][-1]
+    assert reply["citations"] == [
+        {
+            "anchor": "returns#return-window",
+            "document": "Returns policy",
+            "section": "Return window",
+        }
+    ]
+
+
+async def test_a_signed_customer_starts_verified(api: Api) -> None:
+    secret = api.settings.identity_secret.get_secret_value()
+    created = await api.client.post(
+        "/v1/conversations", json={"customer_token": sign_customer("cust_jane", secret)}
+    )
+    assert created.status_code == 201
+    assert created.json()["verified"] is True
+    cid = created.json()["conversation_id"]
+    auth = {"Authorization": f"Bearer {created.json()['token']}"}
+    await api.client.post(
+        f"/v1/conversations/{cid}/messages",
+        json={"text": "Has order 482913 arrived?"},
+        headers=auth,
+    )
+    await api.settle()
+    assert (await history(api, cid, auth))["messages"][-1]["text"].startswith("Order 482913 is")
+    async with api.backend.sessions() as session:
+        conversation = await session.get(Conversation, cid)
+        assert conversation is not None
+        assert (conversation.customer_id, conversation.proven_by) == ("cust_jane", "token")
+
+
+@pytest.mark.parametrize(
+    "token",
+    [
+        "bm90.YS10b2tlbg",
+        sign_customer("cust_jane", "another-secret"),
+        sign_customer("cust_jane", "change-me-in-production", ttl_seconds=-10),
+        sign_customer("cust_nobody", "change-me-in-production"),
+    ],
+    ids=["malformed", "forged", "expired", "unknown-customer"],
+)
+async def test_a_bad_customer_identity_is_refused(api: Api, token: str) -> None:
+    response = await api.client.post("/v1/conversations", json={"customer_token": token})
+    assert response.status_code == 401
+    assert error_of(response) == "invalid_identity"
+    assert await count(api, Conversation) == 0
+
+
+async def test_a_customer_token_off_the_format_is_a_validation_error(api: Api) -> None:
+    response = await api.client.post("/v1/conversations", json={"customer_token": "not a token"})
+    assert response.status_code == 422
+    assert error_of(response) == "validation_error"
+
+
+async def test_a_token_opens_its_own_conversation_only(api: Api) -> None:
+    a, auth_a = await create_conversation(api.client)
+    b, auth_b = await create_conversation(api.client)
+    assert (await api.client.get(f"/v1/conversations/{a}", headers=auth_a)).status_code == 200
+    for path, method in [
+        (f"/v1/conversations/{b}", "GET"),
+        (f"/v1/conversations/{b}/messages", "POST"),
+        (f"/v1/conversations/{b}/events", "GET"),
+        (f"/v1/conversations/{b}/confirmations/x", "POST"),
+    ]:
+        response = await api.client.request(
+            method, path, headers=auth_a, json={"text": "hi"} if "messages" in path else None
+        )
+        assert response.status_code == 401, path
+        assert error_of(response) == "invalid_token"
+    for headers in [
+        {},
+        {"Authorization": "Bearer nonsense"},
+        {"Authorization": auth_b["Authorization"] + "x"},
+    ]:
+        response = await api.client.get(f"/v1/conversations/{b}", headers=headers)
+        assert response.status_code == 401
+        assert error_of(response) == "invalid_token"
+
+
+async def test_an_expired_conversation_token_is_refused(settings: Settings) -> None:
+    async for api in open_api(
+        settings, TEST_WEB.model_copy(update={"conversation_token_ttl_seconds": 60})
+    ):
+        cid, auth = await create_conversation(api.client)
+        api.backend.tokens.clock = lambda: 10**10
+        response = await api.client.get(f"/v1/conversations/{cid}", headers=auth)
+        assert response.status_code == 401
+        assert "expired" in response.json()["error"]["message"]
+
+
+async def test_one_turn_at_a_time_even_across_workers(settings: Settings) -> None:
+    """Two apps on one database are two workers: the lease in the database serializes them."""
+    slow = ShopModel(delay=0.3)
+    first = create_app(settings, model=slow, services=services_for_tests, web=TEST_WEB)
+    second = create_app(settings, model=ShopModel(), services=services_for_tests, web=TEST_WEB)
+    async with (
+        first.router.lifespan_context(first),
+        second.router.lifespan_context(second),
+        httpx.AsyncClient(transport=httpx.ASGITransport(first), base_url="http://a") as a,
+        httpx.AsyncClient(transport=httpx.ASGITransport(second), base_url="http://b") as b,
+    ):
+        cid, auth = await create_conversation(a)
+        started = await a.post(
+            f"/v1/conversations/{cid}/messages", json={"text": JANE_RETURN}, headers=auth
+        )
+        assert started.status_code == 202
+        for client in (a, b):
+            busy = await client.post(
+                f"/v1/conversations/{cid}/messages", json={"text": "hello?"}, headers=auth
+            )
+            assert busy.status_code == 409
+            assert error_of(busy) == "conversation_busy"
+        view = (await b.get(f"/v1/conversations/{cid}", headers=auth)).json()
+        assert view["busy"] is True
+        while view["busy"]:
+            await asyncio.sleep(0.05)
+            view = (await b.get(f"/v1/conversations/{cid}", headers=auth)).json()
+        later = await b.post(
+            f"/v1/conversations/{cid}/messages", json={"text": "thanks"}, headers=auth
+        )
+        assert later.status_code == 202
+        assert later.json()["turn"] == 2
+        runner = first.state.backend.runner
+        await asyncio.gather(*runner.running, *second.state.backend.runner.running)
+    assert slow.conversations == {cid}
+
+
+async def test_a_message_too_long_is_refused_and_not_stored(api: Api) -> None:
+    cid, auth = await create_conversation(api.client)
+    text = "x" * (api.settings.max_message_chars + 1)
+    response = await api.client.post(
+        f"/v1/conversations/{cid}/messages", json={"text": text}, headers=auth
+    )
+    assert response.status_code == 413
+    assert error_of(response) == "message_too_long"
+    assert await count(api, Message, Message.conversation_id == cid) == 0
+    assert await count(api, Event, Event.conversation_id == cid) == 0
+
+
+async def test_a_body_too_large_is_refused_before_it_is_read(api: Api) -> None:
+    cid, auth = await create_conversation(api.client)
+    huge = "y" * (TEST_WEB.max_body_bytes + 10)
+    response = await api.client.post(
+        f"/v1/conversations/{cid}/messages", json={"text": huge}, headers=auth
+    )
+    assert response.status_code == 413
+    assert error_of(response) == "payload_too_large"
+
+    async def chunked() -> AsyncIterator[bytes]:
+        yield b'{"text": "'
+        for _ in range(20):
+            yield b"z" * 1024
+        yield b'"}'
+
+    response = await api.client.post(
+        f"/v1/conversations/{cid}/messages",
+        content=chunked(),
+        headers={**auth, "Content-Type": "application/json"},
+    )
+    assert response.status_code == 413
+    assert error_of(response) == "payload_too_large"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [{}, {"text": ""}, {"text": "   \n "}, {"text": 5}, {"text": "hi", "extra": 1}, None],
+    ids=["missing", "empty", "blank", "number", "extra-field", "no-body"],
+)
+async def test_invalid_messages_are_validation_errors(api: Api, body: Any) -> None:
+    cid, auth = await create_conversation(api.client)
+    response = await api.client.post(f"/v1/conversations/{cid}/messages", json=body, headers=auth)
+    assert response.status_code == 422
+    assert error_of(response) == "validation_error"
+
+
+async def test_unknown_routes_and_methods_answer_in_the_error_shape(api: Api) -> None:
+    missing = await api.client.get("/v1/nothing-here")
+    assert missing.status_code == 404
+    assert error_of(missing) == "not_found"
+    wrong = await api.client.delete("/v1/conversations")
+    assert wrong.status_code == 405
+    assert error_of(wrong) == "method_not_allowed"
+
+
+async def test_new_conversations_are_limited_per_address(settings: Settings) -> None:
+    web = TEST_WEB.model_copy(update={"conversations_per_ip_per_minute": 2})
+    async for api in open_api(settings, web):
+        for _ in range(2):
+            await create_conversation(api.client)
+        refused = await api.client.post("/v1/conversations", json={})
+        assert refused.status_code == 429
+        assert error_of(refused) == "rate_limited"
+        assert 1 <= int(refused.headers["Retry-After"]) <= 60
+        other = await api.client.post(
+            "/v1/conversations", json={}, headers={"X-Forwarded-For": "203.0.113.9"}
+        )
+        # Forwarded-For is trusted only from the configured proxies (by uvicorn): not here.
+        assert other.status_code == 429
+
+
+async def test_messages_are_limited_per_conversation(settings: Settings) -> None:
+    web = TEST_WEB.model_copy(update={"messages_per_conversation_per_minute": 2})
+    async for api in open_api(settings, web):
+        cid, auth = await create_conversation(api.client)
+        for text in ("hello", "anyone there?"):
+            sent = await api.client.post(
+                f"/v1/conversations/{cid}/messages", json={"text": text}, headers=auth
+            )
+            assert sent.status_code == 202
+            await api.settle()
+        refused = await api.client.post(
+            f"/v1/conversations/{cid}/messages", json={"text": "third"}, headers=auth
+        )
+        assert refused.status_code == 429
+        assert error_of(refused) == "rate_limited"
+        assert 1 <= int(refused.headers["Retry-After"]) <= 60
+        other, other_auth = await create_conversation(api.client)
+        fine = await api.client.post(
+            f"/v1/conversations/{other}/messages", json={"text": "hi"}, headers=other_auth
+        )
+        assert fine.status_code == 202
+        await api.settle()
+        # The count comes from the database: an hour later the window is empty again.
+        api.backend.clock = lambda: utcnow() + timedelta(hours=1)
+        later = await api.client.post(
+            f"/v1/conversations/{cid}/messages", json={"text": "back again"}, headers=auth
+        )
+        assert later.status_code == 202
+        await api.settle()
+
+
+async def test_cors_allows_the_shops_origin_only(settings: Settings) -> None:
+    web = TEST_WEB.model_copy(update={"cors_origins": ["https://shop.example"]})
+    async for api in open_api(settings, web):
+        preflight = {
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "authorization, content-type",
+        }
+        ok = await api.client.options(
+            "/v1/conversations", headers={"Origin": "https://shop.example", **preflight}
+        )
+        assert ok.status_code == 200
+        assert ok.headers["access-control-allow-origin"] == "https://shop.example"
+        assert "authorization" in ok.headers["access-control-allow-headers"].lower()
+        bad = await api.client.options(
+            "/v1/conversations", headers={"Origin": "https://evil.example", **preflight}
+        )
+        assert bad.status_code == 400
+        assert "access-control-allow-origin" not in bad.headers
+        created = await api.client.post(
+            "/v1/conversations", json={}, headers={"Origin": "https://shop.example"}
+        )
+        assert created.headers["access-control-allow-origin"] == "https://shop.example"
+        foreign = await api.client.post(
+            "/v1/conversations", json={}, headers={"Origin": "https://evil.example"}
+        )
+        assert "access-control-allow-origin" not in foreign.headers
+
+
+async def test_the_openapi_document_describes_routes_and_errors(api: Api) -> None:
+    spec = (await api.client.get("/openapi.json")).json()
+    paths = spec["paths"]
+    assert set(paths) == {
+        "/v1/conversations",
+        "/v1/conversations/{conversation_id}",
+        "/v1/conversations/{conversation_id}/messages",
+        "/v1/conversations/{conversation_id}/confirmations/{confirmation_id}",
+        "/v1/conversations/{conversation_id}/events",
+        "/healthz",
+    }
+    post = paths["/v1/conversations/{conversation_id}/messages"]["post"]
+    assert {"202", "401", "409", "413", "422", "429"} <= set(post["responses"])
+    codes = spec["components"]["schemas"]["ErrorDetail"]["properties"]["code"]["enum"]
+    assert "conversation_busy" in codes
+    assert "ConversationToken" in spec["components"]["securitySchemes"]
+
+
+async def test_the_widget_and_demo_are_served(api: Api) -> None:
+    js = await api.client.get("/widget.js")
+    assert js.status_code == 200
+    assert js.headers["content-type"].startswith("text/javascript")
+    assert "attachShadow" in js.text
+    css = await api.client.get("/widget.css")
+    assert css.headers["content-type"].startswith("text/css")
+    demo = await api.client.get("/demo")
+    assert '<script src="/widget.js"' in demo.text
+    assert (await api.client.get("/")).status_code == 307
+    assert (await api.client.get("/healthz")).json() == {"status": "ok"}
+
+
+async def test_the_demo_page_can_be_switched_off(settings: Settings) -> None:
+    async for api in open_api(settings, TEST_WEB.model_copy(update={"demo": False})):
+        assert (await api.client.get("/demo")).status_code == 404
+        assert (await api.client.get("/widget.js")).status_code == 200
+
+
+async def test_state_lives_in_the_database_only(api: Api, db_url: str) -> None:
+    """A conversation started on one app continues on a fresh one (a restarted worker)."""
+    cid, auth = await create_conversation(api.client)
+    await api.client.post(
+        f"/v1/conversations/{cid}/messages", json={"text": JANE_RETURN}, headers=auth
+    )
+    await api.settle()
+    engine = create_engine(db_url)
+    try:
+        fresh = create_app(
+            api.settings,
+            model=ShopModel(),
+            sessions=session_factory(engine),
+            services=services_for_tests,
+            web=WebConfig(),
+        )
+        async with (
+            fresh.router.lifespan_context(fresh),
+            httpx.AsyncClient(transport=httpx.ASGITransport(fresh), base_url="http://c") as c,
+        ):
+            view = (await c.get(f"/v1/conversations/{cid}", headers=auth)).json()
+            pending = view["pending_confirmation"]["confirmation_id"]
+            done = await c.post(
+                f"/v1/conversations/{cid}/confirmations/{pending}",
+                json={"approve": True},
+                headers=auth,
+            )
+            assert done.status_code == 202
+            await asyncio.gather(*fresh.state.backend.runner.running)
+            view = (await c.get(f"/v1/conversations/{cid}", headers=auth)).json()
+            assert view["messages"][-1]["text"] == LABEL_EMAILED
+    finally:
+        await engine.dispose()

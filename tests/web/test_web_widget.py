@@ -1,0 +1,127 @@
+"""The widget in a real browser: headless Chromium (Debian's) driven by Playwright."""
+
+from __future__ import annotations
+
+import mailbox
+import shutil
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from playwright.async_api import Browser, Page, async_playwright, expect
+from web_support import (
+    LABEL_EMAILED,
+    POLICY_ANSWER,
+    TEST_WEB,
+    ShopModel,
+    serve_in_thread,
+    services_for_tests,
+)
+
+from shopbot.config import Settings
+from shopbot.web import create_app
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
+RETURN_REQUEST = (
+    "Hi, I'd like to return the jeans from order 482913. My email is jane.doe@example.com"
+)
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(shutil.which(CHROMIUM) is None, reason="needs Debian's chromium"),
+]
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Browser]:
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield browser
+        await browser.close()
+
+
+async def open_chat(page: Page, url: str) -> None:
+    await page.goto(f"{url}/demo")
+    launcher = page.get_by_role("button", name="Chat with us")
+    await expect(launcher).to_be_visible()
+    # Keyboard only: Tab to the launcher, Enter opens the panel with the input focused.
+    await launcher.focus()
+    await page.keyboard.press("Enter")
+    await expect(page.get_by_role("region", name="Harbor & Pine help")).to_be_visible()
+    await expect(page.get_by_label("Your message")).to_be_focused()
+
+
+async def say(page: Page, text: str) -> None:
+    await page.get_by_label("Your message").fill(text)
+    await page.keyboard.press("Enter")
+
+
+async def test_a_customer_returns_the_jeans_and_gets_the_label(
+    browser: Browser, sqlite_url: str, tmp_path: Path
+) -> None:
+    settings = Settings(_env_file=None, database_url=sqlite_url, data_dir=tmp_path)  # type: ignore[call-arg]
+    app = create_app(settings, model=ShopModel(), services=services_for_tests, web=TEST_WEB)
+    with serve_in_thread(app) as url:
+        page = await browser.new_page()
+        await open_chat(page, url)
+        log = page.get_by_role("log", name="Conversation")
+        await say(page, RETURN_REQUEST)
+        await expect(log.get_by_text(RETURN_REQUEST)).to_be_visible()
+        card = page.get_by_role("group", name="Confirmation needed")
+        await expect(card).to_contain_text("Return Slim Fit Jeans (line 1) from order 482913")
+        live = page.locator("[data-announcer]")
+        await expect(live).to_contain_text("Please confirm")
+        await expect(live).to_have_attribute("aria-live", "polite")
+        await page.screenshot(path=tmp_path / "confirm.png")
+
+        await card.get_by_role("button", name="Confirm").click()
+        await expect(log.get_by_text(LABEL_EMAILED)).to_be_visible()
+        await expect(card).to_contain_text("Confirmed")
+        await expect(card.get_by_role("button")).to_have_count(0)
+        await expect(page.get_by_role("button", name="Send")).to_be_enabled()
+        await page.screenshot(path=tmp_path / "done.png")
+
+        # A reload restores the conversation from its history, once, and keeps streaming.
+        await page.reload()
+        await open_chat(page, url)
+        await expect(log.get_by_text(LABEL_EMAILED)).to_have_count(1)
+        await expect(log.get_by_text(RETURN_REQUEST)).to_have_count(1)
+        await say(page, "How long do I have to return something?")
+        await expect(log.get_by_text(POLICY_ANSWER)).to_be_visible()
+        await expect(log.locator("cite")).to_have_text(["Returns policy"])
+        await page.keyboard.press("Escape")
+        await expect(page.get_by_role("button", name="Chat with us")).to_be_focused()
+    # The label went out by email (the embedded Maildir), once.
+    inbox = list(mailbox.Maildir(tmp_path / "maildir", create=False))
+    assert [m["To"] for m in inbox] == ["jane.doe@example.com"]
+
+
+async def test_the_widget_survives_dropped_streams(
+    browser: Browser, sqlite_url: str, tmp_path: Path
+) -> None:
+    """Streams that end every 300 ms: the widget resumes each and shows every event once."""
+    settings = Settings(_env_file=None, database_url=sqlite_url, data_dir=tmp_path)  # type: ignore[call-arg]
+    web = TEST_WEB.model_copy(update={"sse_max_seconds": 0.3, "sse_retry_ms": 100})
+    app = create_app(settings, model=ShopModel(delay=0.15), services=services_for_tests, web=web)
+    with serve_in_thread(app) as url:
+        page = await browser.new_page()
+        streams: list[str] = []
+        page.on("request", lambda r: streams.append(r.url) if "/events" in r.url else None)
+        await open_chat(page, url)
+        await say(page, RETURN_REQUEST)
+        card = page.get_by_role("group", name="Confirmation needed")
+        await card.get_by_role("button", name="Confirm").click()
+        log = page.get_by_role("log", name="Conversation")
+        await expect(log.get_by_text(LABEL_EMAILED)).to_have_count(1)
+        await expect(log.get_by_text(RETURN_REQUEST)).to_have_count(1)
+        await expect(log.locator(".msg.card")).to_have_count(1)
+        await page.wait_for_timeout(400)
+        await expect(log.get_by_text(LABEL_EMAILED)).to_have_count(1)
+    assert len(streams) >= 3

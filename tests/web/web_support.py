@@ -1,0 +1,289 @@
+"""Test doubles and helpers for the widget backend's tests.
+
+`ShopModel` is a FunctionModel-style chat model: it decides each step from the request alone
+(the state summary, this turn's steps, the allowed tools and the hints), so one instance
+serves any number of conversations on any worker, like a real model would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import threading
+import time
+from collections.abc import AsyncIterator, Generator
+from contextlib import AbstractAsyncContextManager, contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import uvicorn
+from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from shopbot.app import open_services
+from shopbot.config import Settings
+from shopbot.models.base import ModelRequest
+from shopbot.web import WebConfig, create_app
+from shopbot.web.backend import Backend
+
+JANE_RETURN = "Hi, I'd like to return the jeans from order 482913. My email is jane.doe@example.com"
+LABEL_EMAILED = "Your return is registered and your return label has been emailed to you."
+POLICY_ANSWER = "You can return items within 30 days of delivery."
+
+_STEP = re.compile(r"^\d+\. (\{.*\})$")
+_APPROVED = re.compile(r"^Confirmation approved: .* = (\{.*\})$", re.MULTILINE)
+
+
+@dataclass(frozen=True)
+class Seen:
+    tool: str
+    args: dict[str, Any]
+    outcome: str
+
+    @property
+    def ok(self) -> bool:
+        return not self.outcome.startswith(("DENIED", "ERROR")) and '"error"' not in self.outcome
+
+    def data(self) -> dict[str, Any]:
+        try:
+            found = json.loads(self.outcome)
+        except ValueError:
+            return {}
+        return found if isinstance(found, dict) else {}
+
+
+def act(tool: str, thought: str = "", **args: Any) -> str:
+    return json.dumps({"thought": thought, "action": {"tool": tool, "args": args}})
+
+
+def reply(message: str, citations: list[str] | None = None) -> str:
+    return act("reply", message=message, citations=citations or [])
+
+
+def steps_of(prompt: str) -> list[Seen]:
+    """This turn's steps as the prompt shows them: `N. {action}` then `   -> outcome`."""
+    section = prompt.split("This turn so far:\n", 1)
+    if len(section) < 2:
+        return []
+    seen: list[Seen] = []
+    lines = section[1].splitlines()
+    for i, line in enumerate(lines):
+        found = _STEP.match(line)
+        if found is None:
+            continue
+        action = json.loads(found.group(1))
+        outcome = lines[i + 1].strip().removeprefix("-> ") if i + 1 < len(lines) else ""
+        seen.append(Seen(action["tool"], action.get("args", {}), outcome))
+    return seen
+
+
+def last_customer_text(prompt: str) -> str:
+    said = [line for line in prompt.splitlines() if line.startswith("Customer: ")]
+    return said[-1].removeprefix("Customer: ") if said else ""
+
+
+@dataclass
+class ShopModel:
+    """Plays a competent agent for the demo shop's return and order-status stories."""
+
+    delay: float = 0.0
+    """Seconds each step "thinks": lets a test cut a stream in the middle of a turn."""
+    calls: int = 0
+    conversations: set[str] = field(default_factory=set[str])
+
+    @property
+    def name(self) -> str:
+        return "shop-function-model"
+
+    async def complete(self, request: ModelRequest) -> str:
+        self.calls += 1
+        self.conversations.add(request.conversation_id)
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        return self.decide(request)
+
+    def decide(self, request: ModelRequest) -> str:
+        prompt = str(request.messages[-1].content)
+        steps = steps_of(prompt)
+        done = {s.tool: s for s in steps}
+        said = last_customer_text(prompt)
+        verified = "State: customer verified" in prompt
+        orders, emails = request.hints.get("order_id", []), request.hints.get("email", [])
+        approved = _APPROVED.search(prompt)
+        if any(not s.ok for s in steps):
+            return reply("I'm sorry, I couldn't do that. Is there anything else I can help with?")
+        if approved is not None:
+            confirmed = json.loads(approved.group(1))
+            return act(confirmed["tool"], "The customer confirmed.", **confirmed["args"])
+        if "create_return" in done:
+            return_id = done["create_return"].data().get("return_id")
+            if "send_return_label" in request.allowed and "send_return_label" not in done:
+                return act("send_return_label", "Now the label.", return_id=return_id)
+            return reply(LABEL_EMAILED)
+        if said.startswith("No, cancel"):
+            return reply("All right, I've cancelled that. Anything else?")
+        if "search_policy" in done:
+            hits = done["search_policy"].data().get("hits", [])
+            return reply(POLICY_ANSWER, [hit["anchor"] for hit in hits[:1]])
+        asks_policy = "policy" in said.lower() or "how long" in said.lower()
+        if asks_policy and "search_policy" in request.allowed:
+            return act("search_policy", "A policy question.", query=said[:200])
+        if not verified:
+            if orders and emails and "verify_identity" not in done:
+                return act(
+                    "verify_identity",
+                    "Verify first.",
+                    order_id=orders[-1].lstrip("#"),
+                    email=emails[-1],
+                )
+            return reply("Could you tell me your order number and the email on that order?")
+        order_id = orders[-1].lstrip("#") if orders else None
+        if order_id and "return" in said.lower():
+            if "check_return_eligibility" not in done:
+                return act("check_return_eligibility", order_id=order_id, lines=[1])
+            return act("create_return", order_id=order_id, lines=[1], reason="doesn't fit")
+        if order_id and "lookup_order" not in done:
+            return act("lookup_order", "Look it up.", order_id=order_id)
+        if "lookup_order" in done:
+            status = done["lookup_order"].data().get("status", "on its way")
+            return reply(f"Order {order_id} is {status}.")
+        return reply("Glad to help. Is there anything else?")
+
+
+@dataclass(frozen=True)
+class StubHit:
+    document: str
+    title: str
+    section: str
+    anchor: str
+    text: str
+    score: float
+
+
+class StubPolicy:
+    """The policy index, answering every question with the return-window section."""
+
+    def search(self, query: str, k: int = 3) -> list[StubHit]:
+        return [
+            StubHit(
+                document="returns.md",
+                title="Returns policy",
+                section="Return window",
+                anchor="returns#return-window",
+                text="Items can be returned within 30 days of delivery.",
+                score=0.9,
+            )
+        ][:k]
+
+
+def services_for_tests(
+    settings: Settings, sessions: async_sessionmaker[AsyncSession]
+) -> AbstractAsyncContextManager[dict[str, Any]]:
+    """The real carrier sandbox and outbox (a Maildir in the data dir); a stub policy index."""
+    return open_services(settings, sessions, policy=StubPolicy())
+
+
+@contextmanager
+def serve_in_thread(app: FastAPI) -> Generator[str]:
+    """Serve `app` with uvicorn on a free loopback port in a thread; yield its base URL."""
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=0, log_level="warning", timeout_graceful_shutdown=2
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name="shopbot-web", daemon=True)
+    thread.start()
+    give_up = time.monotonic() + 20
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > give_up:
+            server.should_exit = True
+            raise RuntimeError("the web app did not start")
+        time.sleep(0.01)
+    port: int = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=15)
+
+
+@dataclass(frozen=True)
+class Sse:
+    id: str | None
+    event: str | None
+    data: str
+
+    def json(self) -> dict[str, Any]:
+        found: dict[str, Any] = json.loads(self.data)
+        return found
+
+
+async def sse_events(response: httpx.Response) -> AsyncIterator[Sse]:
+    """Parse a text/event-stream body into events (comments and retry-only blocks skipped)."""
+    event_id: str | None = None
+    kind: str | None = None
+    data: list[str] = []
+    async for line in response.aiter_lines():
+        if line == "":
+            if data:
+                yield Sse(event_id, kind, "\n".join(data))
+            event_id, kind, data = None, None, []
+            continue
+        name, _, value = line.partition(":")
+        value = value.removeprefix(" ")
+        if name == "id":
+            event_id = value
+        elif name == "event":
+            kind = value
+        elif name == "data":
+            data.append(value)
+
+
+async def create_conversation(
+    client: httpx.AsyncClient, customer_token: str | None = None
+) -> tuple[str, dict[str, str]]:
+    body = {"customer_token": customer_token} if customer_token else {}
+    response = await client.post("/v1/conversations", json=body)
+    assert response.status_code == 201, response.text
+    created = response.json()
+    return created["conversation_id"], {"Authorization": f"Bearer {created['token']}"}
+
+
+TEST_WEB = WebConfig(
+    conversations_per_ip_per_minute=1000,
+    messages_per_conversation_per_minute=1000,
+    sse_poll_seconds=0.5,
+    tail_seconds=0.02,
+)
+
+
+@dataclass
+class Api:
+    """An app run in process (lifespan included) and a client talking to it over ASGI."""
+
+    app: FastAPI
+    client: httpx.AsyncClient
+    settings: Settings
+    model: ShopModel
+
+    @property
+    def backend(self) -> Backend:
+        backend: Backend = self.app.state.backend
+        return backend
+
+    async def settle(self) -> None:
+        """Wait for the turns running in the background to end."""
+        while self.backend.runner.running:
+            await next(iter(self.backend.runner.running))
+
+
+async def open_api(settings: Settings, web: WebConfig = TEST_WEB) -> AsyncIterator[Api]:
+    model = ShopModel()
+    app = create_app(settings, model=model, services=services_for_tests, web=web)
+    transport = httpx.ASGITransport(app=app)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=transport, base_url="http://shopbot.test") as client,
+    ):
+        yield Api(app, client, settings, model)
