@@ -44,7 +44,7 @@ from shopbot.models.base import ChatModel, ModelRequest
 from shopbot.prompts import PromptBuilder, Step
 from shopbot.record import Recorder
 from shopbot.state import ConversationState, HistoryLine, load_state
-from shopbot.turns import turn_lease
+from shopbot.turns import release_lease, turn_lease
 from tools import ToolContext, ToolSpec
 from tools.facts import OrderFacts, load_orders, load_return_facts
 
@@ -107,7 +107,7 @@ class Agent:
         lease = turn_lease(
             self.sessions, conversation_id, self.clock, self.settings.turn_lease_seconds
         )
-        async with lease, self.sessions() as session:
+        async with lease as owner, self.sessions() as session:
             # Each step's rows go to the database in one flush, at its commit; tools that
             # need ids flush themselves.
             session.sync_session.autoflush = False
@@ -145,6 +145,9 @@ class Agent:
             if isinstance(incoming, ConfirmationAnswer) and incoming.approve:
                 await rec.expire_approved(self.clock())
             rec.emit(TurnEnded(turn=state.turn, steps=len(steps), ms=_ms(started)))
+            # Free the conversation in the commit that ends the turn: whoever sees
+            # turn_ended may send the next message at once.
+            await release_lease(session, conversation_id, owner)
             await rec.commit()
             for event in rec.drain():
                 yield event

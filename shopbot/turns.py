@@ -48,10 +48,16 @@ async def turn_lease(
     try:
         yield owner
     finally:
+        # A turn releases in its last commit; this catches the turns that ended otherwise.
         async with sessions() as session:
-            await session.execute(
-                update(Conversation)
-                .where(Conversation.id == conversation_id, Conversation.turn_owner == owner)
-                .values(turn_owner=None, turn_lease_until=None)
-            )
+            await release_lease(session, conversation_id, owner)
             await session.commit()
+
+
+async def release_lease(session: AsyncSession, conversation_id: str, owner: str) -> None:
+    """Give the conversation back, if `owner` still holds it (in the caller's transaction)."""
+    await session.execute(
+        update(Conversation)
+        .where(Conversation.id == conversation_id, Conversation.turn_owner == owner)
+        .values(turn_owner=None, turn_lease_until=None)
+    )

@@ -267,3 +267,16 @@ async def test_a_crashed_workers_lease_runs_out(agent: Agent) -> None:
         )
         await s.commit()
     await turn(agent, cid, CustomerText("hello"), act("reply", message="Hi!"))
+
+
+async def test_the_conversation_is_free_once_turn_ended_is_seen(agent: Agent) -> None:
+    cid = await start_conversation(agent.sessions, agent.settings)
+    model = agent.model
+    assert isinstance(model, ScriptedModel)
+    model.extend([act("reply", message="Hi!"), act("reply", message="Again!")])
+    async for event in agent.run_turn(cid, CustomerText("hello")):
+        if event.kind == "turn_ended":
+            # The first turn's generator has not finished; its last commit freed the lease.
+            second = [e async for e in agent.run_turn(cid, CustomerText("hello again"))]
+            assert any(isinstance(e, Reply) for e in second)
+    model.assert_complete()
