@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
+from abc import ABC, abstractmethod
 from collections.abc import Generator
 from typing import Protocol
 
@@ -76,7 +77,7 @@ class Relay(Protocol):
         ...
 
 
-class _Background:
+class _Background(ABC):
     """A relay's long-running task, restarted after failures."""
 
     def __init__(self, name: str) -> None:
@@ -105,8 +106,9 @@ class _Background:
             await asyncio.sleep(delay)
             delay = min(delay * 2, 5.0)
 
+    @abstractmethod
     async def run(self) -> None:
-        raise NotImplementedError
+        """Relay until cancelled; raising restarts it after a back-off."""
 
 
 class SqliteTail(_Background):
