@@ -54,15 +54,19 @@ class LoopbackInbox:
 
     def stop(self) -> None:
         controller, self._controller = self._controller, None
-        if controller is None:
-            return
+        if controller is not None:
+            stop_controller(controller)
 
-        async def close_connections() -> None:
-            # Controller.stop() alone can leave a just-closed connection's transport open.
-            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
 
-        asyncio.run_coroutine_threadsafe(close_connections(), controller.loop).result(timeout=10)
-        controller.stop()
+def stop_controller(controller: Controller) -> None:
+    """Stop aiosmtpd after closing its connections: `Controller.stop()` alone can leave a
+    just-closed connection's transport open, and a ResourceWarning surfaces later."""
+
+    async def close_connections() -> None:
+        tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    asyncio.run_coroutine_threadsafe(close_connections(), controller.loop).result(timeout=10)
+    controller.stop()

@@ -25,6 +25,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from db import utcnow
+from tools.mailer.loopback import stop_controller
 
 SMTP_USER = "shop"
 SMTP_PASSWORD = "s3cret:p@ss"
@@ -130,21 +131,8 @@ def start_smtp(handler: CapturingHandler, port: int, **smtp_kw: Any) -> Controll
 
 
 def stop_smtp(controller: Controller) -> None:
-    """Stop aiosmtpd after closing its connections.
-
-    `Controller.stop()` stops the loop before the cancelled connection tasks run, so a
-    connection the client had just closed can leave its server transport open, and a
-    ResourceWarning surfaces in whichever test the garbage collector runs next.
-    """
-
-    async def close_connections() -> None:
-        tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-
-    asyncio.run_coroutine_threadsafe(close_connections(), controller.loop).result(timeout=10)
-    controller.stop()
+    """Stop aiosmtpd after closing its connections (see `stop_controller`)."""
+    stop_controller(controller)
 
 
 async def client_sockets_closed() -> None:
