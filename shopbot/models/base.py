@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from langchain_core.messages import BaseMessage
 
@@ -30,3 +31,16 @@ class ChatModel(Protocol):
     def name(self) -> str: ...
 
     async def complete(self, request: ModelRequest) -> str: ...
+
+
+@runtime_checkable
+class StreamingChatModel(ChatModel, Protocol):
+    """A backend that can also hand out the step's text while it is generated.
+
+    The loop uses `stream` when a backend has it, to show a reply as it is written; the
+    pieces joined are exactly what `complete` would have returned, and the loop parses and
+    checks that whole text as usual. A generator, so the loop can close it when its turn is
+    abandoned half-way and the backend stops generating.
+    """
+
+    def stream(self, request: ModelRequest) -> AsyncGenerator[str]: ...

@@ -8,6 +8,11 @@ restricted to them.
 One `Llama` instance serves every conversation. llama.cpp reuses the evaluated prompt prefix
 on its own; when another conversation's turn comes in between, the previous conversation's
 KV state is saved and the next one's restored, so interleaved conversations stay warm.
+
+`stream` is the one way to generate (`complete` joins its pieces): llama.cpp decodes in a
+worker thread and hands each piece to the event loop through a queue. A consumer that stops
+early stops the decoding at the next token; the context is then left at "prompt + what was
+generated", a state llama.cpp's prefix matching handles like any other.
 """
 
 from __future__ import annotations
@@ -16,7 +21,10 @@ import asyncio
 import copy
 import importlib.util
 import json
+import re
+import threading
 from collections import OrderedDict
+from collections.abc import AsyncGenerator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -46,8 +54,10 @@ def packaged_model_path() -> Path:
     return Path(next(iter(spec.submodule_search_locations))) / name
 
 
-MAX_GRAMMAR_STRING = 300
-"""Longest string the grammar spells out; llama.cpp unrolls a bound into one rule per char."""
+MAX_GRAMMAR_STRING = 200
+"""Longest string the grammar spells out; llama.cpp unrolls a bound into one rule per char.
+SmolLM2 spells digits one token each, so a string must end well within `max_new_tokens`
+(256): a model repeating "111111, " to a 300-char bound ran out of tokens mid-JSON."""
 
 
 def _relax(node: Any) -> Any:
@@ -69,13 +79,23 @@ def _relax(node: Any) -> Any:
 
 def constrain(schema: dict[str, Any], hints: dict[str, list[str]]) -> dict[str, Any]:
     """The grammar's schema: no `thought` (a small model's thoughts cost time and add
-    nothing), bounded strings, verify_identity's arguments restricted to the values the
-    customer typed, and citations to the anchors retrieved in the turn."""
+    nothing), bounded strings, verify_identity offered only with an order number and an
+    email the customer typed and restricted to them, send_return_label's to the returns created in the turn (`return_id`
+    hints), and citations to the anchors retrieved in the turn."""
     schema = _relax(copy.deepcopy(schema))
     schema.get("properties", {}).pop("thought", None)
     defs = schema.get("$defs", {})
     args = defs.get("VerifyIdentityArgs")
-    if args is not None:
+    variants: list[dict[str, Any]] = schema.get("properties", {}).get("action", {}).get("oneOf", [])
+    if (
+        args is not None
+        and not (hints.get("order_id") and hints.get("email"))
+        and len(variants) > 1
+    ):
+        # The guard verifies only with an order number and an email the customer typed:
+        # without both, the tool cannot succeed (and its email would be free text).
+        variants[:] = [v for v in variants if v.get("$ref") != "#/$defs/VerifyIdentityAction"]
+    elif args is not None:
         for field in ("order_id", "email"):
             if hints.get(field):
                 args["properties"][field] = {"type": "string", "enum": hints[field]}
@@ -84,6 +104,10 @@ def constrain(schema: dict[str, Any], hints: dict[str, list[str]]) -> dict[str, 
         found = defs.get(name)
         if found is not None and hints.get("order_id"):
             found["properties"]["order_id"] = {"type": "string", "enum": hints["order_id"]}
+    label = defs.get("SendReturnLabelArgs")
+    if label is not None and hints.get("return_id"):
+        ids = [int(i) for i in hints["return_id"]]
+        label["properties"]["return_id"] = {"type": "integer", "enum": ids}
     reply = defs.get("ReplyArgs")
     if reply is not None:
         # Only the anchors retrieved this turn can be cited; with none, no citations at all.
@@ -95,6 +119,19 @@ def constrain(schema: dict[str, Any], hints: dict[str, list[str]]) -> dict[str, 
             "maxItems": min(len(anchors), 3),
         }
     return schema
+
+
+CREATED_RETURN = re.compile(r'^\s*-> \{"return_id": (\d+)', re.MULTILINE)
+
+
+def created_returns(per_step: str) -> list[str]:
+    """The ids of the returns this turn's create_return steps reported, as the prompt shows
+    them (a small model copies its example's id instead)."""
+    return list(dict.fromkeys(CREATED_RETURN.findall(per_step)))
+
+
+GRAMMARS_KEPT = 64
+"""Compiled grammars kept (each conversation's hints make its own)."""
 
 
 def _role(message: BaseMessage) -> str:
@@ -138,41 +175,101 @@ class LocalModel:
         self.shots = shots
         self._states: OrderedDict[str, Any] = OrderedDict()
         self._current: str | None = None
-        self._grammars: dict[str, Any] = {}
+        self._grammars: OrderedDict[str, Any] = OrderedDict()
         self._lock = asyncio.Lock()
+        self._busy = threading.Lock()
+        """Held while a worker thread uses `llm`: one evaluation at a time, whatever the loop."""
 
     @property
     def name(self) -> str:
         return f"local:{self.path.stem}"
 
     async def complete(self, request: ModelRequest) -> str:
-        async with self._lock:  # one llama.cpp context: one evaluation at a time
-            return await asyncio.to_thread(self._complete, request)
+        return "".join([piece async for piece in self.stream(request)])
 
-    def _complete(self, request: ModelRequest) -> str:
+    async def stream(self, request: ModelRequest) -> AsyncGenerator[str]:
+        """The step's text in pieces (about a token each) as llama.cpp decodes them.
+
+        Closing the iterator early (`aclose()`, or the consuming task cancelled) stops the
+        decoding at its next token and waits for the worker to let go of the model.
+        """
+        loop = asyncio.get_running_loop()
+        pieces: asyncio.Queue[str | Exception | None] = asyncio.Queue()
+        stop = threading.Event()
+
+        def hand_over(item: str | Exception | None) -> None:
+            try:
+                loop.call_soon_threadsafe(pieces.put_nowait, item)
+            except RuntimeError:  # the loop is gone: nobody is listening any more
+                stop.set()
+
+        def decode() -> None:
+            try:
+                for piece in self._generate(request, stop):
+                    hand_over(piece)
+            except Exception as exc:
+                hand_over(exc)
+            else:
+                hand_over(None)
+
+        async with self._lock:  # queue requests here, not in threads blocked on _busy
+            worker = asyncio.ensure_future(asyncio.to_thread(decode))
+            try:
+                while (item := await pieces.get()) is not None:
+                    if isinstance(item, Exception):
+                        raise item
+                    yield item
+            finally:
+                stop.set()
+                # Shielded: if this wait is cancelled too, `_busy` still keeps the next
+                # request off the model until the worker has stopped.
+                await asyncio.shield(worker)
+
+    def _generate(self, request: ModelRequest, stop: threading.Event) -> Iterator[str]:
+        """Decode one step (blocking); stops at the next token once `stop` is set."""
         from llama_cpp import LlamaGrammar
 
-        self._switch(request.conversation_id)
-        schema = json.dumps(constrain(request.schema, request.hints), sort_keys=True)
-        grammar = self._grammars.get(schema)
-        if grammar is None:
-            grammar = self._grammars[schema] = LlamaGrammar.from_json_schema(schema, verbose=False)
-        g = self.generation
-        try:
-            messages: Any = self._messages(request)
-            out: Any = self.llm.create_chat_completion(
-                messages=messages,
-                grammar=grammar,
-                temperature=g.temperature,
-                top_k=g.top_k,
-                top_p=g.top_p,
-                max_tokens=g.max_new_tokens,
-                repeat_penalty=g.repeat_penalty,
-                seed=g.seed,
-            )
-        except (RuntimeError, ValueError) as exc:
-            raise ModelError(f"llama.cpp failed: {exc}") from exc
-        return str(out["choices"][0]["message"]["content"] or "")
+        with self._busy:
+            try:
+                self._switch(request.conversation_id)
+                hints = request.hints
+                if returns := created_returns(str(request.messages[-1].content)):
+                    hints = hints | {"return_id": returns}
+                # Not sort_keys: the grammar keeps the schema's order, "tool" before "args" as in
+                # the exemplars (sorted, a model writes its arguments before choosing its tool).
+                schema = json.dumps(constrain(request.schema, hints))
+                grammar = self._grammars.pop(schema, None)
+                if grammar is None:
+                    grammar = LlamaGrammar.from_json_schema(schema, verbose=False)
+                self._grammars[schema] = grammar  # most recently used last
+                while len(self._grammars) > GRAMMARS_KEPT:
+                    self._grammars.popitem(last=False)
+                g = self.generation
+                messages: Any = self._messages(request)
+                chunks: Any = self.llm.create_chat_completion(
+                    messages=messages,
+                    grammar=grammar,
+                    temperature=g.temperature,
+                    top_k=g.top_k,
+                    top_p=g.top_p,
+                    max_tokens=g.max_new_tokens,
+                    repeat_penalty=g.repeat_penalty,
+                    seed=g.seed,
+                    stream=True,
+                )
+                try:
+                    for chunk in chunks:
+                        if stop.is_set():
+                            break
+                        piece = chunk["choices"][0]["delta"].get("content")
+                        if piece:
+                            yield str(piece)
+                finally:
+                    # Closing llama.cpp's generators leaves the context at the tokens it
+                    # evaluated (the last sampled one is not): consistent, and reusable.
+                    chunks.close()
+            except (RuntimeError, ValueError) as exc:
+                raise ModelError(f"llama.cpp failed: {exc}") from exc
 
     def _messages(self, request: ModelRequest) -> list[dict[str, str]]:
         """The request's messages; with exemplars, the nearest few as chat turns, and the
@@ -183,12 +280,11 @@ class LocalModel:
             return messages
         now = situation(messages[-1]["content"])
         shots: list[dict[str, str]] = []
-        for example in self.exemplars.nearest(now, self.shots):
-            if example.action["tool"] in request.allowed:
-                shots += [
-                    {"role": "user", "content": example.situation},
-                    {"role": "assistant", "content": example.output},
-                ]
+        for example in self.exemplars.nearest(now, self.shots, request.allowed):
+            shots += [
+                {"role": "user", "content": example.situation},
+                {"role": "assistant", "content": example.output},
+            ]
         # The full rules and catalogue drown a 135M model; the grammar enforces the catalogue.
         system = {"role": "system", "content": SHORT_SYSTEM}
         return [system, *shots, {"role": "user", "content": now}]
@@ -198,7 +294,7 @@ class LocalModel:
         if conversation_id == self._current:
             return
         if self._current is not None:
-            self._states[self._current] = self.llm.save_state()
+            self._states[self._current] = self._saved_state()
             self._states.move_to_end(self._current)
             while len(self._states) > self.keep_states:
                 self._states.popitem(last=False)
@@ -206,3 +302,10 @@ class LocalModel:
         if saved is not None:
             self.llm.load_state(saved)
         self._current = conversation_id
+
+    def _saved_state(self) -> Any:
+        state: Any = self.llm.save_state()
+        # Keep one row of the saved logits, not n_tokens x vocabulary floats (up to 100 MB):
+        # load_state marks them stale and llama.cpp re-evaluates a token before sampling.
+        state.scores = state.scores[-1:].copy()
+        return state

@@ -11,18 +11,22 @@ server answers `"required"` with a 500): one tool, `step`, whose arguments are t
 schema restricted to the allowed actions, is offered and named, so the server's grammar
 admits any allowed action and nothing else.
 
-Transport failures are one `ModelError` line; `check()` probes the endpoint at start-up.
+`stream` hands out the call's arguments as the server sends them, so a reply shows while it
+is written. Transport failures are one `ModelError` line; `check()` probes the endpoint at
+start-up.
 """
 
 from __future__ import annotations
 
 import copy
 import json
+from collections.abc import AsyncGenerator
 from typing import Any, Literal
 
 import httpx
 import openai
-from langchain_core.messages import AIMessage
+from langchain_core.messages import AIMessage, AIMessageChunk
+from langchain_core.runnables import Runnable
 
 from shopbot.errors import ConfigError, ModelError
 from shopbot.models.base import ModelRequest
@@ -187,23 +191,64 @@ class OpenAIModel:
         return f"openai:{self.model}"
 
     async def complete(self, request: ModelRequest) -> str:
+        bound, choice = self._bind(request)
+        try:
+            message = await bound.ainvoke(request.messages)
+        except openai.OpenAIError as exc:
+            raise self._failed(exc, choice) from exc
+        return to_step(message)
+
+    async def stream(self, request: ModelRequest) -> AsyncGenerator[str]:
+        """The step as the server streams it: the tool call's arguments as they arrive.
+
+        A named tool's call is framed as `{"action": {"tool": NAME, "args": ...}` with the
+        model's text (its thought) appended at the end; the `step` tool's arguments are the
+        step itself. Joined, the pieces are the step `complete` would return.
+        """
+        bound, choice = self._bind(request)
+        whole: AIMessageChunk | None = None
+        name: str | None = None
+        framed = False
+        try:
+            async for chunk in bound.astream(request.messages):
+                if not isinstance(chunk, AIMessageChunk):
+                    continue
+                whole = chunk if whole is None else whole + chunk
+                for call in chunk.tool_call_chunks:
+                    if call.get("index") not in (None, 0):
+                        continue  # one action per step: the first call is the step
+                    if name is None and call.get("name"):
+                        name = call.get("name")
+                        if name != STEP_TOOL:
+                            yield f'{{"action": {{"tool": {json.dumps(name)}, "args": '
+                    if name is not None and (args := call.get("args")):
+                        framed = True
+                        yield args
+        except openai.OpenAIError as exc:
+            raise self._failed(exc, choice) from exc
+        if whole is None:
+            raise ModelError(f"the model at {self.base_url} sent an empty stream")
+        if name is None:
+            yield to_step(whole)
+        elif name != STEP_TOOL:
+            thought = whole.text if isinstance(whole.content, list) else str(whole.content)
+            yield f'{"" if framed else "{}"}}}, "thought": {json.dumps(thought.strip())}}}'
+
+    def _bind(self, request: ModelRequest) -> tuple[Runnable[Any, AIMessage], Any]:
         if len(request.allowed) == 1 or self.tool_choice == "required":
             tools = tools_for(request)
             only = [t["function"]["name"] for t in tools]
             choice: Any = only[0] if len(only) == 1 else "required"
         else:
             tools, choice = [step_tool(request)], STEP_TOOL
-        bound = self.llm.bind_tools(tools, tool_choice=choice, strict=True)
-        try:
-            message = await bound.ainvoke(request.messages)
-        except openai.InternalServerError as exc:
+        return self.llm.bind_tools(tools, tool_choice=choice, strict=True), choice
+
+    def _failed(self, exc: openai.OpenAIError, choice: Any) -> ModelError:
+        mapped = self._mapped(exc)
+        if isinstance(exc, openai.InternalServerError) and choice == "required":
             hint = " (a server that cannot require a tool call needs tool_choice='step')"
-            raise ModelError(
-                str(self._mapped(exc)) + (hint if choice == "required" else "")
-            ) from exc
-        except openai.OpenAIError as exc:
-            raise self._mapped(exc) from exc
-        return to_step(message)
+            return ModelError(str(mapped) + hint)
+        return mapped
 
     def check(self) -> None:
         """Probe `GET /models`: an unreachable endpoint or a rejected key is one clear line."""

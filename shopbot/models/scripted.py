@@ -2,12 +2,15 @@
 
 Like openai-agents' test model: it raises `ScriptError` when the script runs out, and
 `assert_complete()` fails when outputs are left over. Replay tests and demos use it.
+It streams too, a word at a time, so scripted runs take the same path through the loop as
+the real backends and the interfaces show a reply being written.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable
+import re
+from collections.abc import AsyncGenerator, Callable, Iterable
 from typing import Any
 
 from shopbot.errors import ScriptError
@@ -15,6 +18,8 @@ from shopbot.models.base import ModelRequest
 
 Output = str | dict[str, Any] | Callable[[ModelRequest], str]
 """Raw text (possibly malformed on purpose), a step as a dict, or a function of the request."""
+
+_WORDS = re.compile(r"\s*\S+|\s+")
 
 
 class ScriptedModel:
@@ -42,6 +47,10 @@ class ScriptedModel:
         if callable(output):
             return output(request)
         return output if isinstance(output, str) else json.dumps(output)
+
+    async def stream(self, request: ModelRequest) -> AsyncGenerator[str]:
+        for piece in _WORDS.findall(await self.complete(request)):
+            yield piece
 
     def assert_complete(self) -> None:
         if self.remaining:

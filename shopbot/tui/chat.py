@@ -65,6 +65,7 @@ class ReplyView(Vertical):
         &.-working > .activity { display: block; }
         &.-working > Markdown { display: none; }
         &.-streaming > Markdown { display: block; }
+        &.-streaming > .activity { display: none; }
         &.-cited > .sources { display: block; }
     }
     """
@@ -113,6 +114,16 @@ class ReplyView(Vertical):
             self._stream = Markdown.get_stream(self.query_one(Markdown))
         self._text += fragment
         await self._stream.write(fragment)
+
+    async def retract(self) -> None:
+        """Drop a draft the model abandoned (its step did not parse or was denied)."""
+        if self._stream is not None:
+            await self._stream.stop()
+            self._stream = None
+        if self._text:
+            self._text = ""
+            await self.query_one(Markdown).update("")
+        self.remove_class("-streaming")
 
     async def finish(self, text: str, citations: list[Citation]) -> None:
         """Show the final reply exactly as recorded, with its sources as footnotes."""

@@ -103,6 +103,8 @@ class Presenter:
                     await self._customer(decision_text(approved))
             case Thought() | ActionProposed() | VerdictGiven() | ParseFailed() | ObservationMade():
                 await self.steps.show(event)
+                if _drops_draft(event) and self._reply is not None:
+                    await self._reply.retract()
                 if live and self._reply is not None:
                     self._reply.activity = _activity(event) or self._reply.activity
             case ReplyChunk(text=text):
@@ -215,3 +217,10 @@ def _activity(event: Event) -> str | None:
 
 
 __all__ = ["Presenter", "decision_text"]
+
+
+def _drops_draft(event: Event) -> bool:
+    """A step that streamed reply text and then did not parse or was denied."""
+    return isinstance(event, ParseFailed) or (
+        isinstance(event, VerdictGiven) and event.decision == "deny"
+    )

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -10,7 +12,7 @@ from langchain_core.messages import HumanMessage, SystemMessage
 
 from shopbot.actions import Action, ActionSchema
 from shopbot.errors import ConfigError
-from shopbot.models.base import ModelRequest
+from shopbot.models.base import ModelRequest, StreamingChatModel
 from shopbot.models.local import MAX_GRAMMAR_STRING, LocalModel, constrain
 from tools import TOOLS
 
@@ -32,6 +34,11 @@ def test_constrain_restricts_identity_arguments_to_what_the_customer_typed() -> 
     assert reply["maxLength"] == MAX_GRAMMAR_STRING
     assert "pattern" not in json.dumps(narrowed)
     assert "enum" not in json.dumps(full)  # the original is untouched
+    anonymous = constrain(full, {"order_id": ["482913"]})["properties"]["action"]["oneOf"]
+    assert {"$ref": "#/$defs/VerifyIdentityAction"} not in anonymous
+    assert {"$ref": "#/$defs/VerifyIdentityAction"} in narrowed["properties"]["action"]["oneOf"]
+    created = constrain(full, {"return_id": ["38"]})["$defs"]["SendReturnLabelArgs"]
+    assert created["properties"]["return_id"] == {"type": "integer", "enum": [38]}
 
 
 def test_a_missing_model_file_is_one_clear_error(tmp_path: Path) -> None:
@@ -77,3 +84,55 @@ async def test_interleaved_conversations_keep_their_own_state(model: LocalModel)
     await model.complete(request("Something else entirely", {"reply"}, "b"))
     a2 = await model.complete(request("Hi, order 482913 please", {"reply"}, "a"))
     assert a1 == a2  # greedy decoding from a restored state gives the same answer
+
+
+@pytest.mark.slow
+async def test_stream_hands_out_pieces_while_decoding_that_join_to_the_step(
+    model: LocalModel,
+) -> None:
+    streaming: StreamingChatModel = model
+    assert isinstance(streaming, StreamingChatModel)
+    asked = request("Where is my order 482913? jane.doe@example.com", {"verify_identity"}, "s1")
+    pieces: list[str] = []
+    decoding: list[bool] = []
+    async for piece in model.stream(asked):
+        pieces.append(piece)
+        decoding.append(model._busy.locked())
+    assert len(pieces) > 1
+    assert decoding[0], "the first piece came only after the whole step was decoded"
+    assert not model._busy.locked()
+    action = schema.parse("".join(pieces))
+    assert isinstance(action, Action), pieces
+    assert action.arguments == {"order_id": "482913", "email": "jane.doe@example.com"}
+    assert await model.complete(asked) == "".join(pieces)
+
+
+@pytest.mark.slow
+async def test_a_stream_closed_early_stops_decoding_and_leaves_the_model_usable(
+    model: LocalModel,
+) -> None:
+    talk = request("Hi, I want to return my jeans", {"reply"}, "e1")
+    full = await model.complete(talk)
+    decoded_in_full = model.llm.n_tokens
+
+    stream = model.stream(replace(talk, conversation_id="e2"))
+    await anext(stream)
+    await stream.aclose()
+    assert not model._busy.locked() and not model._lock.locked()
+    assert model.llm.n_tokens < decoded_in_full - 5  # it stopped, it did not finish quietly
+
+    async def consume() -> None:
+        async for _ in model.stream(replace(talk, conversation_id="e3")):
+            started.set()
+
+    started = asyncio.Event()
+    task = asyncio.create_task(consume())
+    await started.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert not model._busy.locked()
+
+    # Every conversation left mid-step answers as one that never was interrupted.
+    for cid in ("e2", "e3", "e1"):
+        assert await model.complete(replace(talk, conversation_id=cid)) == full

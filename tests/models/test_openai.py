@@ -19,6 +19,7 @@ from shopbot.errors import ModelError
 from shopbot.models.base import ModelRequest
 from shopbot.models.local import packaged_model_path
 from shopbot.models.openai import OpenAIModel, ToolChoice, to_step, tools_for
+from shopbot.streaming import ReplyDraft
 from tools import TOOLS
 
 schema = ActionSchema(TOOLS)
@@ -162,3 +163,21 @@ async def test_a_server_that_cannot_require_a_tool_call_says_so(
 ) -> None:
     with pytest.raises(ModelError, match=r"answered 500.*tool_choice='step'"):
         await models(server).complete(request({"verify_identity", "reply"}))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("tool_choice", ["required", "step"])
+async def test_a_streamed_step_is_the_step_and_a_reply_shows_while_written(
+    server: str, models: Callable[..., OpenAIModel], tool_choice: ToolChoice
+) -> None:
+    """Only `reply` allowed: the server names it (or `step`), and its message streams."""
+    model = models(server, tool_choice=tool_choice)
+    ask = request({"reply"})
+    pieces = [piece async for piece in model.stream(ask)]
+    action = schema.parse("".join(pieces))
+    assert isinstance(action, Action), pieces
+    assert action.tool == "reply"
+    draft = ReplyDraft()
+    shown = [text for piece in pieces if (text := draft.feed(piece))]
+    assert "".join(shown) == action.arguments["message"]
+    assert len(shown) > 1, "the reply arrived in one piece: nothing was streamed"

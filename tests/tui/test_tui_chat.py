@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from collections.abc import AsyncGenerator
 from pathlib import Path
 
 from sqlalchemy import func, select
@@ -28,10 +27,8 @@ from tui_support import (
 from db import Confirmation, ConfirmationStatus, Conversation, Return
 from shopbot.app import build_agent
 from shopbot.errors import ModelError
-from shopbot.events import Event, Reply, ReplyChunk
-from shopbot.loop import Agent, Incoming
 from shopbot.models.base import ModelRequest
-from shopbot.models.scripted import ScriptedModel
+from shopbot.models.scripted import Output, ScriptedModel
 from shopbot.tui import ShopBotApp
 from shopbot.tui.chat import CustomerMessageView, Note, ReplyView, Welcome
 from shopbot.tui.confirmation import ConfirmationPrompt
@@ -329,39 +326,37 @@ async def test_the_ui_stays_responsive_while_the_model_thinks(harness: Harness) 
         assert replies(app) == ["Hello!"] and not app.busy
 
 
-@dataclass
-class StreamingAgent(Agent):
-    """Streams each reply in pieces first, as a streaming backend would."""
+class HeldModel(ScriptedModel):
+    """Streams like the real backends, and holds the reply after its first word."""
 
-    gate: asyncio.Event | None = None
+    def __init__(self, outputs: list[Output], hold: asyncio.Event) -> None:
+        super().__init__(outputs)
+        self.hold = hold
 
-    async def run_turn(self, conversation_id: str, incoming: Incoming) -> AsyncIterator[Event]:
-        async for event in super().run_turn(conversation_id, incoming):
-            if isinstance(event, Reply):
-                words = event.text.split(" ")
-                yield ReplyChunk(text=words[0])
-                if self.gate is not None:
-                    await self.gate.wait()
-                for word in words[1:]:
-                    yield ReplyChunk(text=" " + word)
-            yield event
+    async def stream(self, request: ModelRequest) -> AsyncGenerator[str]:
+        if len(self.calls) == 1 and "free forever" in str(self.outputs[0]):
+            await self.hold.wait()  # before the step after a denied draft
+        async for piece in super().stream(request):
+            yield piece
+            if piece.endswith('"Thanks'):
+                await self.hold.wait()
 
 
-async def test_reply_chunks_stream_into_the_reply(harness: Harness) -> None:
-    base = build_agent(harness.settings, ScriptedModel(verify_turn()), harness.sessions)
-    gate = asyncio.Event()
-    agent = StreamingAgent(**{f: getattr(base, f) for f in base.__dataclass_fields__}, gate=gate)
+async def test_a_reply_streams_in_as_the_model_writes_it(harness: Harness) -> None:
+    hold = asyncio.Event()
+    agent = build_agent(harness.settings, HeldModel(verify_turn(), hold), harness.sessions)
     app = ShopBotApp(agent)
     async with app.run_test(size=SIZE) as pilot:
         app.query_one("#message", Input).value = JANE
         await pilot.press("enter")
-        for _ in range(50):
+        for _ in range(200):
             await pilot.pause(0.01)
             if app.query(ReplyView) and app.query_one(ReplyView).text:
                 break
         reply = app.query_one(ReplyView)
         assert reply.text == "Thanks" and reply.has_class("-streaming")
-        gate.set()
+        assert not reply.query_one(".activity").display, "no 'Thinking…' under a reply"
+        hold.set()
         await settle(pilot)
         assert reply.text == VERIFIED and not reply.has_class("-streaming")
 
@@ -452,3 +447,22 @@ async def test_a_narrow_terminal_shows_the_steps_on_demand(harness: Harness) -> 
         assert panel.display
         await pilot.press("ctrl+t")
         assert not panel.display
+
+
+async def test_a_draft_the_guard_denies_is_dropped(harness: Harness) -> None:
+    uncited = step("reply", message="Returns are free forever.", citations=["made-up#free"])
+    hold = asyncio.Event()
+    model = HeldModel([uncited, step("reply", message="Let me check.")], hold)
+    app = ShopBotApp(build_agent(harness.settings, model, harness.sessions))
+    async with app.run_test(size=SIZE) as pilot:
+        app.query_one("#message", Input).value = "are returns free?"
+        await pilot.press("enter")
+        for _ in range(300):
+            await pilot.pause(0.01)
+            if len(model.calls) == 2:  # the denied draft is behind us, the next step waits
+                break
+        await pilot.pause(0.05)
+        assert app.query_one(ReplyView).text == ""
+        hold.set()
+        await settle(pilot)
+        assert replies(app) == ["Let me check."]
