@@ -12,7 +12,8 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import event
+from sqlalchemy import Engine, event
+from sqlalchemy import create_engine as create_sync_engine
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -76,6 +77,16 @@ def create_engine(url: str | URL, **kw: Any) -> AsyncEngine:
     if is_sqlite(url):
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         event.listen(engine.sync_engine, "begin", _sqlite_begin)
+    return engine
+
+
+def sync_engine(url: str | URL, **kw: Any) -> Engine:
+    """A synchronous engine on the same URL (bulk imports and exports, Alembic's drivers)."""
+    ensure_sqlite_dir(url)
+    engine = create_sync_engine(_url(url, asynchronous=False), **kw)
+    if is_sqlite(url):
+        event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "begin", _sqlite_begin)
     return engine
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import shutil
 import uuid
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
@@ -20,15 +20,20 @@ from sqlalchemy.orm import Session
 from db.engine import is_sqlite, upgrade
 
 DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
+Seed = Callable[[Session], None]
+"""What a template holds besides the schema; the demo shop when not given."""
 
 
-def _seed(url: str, today: date | None) -> None:
+def _seed(url: str, today: date | None, seed: Seed | None = None) -> None:
     from db.seed import load_demo_shop
 
     upgrade(url)
     engine = create_engine(make_url(url).set(drivername=_sync_driver(url)))
     with Session(engine) as session:
-        load_demo_shop(session, today=today)
+        if seed is None:
+            load_demo_shop(session, today=today)
+        else:
+            seed(session)
         session.commit()
     engine.dispose()
 
@@ -53,11 +58,13 @@ def postgres_reachable(url: str = DEFAULT_POSTGRES_URL) -> str | None:
 
 
 class SqliteTemplate:
-    def __init__(self, directory: Path, *, today: date | None = None) -> None:
+    def __init__(
+        self, directory: Path, *, today: date | None = None, seed: Seed | None = None
+    ) -> None:
         directory.mkdir(parents=True, exist_ok=True)
         self.directory = directory
         self.path = directory / "template.db"
-        _seed(f"sqlite:///{self.path}", today)
+        _seed(f"sqlite:///{self.path}", today, seed)
 
     def clone(self) -> str:
         target = self.directory / f"{uuid.uuid4().hex[:12]}.db"
@@ -74,11 +81,17 @@ class SqliteTemplate:
 
 
 class PostgresTemplate:
-    def __init__(self, admin_url: str = DEFAULT_POSTGRES_URL, *, today: date | None = None) -> None:
+    def __init__(
+        self,
+        admin_url: str = DEFAULT_POSTGRES_URL,
+        *,
+        today: date | None = None,
+        seed: Seed | None = None,
+    ) -> None:
         self.admin_url = make_url(admin_url).set(drivername="postgresql+psycopg")
         self.name = f"shopbot_tmpl_{uuid.uuid4().hex[:10]}"
         self._admin(f'CREATE DATABASE "{self.name}"')
-        _seed(self._url(self.name), today)
+        _seed(self._url(self.name), today, seed)
 
     def _url(self, name: str) -> str:
         return self.admin_url.set(database=name).render_as_string(hide_password=False)

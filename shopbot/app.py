@@ -22,7 +22,31 @@ from shopbot.guard import Guard
 from shopbot.identity import InvalidIdentity, verify_customer
 from shopbot.loop import Agent
 from shopbot.models.base import ChatModel
-from tools import REGISTRY, TOOLS
+from tools import TOOLS, ToolSpec
+from tools.retail import RETAIL_TOOLS
+
+TOOLSETS: dict[str, tuple[ToolSpec, ...]] = {"returns": TOOLS, "retail": RETAIL_TOOLS}
+"""The desks `SHOPBOT_DESK` chooses from: the tools a conversation may use."""
+
+
+RETAIL_ROLE = """You are a customer-service agent of an online retail shop. You help users
+cancel or modify pending orders, return or exchange delivered orders, change their default
+address, and answer questions about their profile, orders and products. Authenticate the user
+first (find_user_id_by_email, or find_user_id_by_name_zip), then act only for that user.
+Before any change, list what will happen and get the user's explicit yes; the shop asks them
+to confirm it. Transfer to a human agent only when the request is outside what you can do."""
+
+
+def desk_instructions(settings: Settings) -> str | None:
+    """The prompt's role and rules for the configured desk (None: the returns desk's)."""
+    if settings.instructions_file is not None:
+        return settings.instructions_file.read_text()
+    if settings.desk != "retail":
+        return None
+    from shopbot.tau2.data import tau2_dir
+
+    policy = tau2_dir() / "policy.md"
+    return f"{RETAIL_ROLE}\n\n{policy.read_text()}" if policy.exists() else RETAIL_ROLE
 
 
 def build_agent(
@@ -31,11 +55,13 @@ def build_agent(
     sessions: async_sessionmaker[AsyncSession],
     services: dict[str, Any] | None = None,
 ) -> Agent:
+    tools = TOOLSETS[settings.desk]
     return Agent(
+        instructions=desk_instructions(settings),
         sessions=sessions,
         model=model,
-        schema=ActionSchema(TOOLS),
-        guard=Guard(REGISTRY, settings.policy),
+        schema=ActionSchema(tools),
+        guard=Guard({t.name: t for t in tools}, settings.policy),
         settings=settings,
         services=services or {},
         check_reply=ungrounded_claims,
@@ -101,7 +127,12 @@ def build_model(settings: Settings, *, script: list[Any] | None = None) -> ChatM
         from shopbot.models.local import LocalModel
 
         exemplars = ExemplarLibrary.load(settings.exemplars) if settings.exemplars else None
-        return LocalModel(settings.model_path, generation=settings.generation, exemplars=exemplars)
+        return LocalModel(
+            settings.model_path,
+            generation=settings.generation,
+            exemplars=exemplars,
+            n_threads=settings.generation.threads,
+        )
     from shopbot.models.openai import OpenAIModel
 
     if not settings.llm_base_url:

@@ -19,6 +19,7 @@ from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ModelName = Literal["local", "openai", "scripted"]
+Desk = Literal["returns", "retail"]
 
 
 class PolicyConfig(BaseModel):
@@ -53,6 +54,8 @@ class GenerationConfig(BaseModel):
     repeat_penalty: float = 1.0
     """1.0 is off: penalising repeats breaks JSON, which repeats quotes and braces."""
     seed: int = 0
+    threads: int = Field(default=2, ge=1)
+    """CPU threads llama.cpp decodes with; 1 is faster on a machine busy with other work."""
 
 
 class ReturnsCentre(BaseModel):
@@ -113,6 +116,12 @@ class Settings(BaseSettings):
     escalate_on_failure: bool = True
     """Record an escalation to a human when a turn ends in a safe reply."""
     policy: PolicyConfig = PolicyConfig()
+    desk: Desk = "returns"
+    """The toolset offered: `returns` (the shop's return desk) or `retail` (τ²-bench retail's
+    operations under its policy, `tools.retail`)."""
+    instructions_file: Path | None = None
+    """Text that replaces the desk's role and rules in the prompt (a shop's own policy). The
+    retail desk defaults to tau2-bench's `policy.md` when the data is there."""
 
     @cached_property
     def db_url(self) -> str:

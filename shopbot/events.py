@@ -54,7 +54,14 @@ class ObservationMade(_Event):
 
 
 class ReplyChunk(_Event):
+    """A piece of a reply while the model writes it; live only, never stored.
+
+    The `Reply` that follows holds the whole text. When the step turns out not to be a
+    reply (`parse_failed`, or a `verdict` that denies it), the pieces were a draft to drop.
+    """
+
     kind: Literal["reply_chunk"] = "reply_chunk"
+    step: int = 0
     text: str
 
 

@@ -2,12 +2,21 @@
 
 A small model copies its examples well, so it is shown the few whose situation is most like
 the current step (cosine similarity of MiniLM embeddings), most similar last, as chat turns
-between the stable system prompt and the per-step message.
+between a short system prompt and the current situation. Situations are written in one
+format, the one `situation()` condenses a per-step prompt to, so the model's question looks
+like its examples' questions:
+
+    State: customer verified. Confirmation approved: {...}. Hint: ... Customer: ...
+    Last step: lookup_order -> status delivered, lines [line 1 Slim Fit Jeans; ...]
 """
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import json
+import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,12 +26,19 @@ import numpy.typing as npt
 import yaml
 
 DEFAULT_PATH = Path(__file__).resolve().parents[1] / "fixtures" / "exemplars.yaml"
+LAST_STEP_CHARS = 240
+"""How much of the last observation a situation keeps."""
+SKIP_KEYS = frozenset({"options", "price", "placed_on", "score", "document", "title", "message"})
+"""Observation fields that only lengthen a situation (a hit's text and anchor stay)."""
 
 
 @dataclass(frozen=True)
 class Exemplar:
     situation: str
     action: dict[str, Any]
+    source: str | None = None
+    """The replay conversation it was written from, if any: benchmarks scoring that
+    conversation leave it out."""
 
     @property
     def output(self) -> str:
@@ -41,25 +57,53 @@ def verified(text: str) -> bool | None:
 
 
 def _words(text: str) -> str:
-    # Embed what the customer said and what just happened; the state is matched exactly.
-    return " ".join(p for p in text.split("Customer:", 1)[-1:]) if "Customer:" in text else text
+    # Embed everything but the identity state, which is matched exactly.
+    return re.sub(r"^State: [^.]*\.\s*", "", text)
+
+
+def compact(data: Any) -> str:
+    """An observation as short words: `status delivered, lines [line 1 Slim Fit Jeans; ...]`."""
+    if isinstance(data, dict):
+        return ", ".join(
+            f"{k} {compact(v)}" for k, v in data.items() if k not in SKIP_KEYS and v is not None
+        )
+    if isinstance(data, list):
+        return "[" + "; ".join(compact(v) for v in data) + "]"
+    if isinstance(data, bool):
+        return "true" if data else "false"
+    return " ".join(str(data).split())
+
+
+def _last_step(action_line: str, outcome_line: str) -> str:
+    try:
+        tool = str(json.loads(action_line.split(". ", 1)[1])["tool"])
+    except (IndexError, ValueError, KeyError, TypeError):
+        tool = "invalid output"
+    outcome = outcome_line.strip().removeprefix("->").strip()
+    with contextlib.suppress(ValueError):  # DENIED: ..., ERROR: ... stay as they are
+        outcome = compact(json.loads(outcome))
+    return f"Last step: {tool} -> {outcome}"[:LAST_STEP_CHARS]
 
 
 def situation(per_step: str) -> str:
-    """The part of a per-step prompt that says where we are: state, the customer's last words
-    and the last step's outcome."""
+    """The part of a per-step prompt that says where we are: identity state, an approved
+    confirmation, the hint, the customer's last words and the last step of this turn."""
     lines = per_step.splitlines()
-    # In the exemplars' own words: the hint and a zero count would only make it look unlike.
-    keep = [
-        line.replace(" (failed attempts: 0)", "").removesuffix(".") + "."
-        for line in lines
-        if line.startswith("State:")
-    ]
+    keep: list[str] = []
+    for line in lines:
+        if line.startswith("State:"):
+            # In the exemplars' words: a zero count or a name would only make it look unlike.
+            state = line.replace(" (failed attempts: 0)", "")
+            keep.append(re.sub(r"customer verified \(.*\)", "customer verified", state))
+        elif line.startswith("Confirmation approved:"):
+            keep.append("Confirmation approved: " + line.rsplit(" = ", 1)[-1] + ".")
+        elif line.startswith("Hint:"):
+            keep.append(line)
     said = [line for line in lines if line.startswith("Customer:")]
-    steps = [line.strip() for line in lines if line.strip().startswith("->")]
     keep += said[-1:]
-    if steps:
-        keep.append("Last step: " + steps[-1].removeprefix("->").strip()[:200])
+    steps = [i for i, line in enumerate(lines) if line.strip().startswith("->")]
+    if steps and steps[-1] > 0:
+        keep.append(_last_step(lines[steps[-1] - 1], lines[steps[-1]]))
     return " ".join(keep)
 
 
@@ -74,20 +118,32 @@ class ExemplarLibrary:
     @classmethod
     def load(cls, path: Path = DEFAULT_PATH) -> ExemplarLibrary:
         raw: list[dict[str, Any]] = yaml.safe_load(path.read_text())
-        return cls([Exemplar(e["situation"], e["action"]) for e in raw])
+        return cls([Exemplar(e["situation"], e["action"], e.get("source")) for e in raw])
 
-    def nearest(self, text: str, k: int = 3) -> list[Exemplar]:
-        """The `k` exemplars most like `text`, least similar first."""
+    def without(self, source: str) -> ExemplarLibrary:
+        """The library less the exemplars written from conversation `source` (held out)."""
+        keep = [i for i, e in enumerate(self.exemplars) if e.source != source]
+        held_out = copy.copy(self)
+        held_out.exemplars = [self.exemplars[i] for i in keep]
+        held_out._vectors = self._vectors[keep]
+        return held_out
+
+    def nearest(self, text: str, k: int = 3, tools: Iterable[str] | None = None) -> list[Exemplar]:
+        """The `k` exemplars most like `text` (among those using `tools`), least similar first."""
         query: npt.NDArray[np.float32] = self._embed.embed_batch([_words(text)])[0]
         scores = self._vectors @ query
         state = verified(text)
-        # Exemplars for the other identity state would teach the wrong move.
-        mismatched = np.array(
+        allowed = None if tools is None else frozenset(tools)
+        # Exemplars for the other identity state would teach the wrong move, and an exemplar
+        # of a tool not allowed now shows an action the grammar forbids.
+        excluded = np.array(
             [
-                e.verified is not None and state is not None and e.verified != state
+                (e.verified is not None and state is not None and e.verified != state)
+                or (allowed is not None and e.action["tool"] not in allowed)
                 for e in self.exemplars
-            ]
+            ],
+            dtype=bool,
         )
-        scores = np.where(mismatched, -np.inf, scores)
+        scores = np.where(excluded, -np.inf, scores)
         best = [int(i) for i in np.argsort(scores)[-k:] if np.isfinite(scores[int(i)])]
         return [self.exemplars[i] for i in best]

@@ -13,7 +13,11 @@ state. It guarantees, whatever the model proposes:
 - no side effect without the customer's confirmation of exactly this tool and these
   arguments, given in this turn, unexpired; the loop consumes it once;
 - replies cite only policy sections retrieved in this turn;
-- no tool action is run twice with the same arguments in one turn (a loop, not progress).
+- no tool action is run twice with the same arguments in one turn (a loop, not progress);
+- on the retail desk (`tools.retail`): identity only by a lookup with the email, or the name
+  and zip, the customer wrote, before anyone is proven; only the proven user's profile and
+  orders; writes only as `tools.retail.rules` allows them (status, reasons, payment methods
+  on the account, gift card balances, same-product available variants, once per order).
 
 `allowed(state)` is the set of tools the guard could allow now, without looking at
 arguments: the backends offer the model only these.
@@ -32,6 +36,7 @@ from shopbot.config import PolicyConfig
 from shopbot.state import ConversationState
 from tools import Needs, ToolSpec
 from tools.eligibility import line_eligibility
+from tools.retail.rules import policy_refusal
 
 Decision = Literal["allow", "deny", "confirm"]
 
@@ -54,9 +59,18 @@ def deny(reason: str) -> Verdict:
     return Verdict("deny", reason)
 
 
+LOOKUPS = frozenset({"find_user_id_by_email", "find_user_id_by_name_zip"})
+"""The retail desk's identity checks: a user found proves the conversation's customer."""
+
 NOT_VERIFIED = (
     "The customer has not verified their identity. Ask for the order number and the email "
     "address used for that order, then call verify_identity."
+)
+
+
+NOT_LOOKED_UP = (
+    "The customer has not been authenticated. Ask for their email (or their name and zip "
+    "code), then call find_user_id_by_email (or find_user_id_by_name_zip)."
 )
 
 
@@ -88,6 +102,10 @@ class Guard:
             return deny("You already did exactly this in this turn: use its result above.")
         if action.tool == "verify_identity":
             return self._check_identity(args, state)
+        if action.tool in LOOKUPS:
+            return self._check_lookup(args, state)
+        if spec.needs & Needs.OWN_USER and getattr(args, "user_id", None) != state.customer_id:
+            return deny("That user is not the customer proven in this conversation.")
         if spec.needs & Needs.OWN_ORDER:
             order_id = str(getattr(args, "order_id", ""))
             order = state.orders.get(order_id)
@@ -106,6 +124,11 @@ class Guard:
                 if refused:
                     why = "; ".join(f"line {e.line}: {e.reason}" for e in refused)
                     return deny(f"Not returnable under the policy: {why}.")
+        if spec.needs & Needs.RETAIL_RULES:
+            if state.retail is None:
+                return deny("The facts this action needs were not loaded: try again.")
+            if refused := policy_refusal(action.tool, args, state.retail):
+                return deny(f"Not allowed under the policy: {refused}.")
         if spec.needs & Needs.OWN_RETURN:
             return_id = int(getattr(args, "return_id", 0))
             ret = state.returns.get(return_id)
@@ -123,13 +146,13 @@ class Guard:
         spec = self.tools.get(tool)
         if spec is None:
             return deny(f"{tool} is not a tool ShopBot may use.")
-        if tool == "verify_identity":
+        if tool == "verify_identity" or tool in LOOKUPS:
             if state.proven:
                 return deny("The customer is already verified in this conversation.")
             if state.failed_verifications >= self.policy.max_verification_attempts:
                 return deny("Too many failed verification attempts: escalate to a human.")
         if spec.needs & Needs.PROVEN and not state.proven:
-            return deny(NOT_VERIFIED)
+            return deny(NOT_VERIFIED if "verify_identity" in self.tools else NOT_LOOKED_UP)
         return allow()
 
     def _check_identity(self, args: BaseModel, state: ConversationState) -> Verdict:
@@ -138,6 +161,16 @@ class Guard:
             return deny(f"The customer has not written order number {order_id}: ask them for it.")
         if not state.customer_wrote_email(email):
             return deny(f"The customer has not written the email {email}: ask them for it.")
+        return allow()
+
+    def _check_lookup(self, args: BaseModel, state: ConversationState) -> Verdict:
+        if email := getattr(args, "email", None):
+            if not state.customer_wrote_email(str(email)):
+                return deny(f"The customer has not written the email {email}: ask them for it.")
+            return allow()
+        said = [str(getattr(args, f, "")) for f in ("first_name", "last_name", "zip")]
+        if not state.customer_wrote(*said):
+            return deny("The customer has not written this name and zip code: ask them.")
         return allow()
 
     def _check_confirmation(self, action: Action, state: ConversationState) -> Verdict:

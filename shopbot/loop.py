@@ -11,22 +11,22 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from contextlib import aclosing
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from time import perf_counter
-from typing import Any, TypeVar
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db import ConfirmationStatus, Conversation, ConversationStatus, Role, utcnow
 from shopbot.actions import Action, ActionSchema, EscalateArgs, ParseFailure, ReplyArgs
 from shopbot.config import Settings
+from shopbot.dispatch import dispatch, observe
 from shopbot.errors import ConversationError, ModelError, NoPendingConfirmation, ScriptError
-from shopbot.errors import ToolError as _ToolError
 from shopbot.events import (
     ActionProposed,
-    Citation,
     ConfirmationDecided,
     ConfirmationRequested,
     CustomerMessage,
@@ -35,21 +35,21 @@ from shopbot.events import (
     ObservationMade,
     ParseFailed,
     Reply,
+    ReplyChunk,
     Thought,
     TurnEnded,
     VerdictGiven,
 )
 from shopbot.guard import Guard
-from shopbot.models.base import ChatModel, ModelRequest
+from shopbot.models.base import ChatModel, ModelRequest, StreamingChatModel
 from shopbot.prompts import PromptBuilder, Step
-from shopbot.record import Recorder
-from shopbot.state import ConversationState, HistoryLine, load_state
-from shopbot.turns import release_lease, turn_lease
-from tools import ToolContext, ToolSpec
-from tools.facts import OrderFacts, load_orders, load_return_facts
+from shopbot.record import Recorder, StoredListener
+from shopbot.state import ConversationState, HistoryLine, load_state, load_step_facts
+from shopbot.streaming import ReplyDraft
+from shopbot.turns import give_back, release_lease, take_lease
+from tools import Needs, ToolContext
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 
 SAFE_REPLY = (
     "I'm sorry, I couldn't finish that. I've passed our conversation to a colleague, "
@@ -89,12 +89,15 @@ class Agent:
     clock: Callable[[], datetime] = utcnow
     check_reply: Callable[[str, list[dict[str, Any]]], list[str]] | None = None
     """Audit flags for a reply given the turn's retrieved sources (ungrounded policy claims)."""
+    on_stored: StoredListener | None = None
+    """Told the event rows each commit stored (the web backend hands them to open streams)."""
+    instructions: str | None = None
+    """The desk's role and rules for the prompt; None: the returns desk's own."""
 
     def __post_init__(self) -> None:
-        self.prompts = PromptBuilder(self.schema)
+        self.prompts = PromptBuilder(self.schema, instructions=self.instructions)
 
-    async def run_turn(self, conversation_id: str, incoming: Incoming) -> AsyncIterator[Event]:
-        started = perf_counter()
+    async def run_turn(self, conversation_id: str, incoming: Incoming) -> AsyncGenerator[Event]:
         if (
             isinstance(incoming, CustomerText)
             and len(incoming.text) > self.settings.max_message_chars
@@ -104,54 +107,70 @@ class Agent:
             )
         if isinstance(incoming, CustomerText) and "\x00" in incoming.text:
             raise ConversationError("The message contains a character that cannot be stored.")
-        lease = turn_lease(
-            self.sessions, conversation_id, self.clock, self.settings.turn_lease_seconds
-        )
-        async with lease as owner, self.sessions() as session:
-            # Each step's rows go to the database in one flush, at its commit; tools that
+        released = False
+        async with self.sessions() as session:
+            now = self.clock()
+            # Each step's rows go to the database at its commit (`Recorder`); tools that
             # need ids flush themselves.
             session.sync_session.autoflush = False
-            conversation = await session.get(Conversation, conversation_id)
-            if conversation is None:
-                raise ConversationError(f"No conversation {conversation_id}.")
-            now = self.clock()
-            state = await load_state(session, conversation, now)
-            conversation.turns = state.turn = conversation.turns + 1
-            conversation.updated_at = now
-            rec = await Recorder.open(session, conversation_id, state.turn)
-            steps: list[Step] = []
-            match incoming:
-                case CustomerText(text=text):
-                    rec.message(Role.CUSTOMER, text)
-                    rec.emit(CustomerMessage(text=text))
-                    state.customer_texts.append(text)
-                    state.history.append(HistoryLine(Role.CUSTOMER, text))
-                    conversation.title = conversation.title or text[:60]
-                case ConfirmationAnswer(confirmation_id=cid, approve=approve):
-                    conf = state.confirmation
-                    if conf is None or conf.id != cid or not await rec.decide(cid, approve, now):
-                        raise NoPendingConfirmation("That confirmation is no longer open.")
-                    said = f"{'Yes, go ahead' if approve else 'No, cancel'}: {conf.summary}"
-                    rec.message(Role.CUSTOMER, said)
-                    rec.emit(ConfirmationDecided(confirmation_id=cid, approved=approve))
-                    state.history.append(HistoryLine(Role.CUSTOMER, said))
-                    status = ConfirmationStatus.APPROVED if approve else None
-                    state.confirmation = replace(conf, status=status) if status else None
-            await rec.commit()
-            for event in rec.drain():
-                yield event
-            async for event in self._react(session, conversation, state, rec, steps):
-                yield event
-            if isinstance(incoming, ConfirmationAnswer) and incoming.approve:
-                await rec.expire_approved(self.clock())
-            rec.emit(TurnEnded(turn=state.turn, steps=len(steps), ms=_ms(started)))
-            # Free the conversation in the commit that ends the turn: whoever sees
-            # turn_ended may send the next message at once.
-            await release_lease(session, conversation_id, owner)
-            await rec.commit()
-            for event in rec.drain():
-                yield event
+            title = incoming.text[:60] if isinstance(incoming, CustomerText) else None
+            conversation, owner = await take_lease(
+                session, conversation_id, now, self.settings.turn_lease_seconds, title
+            )
+            try:
+                async for event in self._turn(session, conversation, incoming, owner, now):
+                    yield event
+                released = True  # in the turn's last commit
+            finally:
+                if not released and session.in_transaction():
+                    await session.rollback()
+                if not released:
+                    # Stopped half-way (or never committed: then this finds nothing to free).
+                    await give_back(self.sessions, conversation_id, owner)
         await self._deliver_outbox()
+
+    async def _turn(
+        self,
+        session: AsyncSession,
+        conversation: Conversation,
+        incoming: Incoming,
+        owner: str,
+        now: datetime,
+    ) -> AsyncIterator[Event]:
+        started = perf_counter()
+        state = await load_state(session, conversation, now)
+        rec = Recorder(session, conversation.id, state.turn, state.last_seq + 1, self.on_stored)
+        steps: list[Step] = []
+        match incoming:
+            case CustomerText(text=text):
+                rec.message(Role.CUSTOMER, text)
+                rec.emit(CustomerMessage(text=text))
+                state.customer_texts.append(text)
+                state.history.append(HistoryLine(Role.CUSTOMER, text))
+            case ConfirmationAnswer(confirmation_id=cid, approve=approve):
+                conf = state.confirmation
+                if conf is None or conf.id != cid or not await rec.decide(cid, approve, now):
+                    raise NoPendingConfirmation("That confirmation is no longer open.")
+                said = f"{'Yes, go ahead' if approve else 'No, cancel'}: {conf.summary}"
+                rec.message(Role.CUSTOMER, said)
+                rec.emit(ConfirmationDecided(confirmation_id=cid, approved=approve))
+                state.history.append(HistoryLine(Role.CUSTOMER, said))
+                status = ConfirmationStatus.APPROVED if approve else None
+                state.confirmation = replace(conf, status=status) if status else None
+        await rec.commit()
+        for event in rec.drain():
+            yield event
+        async for event in self._react(session, conversation, state, rec, steps):
+            yield event
+        if isinstance(incoming, ConfirmationAnswer) and incoming.approve:
+            await rec.expire_approved(self.clock())
+        rec.emit(TurnEnded(turn=state.turn, steps=len(steps), ms=_ms(started)))
+        # Free the conversation in the commit that ends the turn: whoever sees
+        # turn_ended may send the next message at once.
+        await release_lease(session, conversation.id, owner)
+        await rec.commit()
+        for event in rec.drain():
+            yield event
 
     async def _deliver_outbox(self) -> None:
         """Send the emails this turn queued; what fails waits for the next try or worker."""
@@ -187,7 +206,16 @@ class Agent:
             )
             t0 = perf_counter()
             try:
-                raw = await self.model.complete(request)
+                if isinstance(self.model, StreamingChatModel):
+                    # A reply shows while it is written; the step is parsed whole below.
+                    draft = ReplyDraft()
+                    async with aclosing(self.model.stream(request)) as pieces:
+                        async for piece in pieces:
+                            if text := draft.feed(piece):
+                                yield ReplyChunk(step=step, text=text)
+                    raw = draft.raw
+                else:
+                    raw = await self.model.complete(request)
             except ScriptError:
                 raise
             except ModelError as exc:
@@ -214,9 +242,9 @@ class Agent:
                 rec.emit(Thought(step=step, text=action.thought))
             rec.emit(ActionProposed(step=step, tool=action.tool, args=action.arguments))
             t1 = perf_counter()
-            loaded = await load_orders(session, _ids(action, "order_id", str))
-            state.orders = {order.id: OrderFacts.of(order) for order in loaded}
-            state.returns = await load_return_facts(session, _ids(action, "return_id", int))
+            known = self.guard.tools.get(action.tool)
+            needs = known.needs if known is not None else Needs.NOTHING
+            await load_step_facts(session, state, action.args, needs)
             verdict = self.guard.check(action, state)
             guard_ms = _ms(t1)
             rec.emit(
@@ -265,9 +293,17 @@ class Agent:
                     if spec.side_effect:
                         await rec.commit()  # the attempt is on record before it acts
                     t2 = perf_counter()
-                    data, error = await self._dispatch(session, conversation, spec, action, state)
+                    ctx = ToolContext(
+                        session,
+                        conversation.id,
+                        state.customer_id,
+                        self.settings,
+                        state.now,
+                        self.services,
+                    )
+                    data, error = await dispatch(ctx, spec, action, conversation)
                     entry.observation, entry.tool_ms = data, _ms(t2)
-                    self._observe(state, conversation, action, data, error)
+                    observe(state, conversation, action, data, error)
                     state.done.add(action.digest)
                     rec.emit(
                         ObservationMade(
@@ -280,63 +316,6 @@ class Agent:
                 yield event
         else:
             self._give_up(conversation, rec, "step budget spent")
-
-    async def _dispatch(
-        self,
-        session: AsyncSession,
-        conversation: Conversation,
-        spec: ToolSpec,
-        action: Action,
-        state: ConversationState,
-    ) -> tuple[dict[str, Any], bool]:
-        ctx = ToolContext(
-            session, conversation.id, state.customer_id, self.settings, state.now, self.services
-        )
-        # The step's audit rows and events wait in the Recorder, not in the session: rolling
-        # back a failing tool's transaction discards its writes and nothing else.
-        try:
-            observation = await spec(ctx, action.args)
-        except _ToolError as exc:
-            await session.rollback()
-            await session.refresh(conversation)
-            return {"error": exc.code, "message": str(exc), "retry": exc.retryable}, True
-        except Exception:
-            log.exception("tool %s failed in %s", spec.name, conversation.id)
-            await session.rollback()
-            await session.refresh(conversation)
-            return {
-                "error": "internal_error",
-                "message": "The tool failed. Apologise and escalate.",
-            }, True
-        return observation.model_dump(mode="json"), False
-
-    def _observe(
-        self,
-        state: ConversationState,
-        conversation: Conversation,
-        action: Action,
-        data: dict[str, Any],
-        error: bool,
-    ) -> None:
-        """Fold an observation into the state for the rest of the turn."""
-        if action.tool == "verify_identity" and not error:
-            if data.get("verified"):
-                state.customer_id, state.proven_by = (
-                    conversation.customer_id,
-                    conversation.proven_by,
-                )
-            else:
-                state.failed_verifications += 1
-        for hit in data.get("hits", []) if not error else []:
-            state.retrieved[hit["anchor"]] = Citation(
-                anchor=hit["anchor"],
-                document=hit.get("title", hit["document"]),
-                section=hit["section"],
-            )
-            state.sources.append(hit)
-        if not error and action.tool != "search_policy":
-            # What a tool reported this turn backs a reply too ("your label was emailed").
-            state.sources.append({"anchor": f"tool:{action.tool}", "text": json.dumps(data)})
 
     async def _consume(self, state: ConversationState, rec: Recorder) -> bool:
         conf = state.confirmation
@@ -386,11 +365,6 @@ class Agent:
             text = "I'm sorry, something went wrong on my side. Could you say that again?"
             rec.message(Role.ASSISTANT, text)
             rec.emit(Reply(text=text))
-
-
-def _ids(action: Action, name: str, kind: type[T]) -> list[T]:
-    value = getattr(action.args, name, None)
-    return [value] if isinstance(value, kind) else []
 
 
 def _items(action: Action, state: ConversationState) -> str:

@@ -62,8 +62,12 @@ class Step:
 
 
 class PromptBuilder:
-    def __init__(self, schema: ActionSchema, *, budget_chars: int = 12_000) -> None:
-        self.system = SystemMessage("\n\n".join([ROLE, RULES, _catalogue(schema), FORMAT]))
+    def __init__(
+        self, schema: ActionSchema, *, instructions: str | None = None, budget_chars: int = 12_000
+    ) -> None:
+        """`instructions` replace the returns desk's role and rules (another desk's policy)."""
+        head = instructions.strip() if instructions else f"{ROLE}\n\n{RULES}"
+        self.system = SystemMessage("\n\n".join([head, _catalogue(schema), FORMAT]))
         self.budget_chars = budget_chars
 
     def build(

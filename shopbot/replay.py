@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy import select
 
 from db import Base, Conversation, utcnow
-from shopbot.app import build_agent, open_services, start_conversation
+from shopbot.app import start_conversation
 from shopbot.config import Settings
 from shopbot.errors import ScriptError, ShopBotError
 from shopbot.events import (
@@ -34,9 +34,11 @@ from shopbot.events import (
     Reply,
     VerdictGiven,
 )
+from shopbot.harness import open_harness
 from shopbot.identity import sign_customer
 from shopbot.loop import ConfirmationAnswer, CustomerText, Incoming
 from shopbot.models.scripted import ScriptedModel
+from tools.mailer.loopback import LoopbackInbox
 
 
 class _Strict(BaseModel):
@@ -154,10 +156,7 @@ async def replay(
 ) -> ReplayResult:
     """Run `script` against the database in `settings` (a fresh, seeded one), with the
     carrier sandbox in process and a real SMTP server on loopback."""
-    from shopbot.app import open_database
-    from tools.carrier import Backoff, Faults, create_sandbox_app, sandbox_state
-    from tools.mailer import Dispatcher, SmtpSender
-    from tools.mailer.loopback import LoopbackInbox
+    from tools.carrier import Faults
 
     faults = Faults()
     if script.carrier.fail_next:
@@ -168,52 +167,42 @@ async def replay(
         faults.fail_after_create(
             script.carrier.fail_after_create, mode=script.carrier.after_create_mode
         )
-    carrier_app = create_sandbox_app(faults, api_key=settings.carrier_api_key.get_secret_value())
     inbox = LoopbackInbox()
     if not script.smtp_down:
         inbox.start()
-    settings = settings.model_copy(update={"smtp_url": inbox.url})
     later = timedelta()
-    engine, sessions = open_database(settings)
     model = ScriptedModel()
     failures: list[str] = []
     try:
-        outbox = Dispatcher(
-            sessions,
-            SmtpSender(inbox.url, timeout=5),
-            mail_from=settings.mail_from,
-            clock=lambda: utcnow() + later,
-        )
-        async with open_services(
+        async with open_harness(
             settings,
-            sessions,
+            model,
+            inbox=inbox,
             policy=policy,
-            carrier_app=carrier_app,
-            # Quick retries: a replay should not wait out production backoffs.
-            carrier_options={"attempt_timeout": 1.0, "backoff": Backoff(base=0.05, cap=0.2)},
-            outbox=outbox,
-        ) as services:
-            agent = build_agent(settings, model, sessions, services)
-            cid, said = await _converse(script, agent, model, sessions, settings, timings)
+            faults=faults,
+            clock=lambda: utcnow() + later,
+        ) as harness:
+            cid, said = await _converse(
+                script, harness.agent, model, harness.sessions, settings, timings
+            )
             failures += said
             if script.smtp_down:
                 inbox.start()  # the relay is back; the backoff has passed
                 later = timedelta(days=1)
-                await outbox.deliver_due()
-                await outbox.deliver_due()
-            async with sessions() as session:
+                await harness.outbox.deliver_due()
+                await harness.outbox.deliver_due()
+            async with harness.sessions() as session:
                 failures += await check_after(session, cid, script.after)
-        if script.after.labels is not None:
-            stored = len(sandbox_state(carrier_app).labels)
-            if stored != script.after.labels:
-                failures.append(
-                    f"the carrier holds {stored} labels, expected {script.after.labels}"
-                )
+            if script.after.labels is not None:
+                stored = harness.carrier_labels()
+                if stored != script.after.labels:
+                    failures.append(
+                        f"the carrier holds {stored} labels, expected {script.after.labels}"
+                    )
         if script.after.emails is not None:
             failures += check_emails(script.after.emails, inbox.received)
     finally:
         inbox.stop()
-        await engine.dispose()
     return ReplayResult(
         name=name,
         title=script.title,
@@ -407,4 +396,10 @@ def _plain(value: Any) -> Any:
     return value
 
 
-__all__ = ["ReplayResult", "Script", "replay"]
+__all__ = [
+    "EmailExpectation",
+    "ReplayResult",
+    "Script",
+    "check_emails",
+    "replay",
+]

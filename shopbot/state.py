@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from pydantic import BaseModel
+from sqlalchemy import Select, bindparam, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db import (
@@ -20,11 +21,16 @@ from db import (
     ConfirmationStatus,
     Conversation,
     Customer,
+    Event,
     Message,
+    Order,
     Role,
 )
 from shopbot.events import Citation
-from tools.facts import OrderFacts, ReturnFacts
+from tools.base import Needs
+from tools.facts import OrderFacts, ReturnFacts, load_orders, load_return_facts
+from tools.retail.facts import RetailFacts, load_retail_facts
+from tools.retail.identity import fold
 
 LIVE_CONFIRMATIONS = (ConfirmationStatus.PENDING, ConfirmationStatus.APPROVED)
 _ORDER_ID = re.compile(r"(?<![\w])(#?(?:[0-9]{6}|W[0-9]{7}))(?![\w])")
@@ -59,6 +65,8 @@ class ConversationState:
     conversation_id: str
     now: datetime
     turn: int = 0
+    last_seq: int = 0
+    """The number of the conversation's last stored event when the state was loaded."""
     customer_id: str | None = None
     customer_name: str | None = None
     proven_by: str | None = None
@@ -74,8 +82,13 @@ class ConversationState:
     """The policy sections retrieved in this turn, as the tool returned them."""
     orders: dict[str, OrderFacts] = field(default_factory=dict[str, OrderFacts])
     """Facts of the orders the current step touches."""
+    order_rows: list[Order] = field(default_factory=list[Order])
+    """Their rows, held for the step: the session keeps only rows someone holds, and the
+    tool that runs next asks for the same order (and its lines) without another query."""
     returns: dict[int, ReturnFacts] = field(default_factory=dict[int, ReturnFacts])
     """Facts of the returns the current step touches."""
+    retail: RetailFacts | None = None
+    """Retail desk facts of the current step (orders, payment methods, variants it names)."""
 
     @property
     def proven(self) -> bool:
@@ -85,6 +98,13 @@ class ConversationState:
         """The customer typed exactly this address (case and surrounding space ignored)."""
         wanted = email.strip().casefold()
         return any(found.casefold() == wanted for found in self.mentioned_emails)
+
+    def customer_wrote(self, *phrases: str) -> bool:
+        """Each phrase is in what the customer wrote, as whole words (case, accents ignored)."""
+        text = " ".join(fold(t) for t in self.customer_texts)
+        return all(
+            p.strip() and re.search(rf"(?<!\w){re.escape(fold(p))}(?!\w)", text) for p in phrases
+        )
 
     def customer_wrote_order(self, order_id: str) -> bool:
         return order_id.lstrip("#") in {o.lstrip("#") for o in self.mentioned_order_ids}
@@ -100,45 +120,99 @@ class ConversationState:
         return list(dict.fromkeys(found))
 
 
+_FAILED_CHECK = (ActionLog.verdict == "allow") & or_(
+    (ActionLog.tool == "verify_identity")
+    & ActionLog.observation["verified"].as_boolean().is_(False),
+    # The retail desk's lookups: a user not found is a failed check.
+    ActionLog.tool.in_(("find_user_id_by_email", "find_user_id_by_name_zip"))
+    & ActionLog.observation["error"].as_string().is_not(None),
+)
+
+
+def _state_query() -> Select[int, int, str, Confirmation]:
+    """Everything but the messages, for the conversation `:cid`, in one row. The subqueries
+    correlate to the conversation, so one bound parameter serves them all."""
+    failed = (
+        select(func.count())
+        .select_from(ActionLog)
+        .where(ActionLog.conversation_id == Conversation.id, _FAILED_CHECK)
+        .scalar_subquery()
+    )
+    last_seq = (
+        select(func.max(Event.seq)).where(Event.conversation_id == Conversation.id)
+    ).scalar_subquery()
+    name = (
+        select(Customer.first_name).where(Customer.id == Conversation.customer_id).scalar_subquery()
+    )
+    live_id = (
+        select(Confirmation.id)
+        .where(
+            Confirmation.conversation_id == Conversation.id,
+            Confirmation.status.in_(LIVE_CONFIRMATIONS),
+        )
+        .order_by(Confirmation.created_at.desc())
+        .limit(1)
+        .correlate(Conversation)  # not the outer Confirmation it is joined to
+        .scalar_subquery()
+    )
+    return (
+        select(failed, last_seq, name, Confirmation)
+        .select_from(Conversation)
+        .outerjoin(Confirmation, Confirmation.id == live_id)
+        .where(Conversation.id == bindparam("cid"))
+    )
+
+
+# Built once: a turn starts with these, and building (and keying) them costs about a
+# millisecond each time.
+_STATE = _state_query()
+_MESSAGES = (
+    select(Message.role, Message.content)
+    .where(Message.conversation_id == bindparam("cid"))
+    .order_by(Message.id)
+)
+
+
 async def load_state(
     session: AsyncSession, conversation: Conversation, now: datetime, *, history: int = 12
 ) -> ConversationState:
-    """Rebuild a conversation's state: identity, failed checks, live confirmation, messages."""
+    """Rebuild a conversation's state: identity, failed checks, live confirmation, messages.
+
+    Two statements: the counts, the customer's name, the live confirmation and the last
+    event's number come back together."""
     cid = conversation.id
-    messages = list(
-        await session.scalars(
-            select(Message).where(Message.conversation_id == cid).order_by(Message.id)
-        )
-    )
-    failed = await session.scalar(
-        select(func.count())
-        .select_from(ActionLog)
-        .where(
-            ActionLog.conversation_id == cid,
-            ActionLog.tool == "verify_identity",
-            ActionLog.verdict == "allow",
-            ActionLog.observation["verified"].as_boolean().is_(False),
-        )
-    )
-    live = await session.scalar(
-        select(Confirmation)
-        .where(Confirmation.conversation_id == cid, Confirmation.status.in_(LIVE_CONFIRMATIONS))
-        .order_by(Confirmation.created_at.desc())
-        .limit(1)
-    )
-    name = None
-    if conversation.customer_id is not None:
-        customer = await session.get(Customer, conversation.customer_id)
-        name = customer.first_name if customer else None
+    found = (await session.execute(_STATE, {"cid": cid})).one()
+    failed_checks, last, first_name, live = found
+    messages = (await session.execute(_MESSAGES, {"cid": cid})).all()
     return ConversationState(
         conversation_id=cid,
         now=now,
         turn=conversation.turns,
+        last_seq=last or 0,
         customer_id=conversation.customer_id,
-        customer_name=name,
+        customer_name=first_name,
         proven_by=conversation.proven_by,
-        failed_verifications=failed or 0,
+        failed_verifications=failed_checks or 0,
         confirmation=LiveConfirmation.of(live) if live and live.expires_at > now else None,
         customer_texts=[m.content for m in messages if m.role is Role.CUSTOMER],
         history=[HistoryLine(m.role, m.content) for m in messages[-history:]],
+    )
+
+
+async def load_step_facts(
+    session: AsyncSession, state: ConversationState, args: BaseModel, needs: Needs = Needs.NOTHING
+) -> None:
+    """Load into `state` the facts the guard needs for an action with `args`: the orders and
+    returns it names and, for a tool with `Needs.RETAIL_RULES`, the retail facts."""
+    order_id, return_id = getattr(args, "order_id", None), getattr(args, "return_id", None)
+    loaded = await load_orders(session, [order_id] if isinstance(order_id, str) else [])
+    state.orders = {order.id: OrderFacts.of(order) for order in loaded}
+    state.order_rows = loaded
+    state.returns = await load_return_facts(
+        session, [return_id] if isinstance(return_id, int) else []
+    )
+    state.retail = (
+        await load_retail_facts(session, state.customer_id, args)
+        if needs & Needs.RETAIL_RULES
+        else None
     )

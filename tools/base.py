@@ -39,6 +39,11 @@ class Needs(enum.Flag):
     OWN_RETURN = enum.auto()
     """`args.return_id` is this customer's return, created in this conversation, without a
     label yet (implies PROVEN)."""
+    OWN_USER = enum.auto()
+    """`args.user_id` is the proven customer (implies PROVEN)."""
+    RETAIL_RULES = enum.auto()
+    """The retail desk's rule for this tool holds for its arguments (`tools.retail.rules`;
+    the guard reads the facts in `state.retail`)."""
 
 
 def _normalise_order_id(value: object) -> object:
@@ -127,7 +132,11 @@ def tool(
             args_model=args_model,
             handler=fn,
             needs=needs
-            | (Needs.PROVEN if needs & (Needs.OWN_ORDER | Needs.OWN_RETURN) else Needs.NOTHING),
+            | (
+                Needs.PROVEN
+                if needs & (Needs.OWN_ORDER | Needs.OWN_RETURN | Needs.OWN_USER)
+                else Needs.NOTHING
+            ),
             side_effect=side_effect,
             confirm_text=confirm,
         )

@@ -63,11 +63,13 @@ async def load_orders(session: AsyncSession, order_ids: Iterable[str]) -> list[O
     wanted = set(order_ids)
     if not wanted:
         return []
-    # One round trip: this runs at every step that names an order.
+    # One round trip: this runs at every step that names an order. Rows the session already
+    # holds are refreshed: the guard decides on what the database says now.
     rows = await session.scalars(
         select(Order)
         .where(Order.id.in_(wanted))
         .options(joinedload(Order.items), joinedload(Order.customer))
+        .execution_options(populate_existing=True)
     )
     return list(rows.unique())
 

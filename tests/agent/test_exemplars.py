@@ -1,8 +1,10 @@
 from __future__ import annotations
 
+import json
+
 import pytest
 
-from shopbot.exemplars import ExemplarLibrary, situation
+from shopbot.exemplars import Exemplar, ExemplarLibrary, situation
 
 PER_STEP = """State: customer NOT verified (failed attempts: 0).
 Order numbers the customer wrote: 482913
@@ -20,11 +22,35 @@ This turn so far:
 Allowed now: reply, verify_identity"""
 
 
-def test_situation_keeps_state_last_words_and_last_step() -> None:
+def test_situation_keeps_state_hint_last_words_and_last_step() -> None:
     assert situation(PER_STEP) == (
         "State: customer NOT verified. "
+        'Hint: call verify_identity with order_id "482913" and email "jane.doe@example.com" first. '
         "Customer: I want to return the jeans from order 482913, jane.doe@example.com "
-        'Last step: {"hits": []}'
+        "Last step: search_policy -> hits []"
+    )
+
+
+def test_situation_keeps_an_approved_confirmation_and_a_short_observation() -> None:
+    per_step = "\n".join(
+        [
+            "State: customer verified (Jane, by email).",
+            "Confirmation approved: Return Jeans (line 1) = "
+            + json.dumps({"tool": "create_return", "args": {"order_id": "482913", "lines": [1]}}),
+            "Conversation:",
+            "Customer: yes",
+            "This turn so far:",
+            '1. {"tool": "lookup_order", "args": {"order_id": "482913"}}',
+            "   -> "
+            + json.dumps(
+                {"status": "delivered", "price": "9.90", "lines": [{"line": 1}, {"line": 2}]}
+            ),
+        ]
+    )
+    assert situation(per_step) == (
+        "State: customer verified. "
+        'Confirmation approved: {"tool": "create_return", "args": {"order_id": "482913", "lines": [1]}}. '
+        "Customer: yes Last step: lookup_order -> status delivered, lines [line 1; line 2]"
     )
 
 
@@ -44,3 +70,15 @@ def test_nearest_respects_the_identity_state(library: ExemplarLibrary) -> None:
 def test_a_policy_question_finds_the_search_exemplar(library: ExemplarLibrary) -> None:
     found = library.nearest("State: customer NOT verified. Customer: can i return swimwear??")
     assert found[-1].action["tool"] == "search_policy"
+
+
+def test_nearest_offers_only_allowed_tools_and_held_out_sources(library: ExemplarLibrary) -> None:
+    text = "State: customer verified. Customer: where is order 482913?"
+    found = library.nearest(text, 3, tools={"reply", "escalate"})
+    assert len(found) == 3
+    assert {e.action["tool"] for e in found} <= {"reply", "escalate"}
+    tagged = ExemplarLibrary(
+        [*library.exemplars[:2], Exemplar("Customer: hi", {"tool": "reply"}, "x")]
+    )
+    assert [e.source for e in tagged.without("x").exemplars] == [None, None]
+    assert len(tagged.without("x").nearest("Customer: hi", 5)) == 2

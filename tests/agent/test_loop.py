@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -16,7 +16,7 @@ from db import ActionLog, Conversation, ConversationStatus, Event, Message, Retu
 from db.engine import create_engine, session_factory
 from shopbot.app import build_agent, start_conversation
 from shopbot.errors import ModelError, NoPendingConfirmation, ScriptError
-from shopbot.events import ConfirmationRequested, Reply
+from shopbot.events import ConfirmationRequested, Reply, ReplyChunk
 from shopbot.events import Event as TurnEvent
 from shopbot.loop import Agent, ConfirmationAnswer, CustomerText, Incoming
 from shopbot.models.base import ModelRequest
@@ -63,6 +63,10 @@ async def test_events_are_stored_in_order_as_yielded(agent: Agent) -> None:
         rows = list(
             await s.scalars(select(Event).where(Event.conversation_id == cid).order_by(Event.seq))
         )
+    # Reply drafts are live only; every other event is stored, in the order it was yielded.
+    drafts = [e for e in first + second if isinstance(e, ReplyChunk)]
+    assert "".join(d.text for d in drafts) == "Verified.Bye!"
+    first, second = ([e for e in t if not isinstance(e, ReplyChunk)] for t in (first, second))
     assert [r.seq for r in rows] == list(range(1, len(first) + len(second) + 1))
     assert [r.payload for r in rows] == [e.model_dump(mode="json") for e in first + second]
     assert [r.turn for r in rows] == [1] * len(first) + [2] * len(second)
@@ -280,3 +284,48 @@ async def test_the_conversation_is_free_once_turn_ended_is_seen(agent: Agent) ->
             second = [e async for e in agent.run_turn(cid, CustomerText("hello again"))]
             assert any(isinstance(e, Reply) for e in second)
     model.assert_complete()
+
+
+class WatchedStream(ScriptedModel):
+    """Records whether its streams were closed, as a backend frees its generator there."""
+
+    closed = 0
+
+    async def stream(self, request: ModelRequest) -> AsyncGenerator[str]:
+        try:
+            async for piece in super().stream(request):
+                yield piece
+        finally:
+            self.closed += 1
+
+
+async def test_a_turn_abandoned_mid_reply_closes_the_models_stream(agent: Agent) -> None:
+    model = WatchedStream([act("reply", message="Let me tell you a long story about jeans.")])
+    agent = dataclasses.replace(agent, model=model)
+    cid = await start_conversation(agent.sessions, agent.settings)
+    turn = agent.run_turn(cid, CustomerText("hello"))
+    async for event in turn:
+        if isinstance(event, ReplyChunk):
+            break
+    assert model.closed == 0, "the reply is still being written"
+    await turn.aclose()
+    assert model.closed == 1
+    # The conversation is free again: the next message is accepted.
+    model.extend([act("reply", message="Hi!")])
+    assert [e async for e in agent.run_turn(cid, CustomerText("hi")) if isinstance(e, Reply)]
+
+
+async def test_audit_rows_hold_sql_null_where_a_step_had_no_args_or_observation(
+    agent: Agent,
+) -> None:
+    cid = await start_conversation(agent.sessions, agent.settings)
+    await turn(agent, cid, CustomerText("hello"), "not json", act("reply", message="Hi!"))
+    async with agent.sessions() as s:
+        rows = (
+            await s.execute(
+                select(ActionLog.tool, ActionLog.args.is_(None), ActionLog.observation.is_(None))
+                .where(ActionLog.conversation_id == cid)
+                .order_by(ActionLog.step)
+            )
+        ).all()
+    assert [tuple(r) for r in rows] == [(None, True, True), ("reply", False, True)]
