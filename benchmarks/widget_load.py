@@ -227,7 +227,8 @@ def free_port() -> int:
 
 
 @contextmanager
-def server(url: str, data_dir: Path, workers: int) -> Generator[str]:
+def server(url: str, data_dir: Path, workers: int) -> Generator[tuple[str, int]]:
+    """The server's base URL and process id (its workers are that process's children)."""
     port = free_port()
     env = {
         **os.environ,
@@ -257,7 +258,7 @@ def server(url: str, data_dir: Path, workers: int) -> Generator[str]:
                 raise RuntimeError("the server did not start")
             time.sleep(0.2)
         time.sleep(0.5 * workers)  # every worker up, not just the first to answer
-        yield base
+        yield base, process.pid
     finally:
         process.terminate()
         try:
@@ -267,13 +268,66 @@ def server(url: str, data_dir: Path, workers: int) -> Generator[str]:
             process.wait()
 
 
-def report(backend: str, workers: int, clients: int, results: Results, seconds: float) -> str:
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _stat(pid: int) -> list[str] | None:
+    try:
+        # The command name may hold spaces: the fields follow its closing parenthesis.
+        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return None
+
+
+def cpu_seconds(root: int) -> dict[str, float]:
+    """CPU time (user + system) so far of the server's process tree and of PostgreSQL's
+    processes. Unlike throughput it is not inflated by a busy host stealing the cores."""
+    stats = {int(d.name): _stat(int(d.name)) for d in Path("/proc").iterdir() if d.name.isdigit()}
+    children: dict[int, list[int]] = {}
+    for pid, fields in stats.items():
+        if fields is not None:
+            children.setdefault(int(fields[1]), []).append(pid)
+    tree, todo = set[int](), [root]
+    while todo:
+        pid = todo.pop()
+        tree.add(pid)
+        todo.extend(children.get(pid, []))
+    totals = {"server": 0.0, "postgres": 0.0}
+    for pid, fields in stats.items():
+        if fields is None:
+            continue
+        used = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+        if pid in tree:
+            totals["server"] += used
+        elif Path(f"/proc/{pid}/comm").exists() and _comm(pid) == "postgres":
+            totals["postgres"] += used
+    return totals
+
+
+def _comm(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return ""
+
+
+def report(
+    backend: str,
+    workers: int,
+    clients: int,
+    results: Results,
+    seconds: float,
+    cpu: dict[str, float],
+) -> str:
     lat = results.latencies or [float("nan")]
     errors = sum(results.errors.values())
     detail = f" {results.errors}" if results.errors else ""
+    per_turn = {k: 1000 * v / max(results.turns, 1) for k, v in cpu.items()}
     return (
         f"| {backend} | {workers} | {clients} | {results.turns} | {results.turns / seconds:.1f} "
-        f"| {statistics.median(lat):.1f} | {percentile(lat, 0.99):.1f} | {errors}{detail} |"
+        f"| {statistics.median(lat):.1f} | {percentile(lat, 0.99):.1f} "
+        f"| {per_turn['server']:.1f} | {per_turn['postgres']:.1f} | {per_turn['clients']:.1f} "
+        f"| {errors}{detail} |"
     )
 
 
@@ -291,8 +345,12 @@ def main() -> None:
     workers = [min(int(w), 8) for w in args.workers.split(",")]
     print(f"widget backend under load — {machine()}, load average {os.getloadavg()[0]:.1f}")
     print(f"{args.turns} turns per conversation, {args.think:.1f} s mean think time between them")
-    print("| backend | workers | conversations | turns | turns/s | p50 ms | p99 ms | errors |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("CPU ms/turn: user + system time of the server's processes, PostgreSQL's, the clients'")
+    print(
+        "| backend | workers | conversations | turns | turns/s | p50 ms | p99 ms "
+        "| CPU server | CPU postgres | CPU clients | errors |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     backends = ["sqlite", "postgresql"] if args.backend == "both" else [args.backend]
     with tempfile.TemporaryDirectory() as tmp:
         for backend in backends:
@@ -309,13 +367,19 @@ def main() -> None:
                     for n_clients in clients:
                         url = template.clone()
                         try:
-                            with server(url, Path(tmp), n_workers) as base:
+                            with server(url, Path(tmp), n_workers) as (base, pid):
+                                before, clients_before = cpu_seconds(pid), time.process_time()
                                 results, seconds = asyncio.run(
                                     load(base, n_clients, args.turns, args.think)
                                 )
+                                after = cpu_seconds(pid)
+                                cpu = {k: after[k] - before[k] for k in after}
+                                cpu["clients"] = time.process_time() - clients_before
                         finally:
                             template.drop(url)
-                        print(report(backend, n_workers, n_clients, results, seconds), flush=True)
+                        print(
+                            report(backend, n_workers, n_clients, results, seconds, cpu), flush=True
+                        )
             finally:
                 template.close()
 

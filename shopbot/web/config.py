@@ -34,8 +34,10 @@ class WebConfig(BaseModel):
     (shared by every worker; needs its migration)."""
     max_body_bytes: int = Field(default=16 * 1024, ge=1024)
     """Largest request body accepted; message length is limited by `max_message_chars`."""
-    sse_poll_seconds: float = Field(default=1.0, gt=0)
-    """A stream re-reads its conversation at least this often, even without a wake-up."""
+    sse_poll_seconds: float = Field(default=5.0, gt=0)
+    """A stream re-reads its conversation at least this often, even without a wake-up: the
+    bound on the delay when a wake-up is lost (a NOTIFY that failed to send). Every open
+    stream reads once per period, so a short one costs a database read per stream."""
     sse_ping_seconds: float = Field(default=15.0, gt=0)
     """Heartbeat comments keep proxies from closing an idle stream."""
     sse_max_seconds: float = Field(default=600.0, gt=0)

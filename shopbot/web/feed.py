@@ -1,57 +1,125 @@
 """Wake-ups for event streams: "conversation X has new events", on every worker.
 
 A stream reads its conversation's events from the database (the only source of truth) and
-then waits. What ends the wait:
+then waits; events a turn on the same worker commits are pushed to it as well, so it reads
+them back only when something came between. What ends the wait:
 
-- a turn on this worker stored events (`Relay.published`, immediate);
-- a turn on another worker did: PostgreSQL carries the news with LISTEN/NOTIFY; on SQLite a
-  worker tails the event table's ids (writes are serialized, so ids grow in commit order);
+- a turn on this worker stored events: they are pushed to its streams (`EventFeed.push`);
+- a turn on another worker did: PostgreSQL carries the news with LISTEN/NOTIFY (the events
+  themselves when they fit in a payload, pushed like local ones); on SQLite a worker tails
+  the event table's ids (writes are serialized, so ids grow in commit order);
 - a timeout (`sse_poll_seconds`), so a lost wake-up only delays, never loses, an event.
+
+Reply drafts (`reply_chunk`, the text of a reply while the model writes it) are never
+stored: `Relay.drafted` hands them to the streams open on this worker and, on PostgreSQL,
+in the NOTIFY payload to the other workers, in order with the wake-ups. A stream that was
+not open, or a SQLite worker other than the turn's, misses the draft and shows the reply
+when it is stored.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Generator
-from typing import Protocol
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 import psycopg
 from sqlalchemy import func, select
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from shopbot.web.store import EVENTS
+from shopbot.web.store import EVENTS, StoredEvent
 
 log = logging.getLogger(__name__)
 
 CHANNEL = "shopbot_events"
+MAX_PAYLOAD = 7900
+"""PostgreSQL refuses a NOTIFY payload of 8000 bytes or more."""
+
+
+@dataclass(eq=False)
+class Subscription:
+    """One open stream: woken when its conversation has news, with the drafts it missed."""
+
+    woken: asyncio.Event = field(default_factory=asyncio.Event)
+    drafts: list[dict[str, Any]] = field(default_factory=list[dict[str, Any]])
+    stored: list[StoredEvent] = field(default_factory=list[StoredEvent])
+    """Events a turn on this worker just committed: the stream need not read them back."""
+    stale: bool = True
+    """News from elsewhere (another worker, a lost wake-up): the database must be read. A new
+    stream starts stale: it reads what came before it subscribed."""
+
+    def take_drafts(self) -> list[dict[str, Any]]:
+        drafts, self.drafts = self.drafts, []
+        return drafts
+
+    def take_stored(self, after: int) -> list[StoredEvent] | None:
+        """The events that follow `after`, from what was pushed; None when the database must
+        be read (the stream is stale, or something between was not pushed here).
+
+        Pushes come from this worker's turns and from other workers' NOTIFYs, so they may
+        arrive out of order: they are put in order and must follow `after` with no gap."""
+        pushed = {e.seq: e for e in self.stored if e.seq > after}
+        stale, self.stored, self.stale = self.stale, [], False
+        events = [pushed[seq] for seq in sorted(pushed)]
+        if stale or any(e.seq != after + 1 + i for i, e in enumerate(events)):
+            return None
+        return events
 
 
 class EventFeed:
     """The streams open on this worker, by conversation."""
 
     def __init__(self) -> None:
-        self._waiters: dict[str, set[asyncio.Event]] = {}
+        self._waiters: dict[str, set[Subscription]] = {}
+        self._pushed: dict[str, int] = {}
+        """The last seq pushed to each watched conversation's streams."""
 
     @contextlib.contextmanager
-    def subscribe(self, conversation_id: str) -> Generator[asyncio.Event]:
-        signal = asyncio.Event()
-        self._waiters.setdefault(conversation_id, set()).add(signal)
+    def subscribe(self, conversation_id: str) -> Generator[Subscription]:
+        subscription = Subscription()
+        self._waiters.setdefault(conversation_id, set()).add(subscription)
         try:
-            yield signal
+            yield subscription
         finally:
             waiters = self._waiters.get(conversation_id, set())
-            waiters.discard(signal)
+            waiters.discard(subscription)
             if not waiters:
                 self._waiters.pop(conversation_id, None)
+                self._pushed.pop(conversation_id, None)
 
     def wake(self, conversation_id: str) -> None:
-        for signal in self._waiters.get(conversation_id, ()):
-            signal.set()
+        """The conversation has news this worker did not push: its streams read it."""
+        for subscription in self._waiters.get(conversation_id, ()):
+            subscription.stale = True
+            subscription.woken.set()
+
+    def push(self, conversation_id: str, events: list[StoredEvent]) -> None:
+        """Events just committed (here, or on a worker that sent them along), for the
+        streams open here."""
+        if conversation_id not in self._waiters or not events:
+            return
+        last = max(e.seq for e in events)
+        self._pushed[conversation_id] = max(last, self._pushed.get(conversation_id, 0))
+        for subscription in self._waiters[conversation_id]:
+            subscription.stored.extend(events)
+            subscription.woken.set()
+
+    def pushed_through(self, conversation_id: str) -> int:
+        """The last seq pushed to the conversation's streams here (0: none)."""
+        return self._pushed.get(conversation_id, 0)
+
+    def draft(self, conversation_id: str, data: dict[str, Any]) -> None:
+        """A piece of a reply being written: every open stream of the conversation gets it."""
+        for subscription in self._waiters.get(conversation_id, ()):
+            subscription.drafts.append(data)
+            subscription.woken.set()
 
     def wake_all(self) -> None:
         for conversation_id in list(self._waiters):
@@ -72,8 +140,13 @@ class Relay(Protocol):
 
     async def stop(self) -> None: ...
 
-    def published(self, conversation_id: str) -> None:
-        """Events of the conversation were committed on this worker."""
+    def stored(self, conversation_id: str, events: list[StoredEvent]) -> None:
+        """A turn on this worker committed these events: hand them to the streams open here
+        and tell the other workers."""
+        ...
+
+    def drafted(self, conversation_id: str, data: dict[str, Any]) -> None:
+        """A turn on this worker produced a piece of a reply (never stored)."""
         ...
 
 
@@ -120,8 +193,13 @@ class SqliteTail(_Background):
         self.engine = engine
         self.interval = interval
 
-    def published(self, conversation_id: str) -> None:
-        self.feed.wake(conversation_id)
+    def stored(self, conversation_id: str, events: list[StoredEvent]) -> None:
+        # Other processes learn of them from the table.
+        self.feed.push(conversation_id, events)
+
+    def drafted(self, conversation_id: str, data: dict[str, Any]) -> None:
+        # SQLite carries nothing between processes but the table: drafts stay local.
+        self.feed.draft(conversation_id, data)
 
     async def run(self) -> None:
         async with self.engine.connect() as conn:
@@ -135,14 +213,19 @@ class SqliteTail(_Background):
                     continue
                 rows = (
                     await conn.execute(
-                        select(EVENTS.c.id, EVENTS.c.conversation_id)
+                        select(EVENTS.c.id, EVENTS.c.conversation_id, EVENTS.c.seq)
                         .where(EVENTS.c.id > seen)
                         .order_by(EVENTS.c.id)
                         .limit(2000)
                     )
                 ).all()
-            for conversation_id in dict.fromkeys(r.conversation_id for r in rows):
-                self.feed.wake(conversation_id)
+            newest: dict[str, int] = {}
+            for row in rows:
+                newest[row.conversation_id] = max(row.seq, newest.get(row.conversation_id, 0))
+            for conversation_id, seq in newest.items():
+                # What this worker's own turns wrote was pushed already.
+                if seq > self.feed.pushed_through(conversation_id):
+                    self.feed.wake(conversation_id)
             if rows:
                 seen = int(rows[-1].id)
 
@@ -155,14 +238,33 @@ class PostgresRelay(_Background):
         self.feed = feed
         self.dsn = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
         self.origin = uuid.uuid4().hex[:12]
-        self._pending: set[str] = set()
+        self._pending: list[str] = []
+        """Payloads to send, in order: `origin:conversation` (look at the table),
+        `origin:conversation:e[events]` (committed), `origin:conversation:d{draft}`."""
+        self._drafts = 0
         self._flushing: asyncio.Task[None] | None = None
         self._sender: psycopg.AsyncConnection[tuple[object, ...]] | None = None
         self._lock = asyncio.Lock()
 
-    def published(self, conversation_id: str) -> None:
-        self.feed.wake(conversation_id)
-        self._pending.add(conversation_id)
+    def stored(self, conversation_id: str, events: list[StoredEvent]) -> None:
+        self.feed.push(conversation_id, events)
+        # The events ride along when they fit, so the other workers' streams need not read
+        # them back; otherwise a bare wake-up sends those streams to the table.
+        rows = [[e.seq, e.turn, e.kind, e.payload] for e in events]
+        payload = f"{self.origin}:{conversation_id}:e{json.dumps(rows, separators=(',', ':'))}"
+        if len(payload.encode()) > MAX_PAYLOAD:
+            payload = f"{self.origin}:{conversation_id}"
+        self._send(payload)
+
+    def drafted(self, conversation_id: str, data: dict[str, Any]) -> None:
+        self.feed.draft(conversation_id, data)
+        # NOTIFY folds identical payloads of one transaction into one: number each draft.
+        self._drafts += 1
+        wire = json.dumps({**data, "n": self._drafts}, separators=(",", ":"))
+        self._send(f"{self.origin}:{conversation_id}:d{wire}")
+
+    def _send(self, payload: str) -> None:
+        self._pending.append(payload)
         if self._flushing is None or self._flushing.done():
             # Events of one commit are yielded in a burst: one NOTIFY round trip covers them.
             self._flushing = asyncio.get_running_loop().create_task(self._flush())
@@ -171,8 +273,7 @@ class PostgresRelay(_Background):
         await asyncio.sleep(0)
         async with self._lock:
             while self._pending:
-                batch, self._pending = self._pending, set()
-                payloads = [f"{self.origin}:{cid}" for cid in batch]
+                payloads, self._pending = list(dict.fromkeys(self._pending)), []
                 try:
                     if self._sender is None or self._sender.closed:
                         self._sender = await psycopg.AsyncConnection.connect(
@@ -196,8 +297,18 @@ class PostgresRelay(_Background):
             # Anything committed while we were not listening: let every stream look.
             self.feed.wake_all()
             async for note in conn.notifies():
-                origin, _, conversation_id = note.payload.partition(":")
-                if origin != self.origin:
+                origin, _, rest = note.payload.partition(":")
+                if origin == self.origin:
+                    continue
+                conversation_id, _, body = rest.partition(":")
+                if body.startswith("e"):
+                    events = [StoredEvent(*row) for row in json.loads(body[1:])]
+                    self.feed.push(conversation_id, events)
+                elif body.startswith("d"):
+                    data = json.loads(body[1:])
+                    data.pop("n", None)
+                    self.feed.draft(conversation_id, data)
+                else:
                     self.feed.wake(conversation_id)
 
     async def stop(self) -> None:

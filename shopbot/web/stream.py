@@ -1,7 +1,7 @@
 """A conversation's events as server-sent events, resumable from any worker.
 
 Each SSE event carries `id: <seq>`, `event: <kind>` and the event as JSON with its seq and
-turn. The stream starts after `Last-Event-ID` (what a browser's EventSource sends when it
+turn; `reply_chunk` events (a reply while it is written) are live only and carry no id. The stream starts after `Last-Event-ID` (what a browser's EventSource sends when it
 reconnects) or `?after=`, replays the stored events from there and then follows new ones, so a
 reconnect neither loses nor repeats an event. It ends after `sse_max_seconds`; clients resume.
 """
@@ -9,7 +9,6 @@ reconnect neither loses nor repeats an event. It ends after `sse_max_seconds`; c
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import time
 from collections.abc import AsyncIterator
@@ -27,7 +26,8 @@ BATCH = 200
 
 STREAM_DOC: dict[int | str, dict[str, Any]] = {
     200: {
-        "description": "`text/event-stream`: `id: <seq>`, `event: <kind>`, `data: <event JSON>`.",
+        "description": "`text/event-stream`: `id: <seq>`, `event: <kind>`, `data: <event JSON>`; "
+        "`reply_chunk` (live pieces of a reply, never stored) has no `id`.",
         "content": {"text/event-stream": {"schema": {"type": "string"}}},
     },
     **responses(401, 422),
@@ -81,13 +81,22 @@ async def _events(
     web = backend.web
     deadline = time.monotonic() + web.sse_max_seconds
     yield ServerSentEvent(retry=web.sse_retry_ms, comment="shopbot")
-    with backend.feed.subscribe(conversation_id) as woken:
+    with backend.feed.subscribe(conversation_id) as subscription:
+        woken = subscription.woken
         while True:
             # Clear before reading: a wake-up during the read is kept for the next round.
             woken.clear()
-            # Shielded: a client leaving mid-read must not cancel the query, which would make
-            # the driver cancel it on the server and throw the pooled connection away.
-            events = await asyncio.shield(backend.store.after(conversation_id, after, BATCH))
+            # Drafts first: a reply's pieces were all handed out before the reply was stored.
+            for draft in subscription.take_drafts():
+                yield ServerSentEvent(
+                    data=json.dumps(draft, separators=(",", ":")), event="reply_chunk"
+                )
+            # Events handed over (this worker's commits, other workers' NOTIFYs) need no read.
+            events = subscription.take_stored(after)
+            if events is None:
+                # Shielded: a client leaving mid-read must not cancel the query, which would
+                # make the driver cancel it on the server and throw the pooled connection away.
+                events = await asyncio.shield(backend.store.after(conversation_id, after, BATCH))
             for stored in events:
                 yield ServerSentEvent(
                     data=json.dumps(stored.wire(), separators=(",", ":")),
@@ -96,9 +105,12 @@ async def _events(
                 )
                 after = stored.seq
             if len(events) == BATCH:
+                subscription.stale = True  # more wait in the table
                 continue
             left = deadline - time.monotonic()
             if left <= 0:
                 return
-            with contextlib.suppress(TimeoutError):
+            try:
                 await asyncio.wait_for(woken.wait(), min(web.sse_poll_seconds, left))
+            except TimeoutError:
+                subscription.stale = True  # a wake-up may have been lost: look

@@ -88,6 +88,7 @@ async def test_a_return_is_confirmed_and_the_label_sent(api: Api) -> None:
     view = await history(api, cid, auth)
     assert view["pending_confirmation"] is None
     assert view["messages"][-2]["text"].startswith("Yes, go ahead: Return Slim Fit Jeans")
+    assert confirmed.json()["first_seq"] == view["messages"][-2]["seq"], "where turn 2 starts"
     assert view["messages"][-1] == {
         "role": "assistant",
         "text": LABEL_EMAILED,

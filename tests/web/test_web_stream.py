@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import Generator
 from contextlib import ExitStack
-from typing import Any
+from types import SimpleNamespace
+from typing import Any, cast
 
 import httpx
 import pytest
@@ -15,6 +17,7 @@ from web_support import (
     TEST_WEB,
     ShopModel,
     Sse,
+    StreamingShopModel,
     create_conversation,
     serve_in_thread,
     services_for_tests,
@@ -23,8 +26,12 @@ from web_support import (
 
 from db import Event
 from db.engine import create_engine, session_factory
+from db.testing import DEFAULT_POSTGRES_URL, postgres_reachable
 from shopbot.config import Settings
 from shopbot.web import WebConfig, create_app
+from shopbot.web.feed import MAX_PAYLOAD, EventFeed, PostgresRelay
+from shopbot.web.store import StoredEvent
+from shopbot.web.stream import _events
 
 
 @pytest.fixture
@@ -211,3 +218,116 @@ async def test_the_default_config_reads_the_environment(monkeypatch: pytest.Monk
     assert found.cors_origins == ["https://shop.example"]
     assert found.messages_per_conversation_per_minute == 7
     assert WebConfig().cors_origins == []
+
+
+async def test_a_reply_streams_live_to_every_worker_before_it_is_stored(
+    settings: Settings, db_url: str
+) -> None:
+    """Drafts go to this worker's streams, and on PostgreSQL to the other workers' too."""
+    model = StreamingShopModel()
+    app = create_app(settings, model=model, services=services_for_tests, web=TEST_WEB)
+    other = create_app(settings, model=ShopModel(), services=services_for_tests, web=TEST_WEB)
+    with serve_in_thread(app) as url, serve_in_thread(other) as other_url:
+        async with (
+            httpx.AsyncClient(base_url=url, timeout=10) as a,
+            httpx.AsyncClient(base_url=other_url, timeout=10) as b,
+        ):
+            cid, auth = await create_conversation(a)
+            here = asyncio.create_task(follow(a, cid, auth))
+            there = asyncio.create_task(follow(b, cid, auth))
+            for _ in range(500):  # both streams are open before the turn starts
+                if all(x.state.backend.feed.watched for x in (app, other)):
+                    break
+                await asyncio.sleep(0.01)
+            await a.post(f"/v1/conversations/{cid}/messages", json={"text": "hi"}, headers=auth)
+            streams = {"here": await here, "there": await there}
+    stored = await stored_events(settings, cid)
+    reply = next(e for e in stored if e["kind"] == "reply")
+    for name, got in streams.items():
+        drafts = [e for e in got if e.event == "reply_chunk"]
+        assert [e.json() for e in got if e.event != "reply_chunk"] == stored, name
+        if name == "there" and not db_url.startswith("postgresql"):
+            assert drafts == [], "SQLite carries drafts only to the turn's own worker"
+            continue
+        assert len(drafts) > 1 and all(e.id is None for e in drafts), name
+        assert "".join(e.json()["text"] for e in drafts) == reply["text"], name
+        kinds = [e.event for e in got]
+        assert kinds.index("reply") > max(i for i, k in enumerate(kinds) if k == "reply_chunk")
+
+
+def test_pushed_events_are_used_only_when_nothing_is_missing() -> None:
+    feed = EventFeed()
+    with feed.subscribe("c") as sub:
+
+        def push(*seqs: int) -> None:
+            feed.push("c", [StoredEvent(s, 1, "thought", {}) for s in seqs])
+
+        push(1, 2)
+        assert sub.take_stored(after=0) is None, "a new stream reads what came before it"
+        push(3, 4, 5)
+        assert [e.seq for e in sub.take_stored(after=2) or []] == [3, 4, 5]
+        push(4, 5, 6)  # 4 and 5 were already read from the database
+        assert [e.seq for e in sub.take_stored(after=5) or []] == [6]
+        assert sub.take_stored(after=6) == [], "nothing new and nothing from elsewhere: no read"
+        push(8, 9)  # 7 came from elsewhere: read the database
+        assert sub.take_stored(after=6) is None
+        assert sub.take_stored(after=6) == [], "taken means gone"
+        feed.wake("c")  # another worker's news
+        push(7)
+        assert sub.take_stored(after=6) is None
+        # This worker's turn and another worker's NOTIFY may hand events over out of order.
+        push(12)
+        push(10, 11)
+        push(11)
+        assert [e.seq for e in sub.take_stored(after=9) or []] == [10, 11, 12]
+
+
+async def test_postgres_carries_a_commits_events_to_other_workers_when_they_fit() -> None:
+    if why := postgres_reachable(DEFAULT_POSTGRES_URL):
+        pytest.skip(why)
+    here = PostgresRelay(EventFeed(), DEFAULT_POSTGRES_URL)
+    there = PostgresRelay(EventFeed(), DEFAULT_POSTGRES_URL)
+    cid = uuid.uuid4().hex
+    with there.feed.subscribe(cid) as far:
+        await here.start()
+        await there.start()
+        try:
+            await asyncio.wait_for(far.woken.wait(), 10)  # listening: "look at the table"
+            assert far.take_stored(after=0) is None
+            far.woken.clear()
+
+            small = StoredEvent(1, 1, "customer_message", {"text": "Hi"})
+            here.stored(cid, [small])
+            await asyncio.wait_for(far.woken.wait(), 10)
+            assert far.take_stored(after=0) == [small], "no read of the table needed"
+            far.woken.clear()
+
+            big = StoredEvent(2, 1, "reply", {"text": "x" * MAX_PAYLOAD})
+            here.stored(cid, [big])
+            await asyncio.wait_for(far.woken.wait(), 10)
+            assert far.take_stored(after=1) is None, "too big for a NOTIFY: read the table"
+        finally:
+            await here.stop()
+            await there.stop()
+
+
+async def test_a_long_history_streams_batch_after_batch_without_waiting() -> None:
+    history = [StoredEvent(seq, 1, "thought", {"text": "..."}) for seq in range(1, 451)]
+
+    class Store:
+        async def after(self, conversation_id: str, seq: int, limit: int) -> list[StoredEvent]:
+            return history[seq : seq + limit]
+
+    web = TEST_WEB.model_copy(update={"sse_poll_seconds": 30.0})
+    backend = SimpleNamespace(web=web, feed=EventFeed(), store=Store())
+    got: list[str] = []
+
+    async def follow() -> None:
+        async for event in _events(cast(Any, backend), "c", 0):
+            if event.id is not None:
+                got.append(event.id)
+            if len(got) == len(history):
+                return
+
+    await asyncio.wait_for(follow(), 5)  # a stall would wait for the 30 s poll
+    assert got == [str(seq) for seq in range(1, 451)]

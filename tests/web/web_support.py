@@ -12,7 +12,7 @@ import json
 import re
 import threading
 import time
-from collections.abc import AsyncIterator, Generator
+from collections.abc import AsyncGenerator, AsyncIterator, Generator
 from contextlib import AbstractAsyncContextManager, contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -152,6 +152,17 @@ class ShopModel:
         return reply("Glad to help. Is there anything else?")
 
 
+@dataclass
+class StreamingShopModel(ShopModel):
+    """`ShopModel` that streams its steps a few characters at a time, as a real backend."""
+
+    async def stream(self, request: ModelRequest) -> AsyncGenerator[str]:
+        raw = await self.complete(request)
+        for start in range(0, len(raw), 6):
+            yield raw[start : start + 6]
+            await asyncio.sleep(0.001)
+
+
 @dataclass(frozen=True)
 class StubHit:
     document: str
@@ -201,8 +212,14 @@ def serve_in_thread(app: FastAPI) -> Generator[str]:
             raise RuntimeError("the web app did not start")
         time.sleep(0.01)
     port: int = server.servers[0].sockets[0].getsockname()[1]
+    url = f"http://127.0.0.1:{port}"
+    # FastAPI builds its routes at the first request, under `warnings.catch_warnings()`, which
+    # is not thread-safe: two apps doing it at once in two threads can lose each other's
+    # "ignore" and pytest's `error` filter turns a pydantic warning into a 500. One request
+    # that matches no route builds them all, here, before the test makes any.
+    httpx.get(f"{url}/-/warm-up", timeout=20)
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield url
     finally:
         server.should_exit = True
         thread.join(timeout=15)

@@ -21,7 +21,6 @@
   var CUSTOMER_TOKEN = script.getAttribute("data-customer-token") || null;
   var TITLE = script.getAttribute("data-title") || "Customer service";
   var STORE_KEY = "shopbot:" + BASE;
-  var REDUCED_MOTION = window.matchMedia && matchMedia("(prefers-reduced-motion: reduce)").matches;
   var WORKING = {
     verify_identity: "Checking your details…",
     lookup_order: "Looking up your order…",
@@ -199,37 +198,23 @@
     item.appendChild(box);
   }
 
-  function reveal(item, text, done) {
-    var body = item.querySelector(".text");
-    var words = text.split(/(\s+)/);
-    if (REDUCED_MOTION || words.length < 4) {
-      body.textContent = text;
-      done();
-      return;
-    }
-    item.setAttribute("aria-busy", "true");
-    var shown = 0;
-    var step = Math.max(1, Math.ceil(words.length / 25));
-    (function tick() {
-      shown = Math.min(words.length, shown + step);
-      body.textContent = words.slice(0, shown).join("");
-      scrollDown();
-      if (shown < words.length) setTimeout(tick, 18);
-      else { item.removeAttribute("aria-busy"); done(); }
-    })();
-  }
-
   function showReply(event, animate) {
     var item = streamingBubble || bubble("assistant", "");
     streamingBubble = null;
     item.classList.remove("streaming");
-    var finish = function () {
-      addCitations(item, event.citations);
-      scrollDown();
-    };
-    if (animate) reveal(item, event.text, finish);
-    else { item.querySelector(".text").textContent = event.text; finish(); }
+    item.removeAttribute("aria-busy");
+    // The recorded reply is the truth: it replaces whatever the stream showed.
+    item.querySelector(".text").textContent = event.text;
+    addCitations(item, event.citations);
+    scrollDown();
     if (animate) announce("ShopBot: " + event.text);
+  }
+
+  // A draft is dropped when its step did not parse or was denied; the next step writes anew.
+  function dropDraft() {
+    if (!streamingBubble) return;
+    streamingBubble.remove();
+    streamingBubble = null;
   }
 
   // The agent words every confirmation request as "Please confirm: <summary>."; the card
@@ -328,12 +313,20 @@
         if (!streamingBubble) {
           streamingBubble = bubble("assistant", "");
           streamingBubble.classList.add("streaming");
+          streamingBubble.setAttribute("aria-busy", "true");
         }
         streamingBubble.querySelector(".text").textContent += event.text;
         scrollDown();
         break;
+      case "parse_failed":
+        dropDraft();
+        break;
+      case "verdict":
+        if (event.decision === "deny") dropDraft();
+        break;
       case "reply":
-        if (!isConfirmationPrompt(event.text)) showReply(event, true);
+        if (isConfirmationPrompt(event.text)) dropDraft();
+        else showReply(event, true);
         break;
       case "confirmation_requested":
         closeOpenCards(event.confirmation_id);
