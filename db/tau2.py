@@ -56,7 +56,17 @@ from db.shop import (
     Variant,
 )
 
-__all__ = ["STATUSES", "Tau2Error", "export_tau2", "import_tau2", "round_money"]
+__all__ = [
+    "STATUSES",
+    "Tau2Error",
+    "export_tau2",
+    "import_tau2",
+    "order_record",
+    "product_record",
+    "round_money",
+    "user_record",
+    "variant_record",
+]
 
 Record = dict[str, Any]
 
@@ -110,6 +120,17 @@ def import_tau2(session: Session, data: Mapping[str, Any]) -> None:
     session.flush()
 
 
+ORDER_RECORD_LOADS = (
+    selectinload(Order.items),
+    selectinload(Order.fulfillments),
+    selectinload(Order.transactions),
+    selectinload(Order.cancellation),
+    selectinload(Order.returns).selectinload(Return.items),
+    selectinload(Order.exchanges).selectinload(Exchange.items),
+)
+"""What `order_record` reads of an order, loaded up front."""
+
+
 def export_tau2(session: Session) -> dict[str, Any]:
     """The shop tables as a tau2 retail database."""
     fresh = {"populate_existing": True}  # read the database, not what the session holds
@@ -129,16 +150,7 @@ def export_tau2(session: Session) -> dict[str, Any]:
     ):
         orders_of[customer_id].append(order_id)
     orders = session.scalars(
-        select(Order)
-        .order_by(Order.id)
-        .options(
-            selectinload(Order.items),
-            selectinload(Order.fulfillments),
-            selectinload(Order.transactions),
-            selectinload(Order.cancellation),
-            selectinload(Order.returns).selectinload(Return.items),
-            selectinload(Order.exchanges).selectinload(Exchange.items),
-        ),
+        select(Order).order_by(Order.id).options(*ORDER_RECORD_LOADS),
         execution_options=fresh,
     )
     return {
@@ -373,15 +385,16 @@ def _product_record(p: Product) -> Record:
     return {
         "name": p.name,
         "product_id": p.id,
-        "variants": {
-            v.id: {
-                "item_id": v.id,
-                "options": v.options,
-                "available": v.available,
-                "price": float(v.price),
-            }
-            for v in p.variants
-        },
+        "variants": {v.id: _variant_record(v) for v in p.variants},
+    }
+
+
+def _variant_record(v: Variant) -> Record:
+    return {
+        "item_id": v.id,
+        "options": v.options,
+        "available": v.available,
+        "price": float(v.price),
     }
 
 
@@ -456,3 +469,10 @@ def _order_record(o: Order) -> Record:
         record["return_items"] = sorted(variant_of[x.order_item_id] for x in r.items)
         record["return_payment_method_id"] = r.refund_payment_method_id
     return record
+
+
+# One record at a time, as tau2's tools return them (the relationships must be loaded).
+order_record = _order_record
+product_record = _product_record
+user_record = _user_record
+variant_record = _variant_record

@@ -15,16 +15,21 @@ from rich.console import Console
 
 from shopbot.config import ModelName, Settings
 from shopbot.errors import ConfigError
+from shopbot.eval.cli import eval_app
+from shopbot.tau2.bench_cli import eval_tau2
+from shopbot.tau2.cli import tau2_app
 
 app = typer.Typer(no_args_is_help=True, help="ShopBot: the customer-service agent shops trust.")
 db_app = typer.Typer(no_args_is_help=True, help="The database: migrations and demo data.")
 app.add_typer(db_app, name="db")
-eval_app = typer.Typer(no_args_is_help=True, help="How good is ShopBot? Measured.")
-app.add_typer(eval_app, name="eval")
+app.add_typer(eval_app, name="eval")  # the scenario suite; subcommands below
 POLICIES = Path("fixtures/policies")
 sandbox_app = typer.Typer(no_args_is_help=True, help="Test-mode stand-ins for outside services.")
 app.add_typer(sandbox_app, name="sandbox")
-console = Console(stderr=True)
+app.add_typer(tau2_app, name="tau2")
+eval_app.command("tau2")(eval_tau2)  # the τ²-bench retail benchmark
+# Messages carry paths: the terminal wraps them; rich would split them at 80 columns when piped.
+console = Console(stderr=True, soft_wrap=True)
 
 
 def fail(message: str) -> typer.Exit:

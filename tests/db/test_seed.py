@@ -26,7 +26,6 @@ from db.seed import (
 )
 from db.shop import (
     Customer,
-    Exchange,
     ItemStatus,
     Order,
     OrderStatus,
@@ -36,6 +35,7 @@ from db.shop import (
     ReturnStatus,
     TransactionKind,
 )
+from db.tau2 import ORDER_RECORD_LOADS
 
 TODAY = date(2026, 11, 21)
 SHIPPED = {
@@ -60,15 +60,7 @@ def seeded(engine: Engine) -> Iterator[tuple[Session, SeedSummary]]:
 @pytest.fixture(scope="module")
 def orders(seeded: tuple[Session, SeedSummary]) -> dict[str, Order]:
     session, _ = seeded
-    query = select(Order).options(
-        selectinload(Order.customer),
-        selectinload(Order.items),
-        selectinload(Order.fulfillments),
-        selectinload(Order.transactions),
-        selectinload(Order.cancellation),
-        selectinload(Order.returns).selectinload(Return.items),
-        selectinload(Order.exchanges).selectinload(Exchange.items),
-    )
+    query = select(Order).options(selectinload(Order.customer), *ORDER_RECORD_LOADS)
     return {o.id: o for o in session.scalars(query)}
 
 
