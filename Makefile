@@ -63,6 +63,10 @@ bench: db
 	$(PY) benchmarks/return_flow.py
 	$(PY) benchmarks/policy_retrieval.py
 	$(PY) benchmarks/carrier.py
+	$(PY) benchmarks/local_model.py --json data/local_model.json
+	$(PY) benchmarks/local_accuracy.py --json data/local_accuracy.json
+	$(PY) benchmarks/turn_cost.py
+	$(PY) benchmarks/widget_load.py
 
 clean:
 	rm -rf $(VENV) data .pytest_cache .ruff_cache .hypothesis

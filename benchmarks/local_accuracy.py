@@ -1,0 +1,253 @@
+"""The local model on the replay suite's steps: parse failures and the share of right actions.
+
+Teacher forcing: every step of every scripted conversation (`fixtures/conversations/`) is put
+to the local model with exactly the request the scripted model got (same prompt, allowed set,
+schema and hints), so one wrong step does not derail the steps after it.
+
+- Parse failures: outputs that fail `ActionSchema.parse`, over all steps.
+- Correct: over the steps whose scripted action is one to copy (it parses, was allowed and
+  the guard did not deny it; scripts that play a wrong or manipulated model on purpose are
+  left out), the local action names the same tool and the same key arguments:
+  verify_identity order_id + email; lookup_order order_id; check_return_eligibility order_id
+  + lines (as a set); create_return order_id + lines, and every argument when it executes a
+  confirmed action (the guard holds it to the confirmed digest); send_return_label
+  return_id. Free text (reply messages, search queries, reasons, escalation reasons) is not
+  compared.
+
+Variants, each a fresh model: `none` (the loop's full prompt, no exemplars) and `exemplars`
+(the nearest few from fixtures/exemplars.yaml, leaving out any exemplar whose `source` is
+the conversation being scored).
+
+    python benchmarks/local_accuracy.py [--variants none,exemplars] [--shots 3]
+        [--threads 1] [--only 30_reference_return ...] [--json local_accuracy.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.common import machine
+from benchmarks.replay_steps import RecordedStep, record
+from shopbot.actions import Action, ActionSchema
+from shopbot.exemplars import ExemplarLibrary
+from shopbot.models.local import LocalModel
+from tools import TOOLS
+
+KEY_ARGS: dict[str, tuple[str, ...]] = {
+    "verify_identity": ("order_id", "email"),
+    "lookup_order": ("order_id",),
+    "check_return_eligibility": ("order_id", "lines"),
+    "create_return": ("order_id", "lines"),
+    "send_return_label": ("return_id",),
+}
+
+
+def _key(value: Any) -> Any:
+    return sorted(value) if isinstance(value, list) else value
+
+
+def correct(expected: Action, got: Action, request_text: str) -> bool:
+    """Same tool and the same key arguments (see the module docstring)."""
+    if got.tool != expected.tool:
+        return False
+    if got.tool == "create_return" and "Confirmation approved" in request_text:
+        return got.arguments == expected.arguments
+    want, have = expected.arguments, got.arguments
+    return all(_key(want.get(k)) == _key(have.get(k)) for k in KEY_ARGS.get(got.tool, ()))
+
+
+@dataclass
+class Outcome:
+    step: RecordedStep
+    raw: str
+    ms: float
+    parsed: Action | None
+    error: str | None = None
+
+    @property
+    def scored(self) -> bool:
+        return self.step.expected is not None
+
+    @property
+    def tool_ok(self) -> bool:
+        expected = self.step.expected
+        return (
+            expected is not None and self.parsed is not None and self.parsed.tool == expected.tool
+        )
+
+    @property
+    def ok(self) -> bool:
+        expected = self.step.expected
+        return (
+            expected is not None
+            and self.parsed is not None
+            and correct(expected, self.parsed, str(self.step.request.messages[-1].content))
+        )
+
+
+@dataclass
+class VariantResult:
+    name: str
+    outcomes: list[Outcome] = field(default_factory=list[Outcome])
+
+    def summary(self) -> dict[str, Any]:
+        scored = [o for o in self.outcomes if o.scored]
+        by_tool: dict[str, list[Outcome]] = defaultdict(list)
+        for o in scored:
+            assert o.step.expected is not None
+            by_tool[o.step.expected.tool].append(o)
+        return {
+            "variant": self.name,
+            "steps": len(self.outcomes),
+            "parse_failures": sum(o.parsed is None for o in self.outcomes),
+            "outside_allowed": sum(
+                o.parsed is not None and o.parsed.tool not in o.step.request.allowed
+                for o in self.outcomes
+            ),
+            "scored": len(scored),
+            "tool_correct": sum(o.tool_ok for o in scored),
+            "correct": sum(o.ok for o in scored),
+            "first_step_correct": _share([o for o in scored if o.step.index == 0]),
+            "step_ms_median": round(statistics.median(o.ms for o in self.outcomes), 1),
+            "by_tool": {
+                tool: {
+                    "n": len(os),
+                    "tool": sum(o.tool_ok for o in os),
+                    "correct": sum(o.ok for o in os),
+                }
+                for tool, os in sorted(by_tool.items())
+            },
+        }
+
+
+def _share(outcomes: list[Outcome]) -> str:
+    return f"{sum(o.ok for o in outcomes)}/{len(outcomes)}"
+
+
+async def run_variant(
+    name: str,
+    steps: list[RecordedStep],
+    model: LocalModel,
+    library: ExemplarLibrary | None,
+    log: Path | None = None,
+) -> VariantResult:
+    schema = ActionSchema(TOOLS)
+    result = VariantResult(name)
+    for step in steps:
+        if library is not None:
+            without = getattr(library, "without", None)
+            model.exemplars = without(step.conversation) if without else library
+        request = replace(step.request, conversation_id=f"{name}:{step.conversation}")
+        t0 = time.perf_counter()
+        raw = await model.complete(request)
+        ms = (time.perf_counter() - t0) * 1000
+        parsed = schema.parse(raw)
+        outcome = Outcome(step, raw, ms, parsed if isinstance(parsed, Action) else None)
+        if not isinstance(parsed, Action):
+            outcome.error = parsed.error
+        result.outcomes.append(outcome)
+        mark = "-" if not outcome.scored else ("ok" if outcome.ok else "xx")
+        if log is not None:  # step by step, so an interrupted run still counts
+            with log.open("a") as f:
+                f.write(json.dumps(_row(name, outcome)) + "\n")
+        print(f"  {mark:2s} {step.conversation}#{step.index} {ms:7.0f} ms  {raw[:110]}", flush=True)
+    return result
+
+
+def _row(variant: str, o: Outcome) -> dict[str, Any]:
+    expected = o.step.expected
+    return {
+        "variant": variant,
+        "step": f"{o.step.conversation}#{o.step.index}",
+        "expected": expected.arguments | {"tool": expected.tool} if expected else None,
+        "output": o.raw,
+        "ok": o.ok if o.scored else None,
+        "tool_ok": o.tool_ok if o.scored else None,
+        "parse_error": o.error,
+        "ms": round(o.ms, 1),
+    }
+
+
+def table(results: list[VariantResult]) -> str:
+    rows = [
+        "| variant | steps | parse failures | scored | right tool | right action | first step of a conversation | step median |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        s = r.summary()
+        rows.append(
+            f"| {s['variant']} | {s['steps']} | {s['parse_failures']} | {s['scored']} | "
+            f"{s['tool_correct']} ({s['tool_correct'] / s['scored']:.0%}) | "
+            f"{s['correct']} ({s['correct'] / s['scored']:.0%}) | {s['first_step_correct']} | "
+            f"{s['step_ms_median'] / 1000:.1f} s |"
+        )
+    tools = sorted({t for r in results for t in r.summary()["by_tool"]})
+    rows += ["", "| expected tool | n | " + " | ".join(r.name for r in results) + " |"]
+    rows.append("|---|---|" + "---|" * len(results))
+    for tool in tools:
+        cells = [r.summary()["by_tool"].get(tool, {"n": 0, "correct": 0}) for r in results]
+        rows.append(
+            f"| {tool} | {cells[0]['n']} | " + " | ".join(str(c["correct"]) for c in cells) + " |"
+        )
+    return "\n".join(rows)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--variants", default="none,exemplars")
+    parser.add_argument("--shots", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=1, help="llama.cpp threads")
+    parser.add_argument("--only", nargs="*", help="conversation stems to run (default: all)")
+    parser.add_argument("--json", type=Path, default=Path("local_accuracy.json"))
+    parser.add_argument("--log", type=Path, help="append each step's outcome here (JSON lines)")
+    args = parser.parse_args()
+    logging.disable(logging.WARNING)  # the suite's carrier and SMTP faults log on purpose
+    load = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
+    print(f"local model on the replay suite — {machine()}; {load}")
+    with tempfile.TemporaryDirectory() as tmp:
+        steps = record(Path(tmp), args.only)
+    print(f"{len(steps)} steps, {sum(s.expected is not None for s in steps)} scored")
+    library = ExemplarLibrary.load()
+    results: list[VariantResult] = []
+    for name in args.variants.split(","):
+        print(f"variant {name}:")
+        model = LocalModel(n_threads=args.threads, shots=args.shots)
+        results.append(
+            asyncio.run(
+                run_variant(name, steps, model, library if name == "exemplars" else None, args.log)
+            )
+        )
+        del model
+    print(table(results))
+    args.json.write_text(
+        json.dumps(
+            {
+                "machine": machine(),
+                "load": load,
+                "shots": args.shots,
+                "threads": args.threads,
+                "results": [r.summary() for r in results],
+                "steps": [_row(r.name, o) for r in results for o in r.outcomes],
+            },
+            indent=1,
+        )
+    )
+    print(f"wrote {args.json}")
+
+
+if __name__ == "__main__":
+    main()
