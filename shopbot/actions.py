@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator
 
 from tools import ToolSpec
 
@@ -32,6 +32,31 @@ class ReplyArgs(BaseModel):
         max_length=5,
         description="Anchors of the policy sections this reply relies on.",
     )
+
+    @field_validator("message")
+    @classmethod
+    def _said_once(cls, message: str) -> str:
+        # A small model decoding greedily can loop on one phrase until its token budget runs
+        # out; that is not something to send a customer, and the error tells it what to fix.
+        if looped := repeated_phrase(message):
+            raise ValueError(f"the reply repeats {looped!r} over and over: say it once")
+        return message
+
+
+REPEATS = 4
+"""How often one phrase may recur in a reply before it counts as the model looping."""
+
+
+def repeated_phrase(text: str) -> str | None:
+    """A phrase (clause between punctuation) said `REPEATS` times or more in `text`, if any."""
+    seen: dict[str, int] = {}
+    for clause in re.split(r"[.,;:!?\n]+", text.lower()):
+        phrase = " ".join(clause.split())
+        if phrase:
+            seen[phrase] = seen.get(phrase, 0) + 1
+            if seen[phrase] >= REPEATS:
+                return phrase
+    return None
 
 
 class EscalateArgs(BaseModel):

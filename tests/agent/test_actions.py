@@ -48,6 +48,14 @@ def test_tolerates_code_fences_around_the_json() -> None:
             "email: String should match pattern",
         ),
         (step("reply", message=""), "message: String should have at least 1 character"),
+        (
+            step("reply", message="Yes, yes, yes, yes, yes, yes, yes"),
+            "message: Value error, the reply repeats 'yes' over and over: say it once",
+        ),
+        (
+            step("reply", message="It fits. You can't return it. You can't return it. " * 2),
+            'the reply repeats "you can\'t return it" over and over',
+        ),
         ('["reply"]', "Output must be one JSON object"),
     ],
 )
@@ -90,3 +98,15 @@ def test_catalogue_lists_every_tool_with_its_description() -> None:
         ]
     )
     assert all(schema.descriptions[n] for n in schema.names)
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        "I see the Linen Shirt and the Slim Fit Jeans on order 482913. Which would you like?",
+        "Order 482913: 1 x Shirt, 1 x Shirt, 1 x Shirt, shipped.",  # three is a list, not a loop
+        "Done! Your return is registered and the label has been emailed to you.",
+    ],
+)
+def test_a_reply_that_says_something_more_than_once_is_still_a_reply(message: str) -> None:
+    assert isinstance(schema.parse(step("reply", message=message)), Action)
