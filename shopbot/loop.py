@@ -71,6 +71,15 @@ class ConfirmationAnswer:
 
 Incoming = CustomerText | ConfirmationAnswer
 
+YES = frozenset({"y", "yes", "confirm", "ok", "okay", "yes please", "go ahead"})
+NO = frozenset({"n", "no", "cancel", "no thanks"})
+
+
+def typed_answer(text: str) -> bool | None:
+    """True for a typed yes, False for a no, None for anything else ("Yes." and "OK!" count)."""
+    said = " ".join(text.casefold().strip(" .!,").split())
+    return True if said in YES else False if said in NO else None
+
 
 class MessageTooLong(ConversationError):
     """The customer's message exceeds `Settings.max_message_chars`."""
@@ -141,6 +150,16 @@ class Agent:
         state = await load_state(session, conversation, now)
         rec = Recorder(session, conversation.id, state.turn, state.last_seq + 1, self.on_stored)
         steps: list[Step] = []
+        pending = state.confirmation
+        if (
+            isinstance(incoming, CustomerText)
+            and pending is not None
+            and pending.status is ConfirmationStatus.PENDING
+            and (approve := typed_answer(incoming.text)) is not None
+        ):
+            # A typed yes / no answers the open request, as the buttons do, in every interface:
+            # left to the model, "yes" is a message with nothing to act on.
+            incoming = ConfirmationAnswer(pending.id, approve)
         match incoming:
             case CustomerText(text=text):
                 rec.message(Role.CUSTOMER, text)

@@ -11,10 +11,7 @@ from collections.abc import Callable
 
 from shopbot.errors import ShopBotError
 from shopbot.events import ConfirmationRequested, Escalated, Event, Reply, VerdictGiven
-from shopbot.loop import Agent, ConfirmationAnswer, CustomerText, Incoming
-
-YES = {"y", "yes", "confirm", "ok"}
-NO = {"n", "no", "cancel"}
+from shopbot.loop import Agent, ConfirmationAnswer, CustomerText, Incoming, typed_answer
 
 
 def render(event: Event, *, steps: bool) -> str | None:
@@ -53,8 +50,8 @@ async def chat(
         if not line:
             continue
         incoming: Incoming = CustomerText(line)
-        if pending and line.casefold() in YES | NO:
-            incoming = ConfirmationAnswer(pending, line.casefold() in YES)
+        if pending and (approve := typed_answer(line)) is not None:
+            incoming = ConfirmationAnswer(pending, approve)
         try:
             async for event in agent.run_turn(conversation_id, incoming):
                 if isinstance(event, ConfirmationRequested):

@@ -21,8 +21,7 @@ from textual.reactive import reactive, var
 from textual.widgets import Footer, Header, Input
 
 from shopbot.errors import ShopBotError
-from shopbot.loop import Agent, ConfirmationAnswer, CustomerText, Incoming
-from shopbot.plain_chat import NO, YES
+from shopbot.loop import Agent, ConfirmationAnswer, CustomerText, Incoming, typed_answer
 from shopbot.tui.chat import ChatView
 from shopbot.tui.confirmation import ConfirmationPrompt
 from shopbot.tui.conversations import ConversationsScreen
@@ -131,8 +130,8 @@ class ShopBotApp(App[None]):
             return
         event.input.clear()
         prompt = self.view.open_prompt()
-        if prompt is not None and text.casefold() in YES | NO:
-            await self._answer(prompt, text.casefold() in YES)
+        if prompt is not None and (approve := typed_answer(text)) is not None:
+            await self._answer(prompt, approve)
             return
         if self.conversation_id is None and not await self._start_conversation():
             return

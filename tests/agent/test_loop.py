@@ -16,7 +16,7 @@ from db import ActionLog, Conversation, ConversationStatus, Event, Message, Retu
 from db.engine import create_engine, session_factory
 from shopbot.app import build_agent, start_conversation
 from shopbot.errors import ModelError, NoPendingConfirmation, ScriptError
-from shopbot.events import ConfirmationRequested, Reply, ReplyChunk
+from shopbot.events import ConfirmationDecided, ConfirmationRequested, Reply, ReplyChunk
 from shopbot.events import Event as TurnEvent
 from shopbot.loop import Agent, ConfirmationAnswer, CustomerText, Incoming
 from shopbot.models.base import ModelRequest
@@ -106,6 +106,34 @@ async def test_a_confirmation_is_answered_once(agent: Agent) -> None:
         await turn(agent, cid, ConfirmationAnswer("made-up", True))
     assert await count(agent, Message) == before
     assert await count(agent, Return, Return.conversation_id == cid) == 1
+
+
+@pytest.mark.parametrize(("typed", "approved"), [("Yes.", True), ("ok!", True), ("no", False)])
+async def test_a_typed_yes_or_no_answers_the_open_confirmation(
+    agent: Agent, typed: str, approved: bool
+) -> None:
+    cid = await start_conversation(agent.sessions, agent.settings)
+    events = await turn(agent, cid, CustomerText(JANE), VERIFY, RETURN_JEANS)
+    conf = next(e for e in events if isinstance(e, ConfirmationRequested)).confirmation_id
+    after = (RETURN_JEANS,) if approved else ()
+    events = await turn(agent, cid, CustomerText(typed), *after, act("reply", message="Done."))
+    assert [e for e in events if isinstance(e, ConfirmationDecided)] == [
+        ConfirmationDecided(confirmation_id=conf, approved=approved)
+    ]
+    assert await count(agent, Return, Return.conversation_id == cid) == int(approved)
+    # Answered: another "yes" is only a message, and nothing more happens.
+    await turn(agent, cid, CustomerText("yes"), act("reply", message="Anything else?"))
+    assert await count(agent, Return, Return.conversation_id == cid) == int(approved)
+
+
+async def test_yes_in_a_sentence_is_a_message_not_an_answer(agent: Agent) -> None:
+    cid = await start_conversation(agent.sessions, agent.settings)
+    await turn(agent, cid, CustomerText(JANE), VERIFY, RETURN_JEANS)
+    events = await turn(
+        agent, cid, CustomerText("yes but which label?"), act("reply", message="A Parcelo one.")
+    )
+    assert not [e for e in events if isinstance(e, ConfirmationDecided)]
+    assert await count(agent, Return, Return.conversation_id == cid) == 0
 
 
 async def test_an_expired_confirmation_cannot_be_approved(agent: Agent) -> None:
