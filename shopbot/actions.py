@@ -39,12 +39,17 @@ class ReplyArgs(BaseModel):
         # A small model decoding greedily can loop on one phrase until its token budget runs
         # out; that is not something to send a customer, and the error tells it what to fix.
         if looped := repeated_phrase(message):
-            raise ValueError(f"the reply repeats {looped!r} over and over: say it once")
+            raise ValueError(looping(looped))
         return message
 
 
 REPEATS = 4
 """How often one phrase may recur in a reply before it counts as the model looping."""
+
+
+def looping(phrase: str) -> str:
+    """What the model is told when its reply loops on `phrase`."""
+    return f"the reply repeats {phrase!r} over and over: say it once"
 
 
 def repeated_phrase(text: str) -> str | None:

@@ -21,7 +21,15 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db import ConfirmationStatus, Conversation, ConversationStatus, Role, utcnow
-from shopbot.actions import Action, ActionSchema, EscalateArgs, ParseFailure, ReplyArgs
+from shopbot.actions import (
+    Action,
+    ActionSchema,
+    EscalateArgs,
+    ParseFailure,
+    ReplyArgs,
+    looping,
+    repeated_phrase,
+)
 from shopbot.config import Settings
 from shopbot.dispatch import dispatch, observe
 from shopbot.errors import ConversationError, ModelError, NoPendingConfirmation, ScriptError
@@ -224,6 +232,7 @@ class Agent:
                 conversation_id=conversation.id,
             )
             t0 = perf_counter()
+            looped: str | None = None
             try:
                 if isinstance(self.model, StreamingChatModel):
                     # A reply shows while it is written; the step is parsed whole below.
@@ -232,6 +241,10 @@ class Agent:
                         async for piece in pieces:
                             if text := draft.feed(piece):
                                 yield ReplyChunk(step=step, text=text)
+                                # Closing the stream stops decoding: a model looping on a
+                                # phrase would otherwise write it to its token budget.
+                                if looped := repeated_phrase(draft.shown):
+                                    break
                     raw = draft.raw
                 else:
                     raw = await self.model.complete(request)
@@ -242,7 +255,11 @@ class Agent:
                 self._give_up(conversation, rec, f"model error: {exc}")
                 break
             model_ms = _ms(t0)
-            parsed = self.schema.parse(raw)
+            parsed = (
+                self.schema.parse(raw)
+                if looped is None
+                else ParseFailure(raw, f"Invalid action: message: {looping(looped)}.")
+            )
             if isinstance(parsed, ParseFailure):
                 parse_failures += 1
                 rec.log(step, raw, parse_error=parsed.error, model_ms=model_ms)

@@ -16,7 +16,13 @@ from db import ActionLog, Conversation, ConversationStatus, Event, Message, Retu
 from db.engine import create_engine, session_factory
 from shopbot.app import build_agent, start_conversation
 from shopbot.errors import ModelError, NoPendingConfirmation, ScriptError
-from shopbot.events import ConfirmationDecided, ConfirmationRequested, Reply, ReplyChunk
+from shopbot.events import (
+    ConfirmationDecided,
+    ConfirmationRequested,
+    ParseFailed,
+    Reply,
+    ReplyChunk,
+)
 from shopbot.events import Event as TurnEvent
 from shopbot.loop import Agent, ConfirmationAnswer, CustomerText, Incoming
 from shopbot.models.base import ModelRequest
@@ -315,13 +321,20 @@ async def test_the_conversation_is_free_once_turn_ended_is_seen(agent: Agent) ->
 
 
 class WatchedStream(ScriptedModel):
-    """Records whether its streams were closed, as a backend frees its generator there."""
+    """Records whether its streams were closed, as a backend frees its generator there, and
+    how many pieces they handed out."""
 
     closed = 0
 
+    def __init__(self, outputs: list[Any]) -> None:
+        super().__init__(outputs)
+        self.handed: list[int] = []
+
     async def stream(self, request: ModelRequest) -> AsyncGenerator[str]:
+        self.handed.append(0)
         try:
             async for piece in super().stream(request):
+                self.handed[-1] += 1
                 yield piece
         finally:
             self.closed += 1
@@ -357,3 +370,19 @@ async def test_audit_rows_hold_sql_null_where_a_step_had_no_args_or_observation(
             )
         ).all()
     assert [tuple(r) for r in rows] == [(None, True, True), ("reply", False, True)]
+
+
+async def test_a_reply_looping_on_a_phrase_is_cut_short_and_retried(agent: Agent) -> None:
+    looping = act("reply", message="You can't return it. " * 60)
+    model = WatchedStream([looping, act("reply", message="Sorry, that one can't go back.")])
+    agent = dataclasses.replace(agent, model=model)
+    cid = await start_conversation(agent.sessions, agent.settings)
+    events = [e async for e in agent.run_turn(cid, CustomerText("return it"))]
+    failed = [e for e in events if isinstance(e, ParseFailed)]
+    assert [f.error for f in failed] == [
+        'Invalid action: message: the reply repeats "you can\'t return it" over and over: '
+        "say it once."
+    ]
+    # Decoding stopped the fourth time round (a piece is a word here), not after all 60.
+    assert model.closed == 2 and model.handed[0] < 4 * 4 + 10
+    assert [e.text for e in events if isinstance(e, Reply)] == ["Sorry, that one can't go back."]
