@@ -160,11 +160,14 @@ async def run_variant(
         if not isinstance(parsed, Action):
             outcome.error = parsed.error
         result.outcomes.append(outcome)
-        mark = "-" if not outcome.scored else ("ok" if outcome.ok else "xx")
+        mark = (
+            "!!" if outcome.error else "-" if not outcome.scored else "ok" if outcome.ok else "xx"
+        )
         if log is not None:  # step by step, so an interrupted run still counts
             with log.open("a") as f:
                 f.write(json.dumps(_row(name, outcome)) + "\n")
-        print(f"  {mark:2s} {step.conversation}#{step.index} {ms:7.0f} ms  {raw[:110]}", flush=True)
+        shown = f"{raw[:110]}" + (f"\n     {outcome.error[:200]}" if outcome.error else "")
+        print(f"  {mark:2s} {step.conversation}#{step.index} {ms:7.0f} ms  {shown}", flush=True)
     return result
 
 
@@ -212,7 +215,7 @@ def main() -> None:
     parser.add_argument("--shots", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1, help="llama.cpp threads")
     parser.add_argument("--only", nargs="*", help="conversation stems to run (default: all)")
-    parser.add_argument("--json", type=Path, default=Path("local_accuracy.json"))
+    parser.add_argument("--json", type=Path, default=Path("benchmarks/results/local_accuracy.json"))
     parser.add_argument("--log", type=Path, help="append each step's outcome here (JSON lines)")
     args = parser.parse_args()
     logging.disable(logging.WARNING)  # the suite's carrier and SMTP faults log on purpose
@@ -233,6 +236,7 @@ def main() -> None:
         )
         del model
     print(table(results))
+    args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(
         json.dumps(
             {

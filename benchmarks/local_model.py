@@ -129,7 +129,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=4, help="timed steps per conversation")
     parser.add_argument("--threads", type=int, default=2, help="llama.cpp threads")
     parser.add_argument("--prompt", choices=["full", "exemplars", "both"], default="both")
-    parser.add_argument("--json", type=Path, default=Path("local_model.json"))
+    parser.add_argument("--json", type=Path, default=Path("benchmarks/results/local_model.json"))
     args = parser.parse_args()
     load = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
     print(f"local model step latency — {machine()}; threads {args.threads}; {load}")
@@ -156,6 +156,7 @@ def main() -> None:
     out["switch_ms"] = state_ms
     out["state_bytes"] = sizes
     out["after"] = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
+    args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(out, indent=1))
     print(f"load after: {out['after']}; wrote {args.json}")
 
