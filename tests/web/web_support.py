@@ -13,7 +13,7 @@ import re
 import threading
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Generator
-from contextlib import AbstractAsyncContextManager, contextmanager
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,6 +27,7 @@ from shopbot.config import Settings
 from shopbot.models.base import ModelRequest
 from shopbot.web import WebConfig, create_app
 from shopbot.web.backend import Backend
+from tools.carrier import create_sandbox_app
 
 JANE_RETURN = "Hi, I'd like to return the jeans from order 482913. My email is jane.doe@example.com"
 LABEL_EMAILED = "Your return is registered and your return label has been emailed to you."
@@ -189,11 +190,19 @@ class StubPolicy:
         ][:k]
 
 
-def services_for_tests(
+@asynccontextmanager
+async def services_for_tests(
     settings: Settings, sessions: async_sessionmaker[AsyncSession]
-) -> AbstractAsyncContextManager[dict[str, Any]]:
+) -> AsyncGenerator[dict[str, Any]]:
     """The real carrier sandbox and outbox (a Maildir in the data dir); a stub policy index."""
-    return open_services(settings, sessions, policy=StubPolicy())
+    carrier = create_sandbox_app(data_dir=settings.data_dir / "carrier")
+    # The sandbox is a FastAPI app too: build its routes here, in the app's start-up, not at a
+    # turn's first label while another test server may be building its own (serve_in_thread).
+    transport = httpx.ASGITransport(app=carrier)
+    async with httpx.AsyncClient(transport=transport, base_url="http://sandbox") as client:
+        await client.get("/-/warm-up")
+    async with open_services(settings, sessions, policy=StubPolicy(), carrier_app=carrier) as s:
+        yield s
 
 
 @contextmanager

@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+import httpx
 from fastapi import FastAPI
 
 from tools.carrier.contract import Address, LabelRequest
@@ -78,8 +79,12 @@ def serve_in_thread(app: FastAPI, host: str = "127.0.0.1") -> Generator[str, Non
             server.should_exit = True
             raise RuntimeError("the carrier sandbox did not start")
         time.sleep(0.01)
+    url = f"http://{host}:{bound_port(server)}"
+    # FastAPI builds its routes at the first request under `warnings.catch_warnings()`, which
+    # is not thread-safe: build them now, before a test's threads make requests.
+    httpx.get(f"{url}/-/warm-up", timeout=10)
     try:
-        yield f"http://{host}:{bound_port(server)}"
+        yield url
     finally:
         server.should_exit = True
         thread.join(timeout=10)
