@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
 from tools import ToolSpec
 
@@ -33,34 +33,33 @@ class ReplyArgs(BaseModel):
         description="Anchors of the policy sections this reply relies on.",
     )
 
-    @field_validator("message")
-    @classmethod
-    def _said_once(cls, message: str) -> str:
-        # A small model decoding greedily can loop on one phrase until its token budget runs
-        # out; that is not something to send a customer, and the error tells it what to fix.
-        if looped := repeated_phrase(message):
-            raise ValueError(looping(looped))
-        return message
+
+LOOP_REPEATS = 4
+"""A run of words said this many times back to back is the model looping, not a reply..."""
+LOOP_MIN_WORDS = 8
+"""...once the run is this long: "1, 1, 1, 1" in a list of quantities is not a loop."""
+LONGEST_LOOP = 40
+"""The longest run of words (two or three sentences) looked for."""
+_WORD = re.compile(r"[^\W_]+(?:[.,:'\u2019/-][^\W_]+)*")  # "29.00", "14:05", "can't" are one word
 
 
-REPEATS = 4
-"""How often one phrase may recur in a reply before it counts as the model looping."""
+def repeated_phrase(text: str, *, finished: bool = True) -> str | None:
+    """The words `text` says over and over, back to back ("sorry, sorry, sorry, ..."), if any.
 
-
-def looping(phrase: str) -> str:
-    """What the model is told when its reply loops on `phrase`."""
-    return f"the reply repeats {phrase!r} over and over: say it once"
-
-
-def repeated_phrase(text: str) -> str | None:
-    """A phrase (clause between punctuation) said `REPEATS` times or more in `text`, if any."""
-    seen: dict[str, int] = {}
-    for clause in re.split(r"[.,;:!?\n]+", text.lower()):
-        phrase = " ".join(clause.split())
-        if phrase:
-            seen[phrase] = seen.get(phrase, 0) + 1
-            if seen[phrase] >= REPEATS:
-                return phrase
+    A small model decoding greedily can loop on a phrase until its token budget runs out.
+    Words are compared without punctuation or case; while a reply is still being written
+    (`finished=False`) its last word is left out, as it may still grow ("1" -> "12")."""
+    words = _WORD.findall(text.casefold())
+    if not finished:
+        words = words[:-1]
+    for period in range(1, min(LONGEST_LOOP, len(words) // LOOP_REPEATS) + 1):
+        need = max(LOOP_REPEATS * period, LOOP_MIN_WORDS) - period
+        run = 0
+        for i in range(len(words) - period):
+            run = run + 1 if words[i] == words[i + period] else 0
+            if run >= need:
+                start = i + 1 - run
+                return " ".join(words[start : start + period])
     return None
 
 
@@ -105,6 +104,13 @@ class ParseFailure:
 
     raw: str
     error: str
+    looped: str | None = None
+    """The phrase a reply kept repeating, when that is what failed: a small model decoding
+    greedily can loop on one until its token budget runs out, and no customer should read it."""
+
+    @classmethod
+    def looping(cls, raw: str, phrase: str) -> ParseFailure:
+        return cls(raw, f"The reply repeats {phrase!r} over and over: say it once.", phrase)
 
 
 def _member(name: str, args_model: type[BaseModel]) -> type[BaseModel]:
@@ -166,6 +172,8 @@ class ActionSchema:
         except ValidationError as exc:
             return ParseFailure(raw, _describe(exc))
         action: Any = getattr(step, "action")  # noqa: B009 - dynamic model
+        if isinstance(action.args, ReplyArgs) and (looped := repeated_phrase(action.args.message)):
+            return ParseFailure.looping(raw, looped)
         return Action(tool=action.tool, args=action.args, thought=getattr(step, "thought", ""))
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from contextlib import aclosing
 from dataclasses import dataclass, field, replace
@@ -27,7 +28,6 @@ from shopbot.actions import (
     EscalateArgs,
     ParseFailure,
     ReplyArgs,
-    looping,
     repeated_phrase,
 )
 from shopbot.config import Settings
@@ -79,13 +79,19 @@ class ConfirmationAnswer:
 
 Incoming = CustomerText | ConfirmationAnswer
 
+LOOPED = "ERROR: say it once, in a sentence or two, or take another action."
 YES = frozenset({"y", "yes", "confirm", "ok", "okay", "yes please", "go ahead"})
 NO = frozenset({"n", "no", "cancel", "no thanks"})
 
 
+def asking(summary: str) -> str:
+    """What the customer reads when a confirmation is requested."""
+    return f"Please confirm: {summary}."
+
+
 def typed_answer(text: str) -> bool | None:
-    """True for a typed yes, False for a no, None for anything else ("Yes." and "OK!" count)."""
-    said = " ".join(text.casefold().strip(" .!,").split())
+    """True for a typed yes, False for a no, None for anything else ("Yes, please." counts)."""
+    said = " ".join(re.findall(r"[\w']+", text.casefold()))
     return True if said in YES else False if said in NO else None
 
 
@@ -163,10 +169,13 @@ class Agent:
             isinstance(incoming, CustomerText)
             and pending is not None
             and pending.status is ConfirmationStatus.PENDING
+            and state.history
+            and state.history[-1] == HistoryLine(Role.ASSISTANT, asking(pending.summary))
             and (approve := typed_answer(incoming.text)) is not None
         ):
-            # A typed yes / no answers the open request, as the buttons do, in every interface:
-            # left to the model, "yes" is a message with nothing to act on.
+            # A yes / no typed right after the request answers it, as the buttons do, in every
+            # interface: left to the model, "yes" is a message with nothing to act on. After
+            # anything else was said, "yes" may answer that instead, so it stays a message.
             incoming = ConfirmationAnswer(pending.id, approve)
         match incoming:
             case CustomerText(text=text):
@@ -243,7 +252,7 @@ class Agent:
                                 yield ReplyChunk(step=step, text=text)
                                 # Closing the stream stops decoding: a model looping on a
                                 # phrase would otherwise write it to its token budget.
-                                if looped := repeated_phrase(draft.shown):
+                                if looped := repeated_phrase(draft.shown, finished=False):
                                     break
                     raw = draft.raw
                 else:
@@ -255,16 +264,15 @@ class Agent:
                 self._give_up(conversation, rec, f"model error: {exc}")
                 break
             model_ms = _ms(t0)
-            parsed = (
-                self.schema.parse(raw)
-                if looped is None
-                else ParseFailure(raw, f"Invalid action: message: {looping(looped)}.")
-            )
+            parsed = self.schema.parse(raw) if looped is None else ParseFailure.looping(raw, looped)
             if isinstance(parsed, ParseFailure):
                 parse_failures += 1
                 rec.log(step, raw, parse_error=parsed.error, model_ms=model_ms)
                 rec.emit(ParseFailed(step=step, error=parsed.error))
-                steps.append(Step(f"(invalid output) {raw[:300]}", f"ERROR: {parsed.error}"))
+                if parsed.looped is None:
+                    steps.append(Step(f"(invalid output) {raw[:300]}", f"ERROR: {parsed.error}"))
+                else:  # shown the loop again, a small model tends to write it again
+                    steps.append(Step("(a reply saying one thing over and over)", LOOPED))
                 if parse_failures > self.settings.max_parse_retries:
                     self._give_up(conversation, rec, "the model kept producing invalid actions")
                     break
@@ -376,7 +384,7 @@ class Agent:
                 expires_at=row.expires_at,
             )
         )
-        text = f"Please confirm: {summary}."
+        text = asking(summary)
         rec.message(Role.ASSISTANT, text)
         rec.emit(Reply(text=text))
 

@@ -5,7 +5,7 @@ import json
 import pytest
 from inline_snapshot import snapshot
 
-from shopbot.actions import Action, ActionSchema, ParseFailure, ReplyArgs
+from shopbot.actions import Action, ActionSchema, ParseFailure, ReplyArgs, repeated_phrase
 from tools import TOOLS
 
 schema = ActionSchema(TOOLS)
@@ -49,12 +49,12 @@ def test_tolerates_code_fences_around_the_json() -> None:
         ),
         (step("reply", message=""), "message: String should have at least 1 character"),
         (
-            step("reply", message="Yes, yes, yes, yes, yes, yes, yes"),
-            "message: Value error, the reply repeats 'yes' over and over: say it once",
+            step("reply", message="Yes, yes, yes, yes, yes, yes, yes, yes"),
+            "The reply repeats 'yes' over and over: say it once.",
         ),
         (
-            step("reply", message="It fits. You can't return it. You can't return it. " * 2),
-            'the reply repeats "you can\'t return it" over and over',
+            step("reply", message="It fits. " + "You can't return it. " * 4),
+            'The reply repeats "you can\'t return it" over and over',
         ),
         ('["reply"]', "Output must be one JSON object"),
     ],
@@ -106,7 +106,36 @@ def test_catalogue_lists_every_tool_with_its_description() -> None:
         "I see the Linen Shirt and the Slim Fit Jeans on order 482913. Which would you like?",
         "Order 482913: 1 x Shirt, 1 x Shirt, 1 x Shirt, shipped.",  # three is a list, not a loop
         "Done! Your return is registered and the label has been emailed to you.",
+        "Shirt $29.00, Jeans $49.00, Socks $9.00, Belt $19.00.",
+        "Returnable: yes\nFree label: yes\nRefund to card: yes\nExchange: yes",
+        "Order 1: shipped. Order 2: shipped. Order 3: shipped. Order 4: shipped.",
+        "Quantities on order 482913: 1, 1, 1, 1.",
+        "Line 1: Shirt, qty 1\nLine 2: Jeans, qty 1\nLine 3: Belt, qty 1\nLine 4: Hat, qty 1",
+        "See https://shop.example.com/a, https://shop.example.com/b, "
+        "https://shop.example.com/c and https://shop.example.com/d.",
     ],
 )
 def test_a_reply_that_says_something_more_than_once_is_still_a_reply(message: str) -> None:
     assert isinstance(schema.parse(step("reply", message=message)), Action)
+
+
+@pytest.mark.parametrize(
+    ("text", "phrase"),
+    [
+        ("sorry " * 12, "sorry"),
+        (
+            "Hello. you can't return it you can't return it you can't return it you can't return it",
+            "you can't return it",
+        ),
+        ("I'm sorry, I'm sorry, I'm sorry, I'm sorry", "i'm sorry"),
+        ("Thanks! 111111, 111111, 111111, 111111, 111111, 111111, 111111, 111111", "111111"),
+    ],
+)
+def test_a_reply_looping_with_or_without_punctuation_is_found(text: str, phrase: str) -> None:
+    assert repeated_phrase(text) == phrase
+
+
+def test_while_a_reply_is_written_its_last_word_may_still_grow() -> None:
+    # "... 1, 1, 1, 1" being written may become "... 1, 1, 1, 12".
+    assert repeated_phrase("Sizes: 1 1 1 1 1 1 1 1", finished=False) is None
+    assert repeated_phrase("Sizes: 1 1 1 1 1 1 1 1", finished=True) == "1"

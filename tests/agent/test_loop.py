@@ -12,7 +12,17 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from db import ActionLog, Conversation, ConversationStatus, Event, Message, Return, utcnow
+from db import (
+    ActionLog,
+    Confirmation,
+    ConfirmationStatus,
+    Conversation,
+    ConversationStatus,
+    Event,
+    Message,
+    Return,
+    utcnow,
+)
 from db.engine import create_engine, session_factory
 from shopbot.app import build_agent, start_conversation
 from shopbot.errors import ModelError, NoPendingConfirmation, ScriptError
@@ -132,6 +142,25 @@ async def test_a_typed_yes_or_no_answers_the_open_confirmation(
     assert await count(agent, Return, Return.conversation_id == cid) == int(approved)
 
 
+async def test_a_yes_after_something_else_was_said_is_a_message(agent: Agent) -> None:
+    cid = await start_conversation(agent.sessions, agent.settings)
+    await turn(agent, cid, CustomerText(JANE), VERIFY, RETURN_JEANS)
+    await turn(
+        agent,
+        cid,
+        CustomerText("Is the label free?"),
+        act("reply", message="It is. Anything else?"),
+    )
+    # "no" answers "Anything else?", not the return still waiting for its Confirm.
+    events = await turn(agent, cid, CustomerText("no"), act("reply", message="Bye!"))
+    assert not [e for e in events if isinstance(e, ConfirmationDecided)]
+    async with agent.sessions() as s:
+        status = await s.scalar(
+            select(Confirmation.status).where(Confirmation.conversation_id == cid)
+        )
+    assert status == ConfirmationStatus.PENDING
+
+
 async def test_yes_in_a_sentence_is_a_message_not_an_answer(agent: Agent) -> None:
     cid = await start_conversation(agent.sessions, agent.settings)
     await turn(agent, cid, CustomerText(JANE), VERIFY, RETURN_JEANS)
@@ -241,7 +270,7 @@ async def test_a_long_conversation_keeps_the_prompt_bounded(agent: Agent) -> Non
             agent,
             cid,
             CustomerText(f"message {i} " + "blah " * 60),
-            act("reply", message="ok " * 50),
+            act("reply", message=" ".join(f"point {j}" for j in range(25))),
         )
     model = agent.model
     assert isinstance(model, ScriptedModel)
@@ -380,9 +409,12 @@ async def test_a_reply_looping_on_a_phrase_is_cut_short_and_retried(agent: Agent
     events = [e async for e in agent.run_turn(cid, CustomerText("return it"))]
     failed = [e for e in events if isinstance(e, ParseFailed)]
     assert [f.error for f in failed] == [
-        'Invalid action: message: the reply repeats "you can\'t return it" over and over: '
-        "say it once."
+        'The reply repeats "you can\'t return it" over and over: say it once.'
     ]
     # Decoding stopped the fourth time round (a piece is a word here), not after all 60.
     assert model.closed == 2 and model.handed[0] < 4 * 4 + 10
+    # The retry is not shown the loop again: a small model would copy it.
+    retry = str(model.calls[1].messages[-1].content)
+    assert "(a reply saying one thing over and over)" in retry
+    assert "You can't return it" not in retry
     assert [e.text for e in events if isinstance(e, Reply)] == ["Sorry, that one can't go back."]
