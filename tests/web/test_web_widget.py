@@ -14,11 +14,14 @@ from web_support import (
     POLICY_ANSWER,
     TEST_WEB,
     ShopModel,
+    StreamingShopModel,
+    reply,
     serve_in_thread,
     services_for_tests,
 )
 
 from shopbot.config import Settings
+from shopbot.models.base import ModelRequest
 from shopbot.web import create_app
 
 CHROMIUM = "/usr/bin/chromium"
@@ -125,3 +128,29 @@ async def test_the_widget_survives_dropped_streams(
         await page.wait_for_timeout(400)
         await expect(log.get_by_text(LABEL_EMAILED)).to_have_count(1)
     assert len(streams) >= 3
+
+
+class LoopsOnce(StreamingShopModel):
+    """Answers a greeting with a reply that loops, then, told so, with a proper one."""
+
+    def decide(self, request: ModelRequest) -> str:
+        if "(a reply saying one thing over and over)" in str(request.messages[-1].content):
+            return reply("Hello! How can I help?")
+        return reply("Sorry, " * 40)
+
+
+async def test_a_customer_never_reads_a_looping_reply(
+    browser: Browser, sqlite_url: str, tmp_path: Path
+) -> None:
+    settings = Settings(_env_file=None, database_url=sqlite_url, data_dir=tmp_path)  # type: ignore[call-arg]
+    app = create_app(settings, model=LoopsOnce(), services=services_for_tests, web=TEST_WEB)
+    with serve_in_thread(app) as url:
+        page = await browser.new_page()
+        await open_chat(page, url)
+        await say(page, "hello")
+        log = page.get_by_role("log", name="Conversation")
+        await expect(log.get_by_text("Hello! How can I help?")).to_have_count(1)
+        await expect(page.get_by_role("button", name="Send")).to_be_enabled()
+        # The greeting, "hello" and the retry's answer (the loop was cut off and not stored).
+        await expect(log.locator(".msg")).to_have_count(3)
+        await expect(log).not_to_contain_text("Sorry")

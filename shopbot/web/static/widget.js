@@ -39,6 +39,7 @@
   var retryTimer = null;
   var turnRunning = false;
   var streamingBubble = null;
+  var draftStep = null; // the step whose reply the streaming bubble shows
   var cards = {}; // confirmation_id -> {el, summary}
   var started = false;
 
@@ -211,8 +212,9 @@
   }
 
   // A draft is dropped when its step did not parse or was denied; the next step writes anew.
-  function dropDraft() {
-    if (!streamingBubble) return;
+  // Drafts can arrive before the stored events of the step before them, so the step decides.
+  function dropDraft(step) {
+    if (!streamingBubble || (step !== undefined && step !== draftStep)) return;
     streamingBubble.remove();
     streamingBubble = null;
   }
@@ -310,7 +312,9 @@
         setStatus(WORKING[event.tool] || "ShopBot is typing…");
         break;
       case "reply_chunk":
+        if (streamingBubble && event.step !== draftStep) dropDraft();
         if (!streamingBubble) {
+          draftStep = event.step;
           streamingBubble = bubble("assistant", "");
           streamingBubble.classList.add("streaming");
           streamingBubble.setAttribute("aria-busy", "true");
@@ -319,10 +323,10 @@
         scrollDown();
         break;
       case "parse_failed":
-        dropDraft();
+        dropDraft(event.step);
         break;
       case "verdict":
-        if (event.decision === "deny") dropDraft();
+        if (event.decision === "deny") dropDraft(event.step);
         break;
       case "reply":
         if (isConfirmationPrompt(event.text)) dropDraft();
