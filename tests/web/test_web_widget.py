@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from fastapi import FastAPI
 from playwright.async_api import Browser, Page, async_playwright, expect
 from web_support import (
     LABEL_EMAILED,
@@ -22,7 +23,7 @@ from web_support import (
 
 from shopbot.config import Settings
 from shopbot.models.base import ModelRequest
-from shopbot.web import create_app
+from shopbot.web import WebConfig, create_app
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = [
@@ -50,6 +51,12 @@ async def browser() -> AsyncIterator[Browser]:
         await browser.close()
 
 
+def shop(model: ShopModel, sqlite_url: str, data_dir: Path, web: WebConfig = TEST_WEB) -> FastAPI:
+    """The widget backend on the demo shop (SQLite), with `model` playing the agent."""
+    settings = Settings(_env_file=None, database_url=sqlite_url, data_dir=data_dir)  # type: ignore[call-arg]
+    return create_app(settings, model=model, services=services_for_tests, web=web)
+
+
 async def open_chat(page: Page, url: str) -> None:
     await page.goto(f"{url}/demo")
     launcher = page.get_by_role("button", name="Chat with us")
@@ -69,8 +76,7 @@ async def say(page: Page, text: str) -> None:
 async def test_a_customer_returns_the_jeans_and_gets_the_label(
     browser: Browser, sqlite_url: str, tmp_path: Path
 ) -> None:
-    settings = Settings(_env_file=None, database_url=sqlite_url, data_dir=tmp_path)  # type: ignore[call-arg]
-    app = create_app(settings, model=ShopModel(), services=services_for_tests, web=TEST_WEB)
+    app = shop(ShopModel(), sqlite_url, tmp_path)
     with serve_in_thread(app) as url:
         page = await browser.new_page()
         await open_chat(page, url)
@@ -110,9 +116,8 @@ async def test_the_widget_survives_dropped_streams(
     browser: Browser, sqlite_url: str, tmp_path: Path
 ) -> None:
     """Streams that end every 300 ms: the widget resumes each and shows every event once."""
-    settings = Settings(_env_file=None, database_url=sqlite_url, data_dir=tmp_path)  # type: ignore[call-arg]
     web = TEST_WEB.model_copy(update={"sse_max_seconds": 0.3, "sse_retry_ms": 100})
-    app = create_app(settings, model=ShopModel(delay=0.15), services=services_for_tests, web=web)
+    app = shop(ShopModel(delay=0.15), sqlite_url, tmp_path, web)
     with serve_in_thread(app) as url:
         page = await browser.new_page()
         streams: list[str] = []
@@ -142,8 +147,7 @@ class LoopsOnce(StreamingShopModel):
 async def test_a_customer_never_reads_a_looping_reply(
     browser: Browser, sqlite_url: str, tmp_path: Path
 ) -> None:
-    settings = Settings(_env_file=None, database_url=sqlite_url, data_dir=tmp_path)  # type: ignore[call-arg]
-    app = create_app(settings, model=LoopsOnce(), services=services_for_tests, web=TEST_WEB)
+    app = shop(LoopsOnce(), sqlite_url, tmp_path)
     with serve_in_thread(app) as url:
         page = await browser.new_page()
         await open_chat(page, url)
