@@ -37,7 +37,10 @@ class ReplyArgs(BaseModel):
 LOOP_REPEATS = 4
 """A run of words said this many times back to back is the model looping, not a reply..."""
 LOOP_MIN_WORDS = 8
-"""...once the run is this long: "1, 1, 1, 1" in a list of quantities is not a loop."""
+"""...once the run is this long: "1, 1, 1, 1" in a list of quantities is not a loop..."""
+LONG_PHRASE = 6
+"""...and a phrase of this many words or more is looping at its third time: the grammar caps
+a string at 200 characters, which a long phrase fills before its fourth."""
 LONGEST_LOOP = 40
 """The longest run of words (two or three sentences) looked for."""
 _WORD = re.compile(r"[^\W_]+(?:[.,:'\u2019/-][^\W_]+)*")  # "29.00", "14:05", "can't" are one word
@@ -52,8 +55,9 @@ def repeated_phrase(text: str, *, finished: bool = True) -> str | None:
     words = _WORD.findall(text.casefold())
     if not finished:
         words = words[:-1]
-    for period in range(1, min(LONGEST_LOOP, len(words) // LOOP_REPEATS) + 1):
-        need = max(LOOP_REPEATS * period, LOOP_MIN_WORDS) - period
+    for period in range(1, min(LONGEST_LOOP, len(words) // (LOOP_REPEATS - 1)) + 1):
+        repeats = LOOP_REPEATS if period < LONG_PHRASE else LOOP_REPEATS - 1
+        need = max(repeats * period, LOOP_MIN_WORDS) - period
         run = 0
         for i in range(len(words) - period):
             run = run + 1 if words[i] == words[i + period] else 0

@@ -110,6 +110,7 @@ def test_catalogue_lists_every_tool_with_its_description() -> None:
         "Returnable: yes\nFree label: yes\nRefund to card: yes\nExchange: yes",
         "Order 1: shipped. Order 2: shipped. Order 3: shipped. Order 4: shipped.",
         "Quantities on order 482913: 1, 1, 1, 1.",
+        "Order 482913: 1 x Cotton Socks, 1 x Cotton Socks, 1 x Cotton Socks.",
         "Line 1: Shirt, qty 1\nLine 2: Jeans, qty 1\nLine 3: Belt, qty 1\nLine 4: Hat, qty 1",
         "See https://shop.example.com/a, https://shop.example.com/b, "
         "https://shop.example.com/c and https://shop.example.com/d.",
@@ -128,6 +129,12 @@ def test_a_reply_that_says_something_more_than_once_is_still_a_reply(message: st
             "you can't return it",
         ),
         ("I'm sorry, I'm sorry, I'm sorry, I'm sorry", "i'm sorry"),
+        (  # SmolLM2, cut by the grammar's 200 characters in the fourth time round
+            "I'm sorry, I'm not able to help you with your order. I'm sorry, I'm not able to "
+            "help you with your order. I'm sorry, I'm not able to help you with your order. "
+            "I'm sorry, I'm not able to help you with.",
+            "i'm sorry i'm not able to help you with your order",
+        ),
         ("Thanks! 111111, 111111, 111111, 111111, 111111, 111111, 111111, 111111", "111111"),
     ],
 )
