@@ -67,6 +67,23 @@ def repeated_phrase(text: str, *, finished: bool = True) -> str | None:
     return None
 
 
+@dataclass
+class LoopWatch:
+    """`repeated_phrase` for a reply while it is written: every `every` characters, on its
+    last `tail` (a loop forming is at the end), so a long reply costs milliseconds, not a
+    second of the event loop."""
+
+    every: int = 24
+    tail: int = 1500
+    _checked: int = 0
+
+    def check(self, shown: str) -> str | None:
+        if len(shown) - self._checked < self.every:
+            return None
+        self._checked = len(shown)
+        return repeated_phrase(shown[-self.tail :], finished=False)
+
+
 class EscalateArgs(BaseModel):
     model_config = ConfigDict(extra="forbid")
     reason: str = Field(min_length=1, max_length=500, description="Why a human should take over.")

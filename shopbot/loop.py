@@ -26,9 +26,9 @@ from shopbot.actions import (
     Action,
     ActionSchema,
     EscalateArgs,
+    LoopWatch,
     ParseFailure,
     ReplyArgs,
-    repeated_phrase,
 )
 from shopbot.config import Settings
 from shopbot.dispatch import dispatch, observe
@@ -245,14 +245,14 @@ class Agent:
             try:
                 if isinstance(self.model, StreamingChatModel):
                     # A reply shows while it is written; the step is parsed whole below.
-                    draft = ReplyDraft()
+                    draft, watch = ReplyDraft(), LoopWatch()
                     async with aclosing(self.model.stream(request)) as pieces:
                         async for piece in pieces:
                             if text := draft.feed(piece):
                                 yield ReplyChunk(step=step, text=text)
                                 # Closing the stream stops decoding: a model looping on a
                                 # phrase would otherwise write it to its token budget.
-                                if looped := repeated_phrase(draft.shown, finished=False):
+                                if looped := watch.check(draft.shown):
                                     break
                     raw = draft.raw
                 else:

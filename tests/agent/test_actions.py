@@ -5,7 +5,14 @@ import json
 import pytest
 from inline_snapshot import snapshot
 
-from shopbot.actions import Action, ActionSchema, ParseFailure, ReplyArgs, repeated_phrase
+from shopbot.actions import (
+    Action,
+    ActionSchema,
+    LoopWatch,
+    ParseFailure,
+    ReplyArgs,
+    repeated_phrase,
+)
 from tools import TOOLS
 
 schema = ActionSchema(TOOLS)
@@ -146,3 +153,13 @@ def test_while_a_reply_is_written_its_last_word_may_still_grow() -> None:
     # "... 1, 1, 1, 1" being written may become "... 1, 1, 1, 12".
     assert repeated_phrase("Sizes: 1 1 1 1 1 1 1 1", finished=False) is None
     assert repeated_phrase("Sizes: 1 1 1 1 1 1 1 1", finished=True) == "1"
+
+
+def test_a_loop_is_found_at_the_end_of_a_long_reply_as_it_is_written() -> None:
+    written = " ".join(f"item {i} is on its way," for i in range(300)) + " sorry," * 12
+    watch, found = LoopWatch(), []
+    for end in range(3, len(written) + 1, 3):
+        if looped := watch.check(written[:end]):
+            found.append((end, looped))
+            break
+    assert found and found[0][1] == "sorry" and found[0][0] > len(written) - 7 * 12

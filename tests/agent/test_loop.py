@@ -411,8 +411,9 @@ async def test_a_reply_looping_on_a_phrase_is_cut_short_and_retried(agent: Agent
     assert [f.error for f in failed] == [
         'The reply repeats "you can\'t return it" over and over: say it once.'
     ]
-    # Decoding stopped the fourth time round (a piece is a word here), not after all 60.
-    assert model.closed == 2 and model.handed[0] < 4 * 4 + 10
+    # Decoding stopped soon after the fourth time round (a piece is a word here), not after
+    # all 60 (248 pieces).
+    assert model.closed == 2 and model.handed[0] < 40
     # The retry is not shown the loop again: a small model would copy it.
     retry = str(model.calls[1].messages[-1].content)
     assert "(a reply saying one thing over and over)" in retry
