@@ -1,7 +1,8 @@
 """`shopbot chat --plain`: a line-by-line chat for any terminal, and for pipes.
 
-When ShopBot asks for a confirmation, answer `yes` or `no`; anything else is a new message
-and the request stays open until it expires.
+When ShopBot asks for a confirmation, answer `yes` or `no` (the loop takes a bare yes or no
+right after the request as the answer: `shopbot.loop.typed_answer`); anything else is a new
+message and the request stays open until it expires.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from collections.abc import Callable
 
 from shopbot.errors import ShopBotError
 from shopbot.events import ConfirmationRequested, Escalated, Event, Reply, VerdictGiven
-from shopbot.loop import Agent, ConfirmationAnswer, CustomerText, Incoming, typed_answer
+from shopbot.loop import Agent, CustomerText
 
 
 def render(event: Event, *, steps: bool) -> str | None:
@@ -40,7 +41,6 @@ async def chat(
     steps: bool = False,
 ) -> None:
     write(f"ShopBot ({agent.model.name} model). Conversation {conversation_id}. Ctrl-D to quit.")
-    pending: str | None = None
     while True:
         try:
             line = read("you> ").strip()
@@ -49,18 +49,10 @@ async def chat(
             return
         if not line:
             continue
-        incoming: Incoming = CustomerText(line)
-        if pending and (approve := typed_answer(line)) is not None:
-            incoming = ConfirmationAnswer(pending, approve)
         try:
-            async for event in agent.run_turn(conversation_id, incoming):
-                if isinstance(event, ConfirmationRequested):
-                    pending = event.confirmation_id
-                elif isinstance(event, Reply) and not isinstance(incoming, CustomerText):
-                    pending = None
+            async for event in agent.run_turn(conversation_id, CustomerText(line)):
                 if (text := render(event, steps=steps)) is not None:
                     write(text)
         except ShopBotError as exc:
             write(f"shopbot> {exc}")
-            pending = None if isinstance(incoming, ConfirmationAnswer) else pending
         sys.stdout.flush()

@@ -37,6 +37,7 @@ from shopbot.events import Event as TurnEvent
 from shopbot.loop import Agent, ConfirmationAnswer, CustomerText, Incoming
 from shopbot.models.base import ModelRequest
 from shopbot.models.scripted import ScriptedModel
+from shopbot.plain_chat import chat
 from tests.plugin import settings_for
 
 JANE = "Return the jeans from 482913 please, jane.doe@example.com"
@@ -419,3 +420,24 @@ async def test_a_reply_looping_on_a_phrase_is_cut_short_and_retried(agent: Agent
     assert "(a reply saying one thing over and over)" in retry
     assert "You can't return it" not in retry
     assert [e.text for e in events if isinstance(e, Reply)] == ["Sorry, that one can't go back."]
+
+
+async def test_the_line_chat_answers_a_request_with_a_typed_yes(agent: Agent) -> None:
+    cid = await start_conversation(agent.sessions, agent.settings)
+    model = agent.model
+    assert isinstance(model, ScriptedModel)
+    model.extend([VERIFY, RETURN_JEANS, RETURN_JEANS, act("reply", message="Done.")])
+    lines, said = iter([JANE, "yes"]), []
+
+    def read(_prompt: str) -> str:
+        return next(lines, None) or _raise(EOFError())
+
+    await chat(agent, cid, read=read, write=said.append)
+    model.assert_complete()
+    assert "         (answer yes to confirm, no to cancel)" in said
+    assert said[-2:] == ["shopbot> Done.", ""]
+    assert await count(agent, Return, Return.conversation_id == cid) == 1
+
+
+def _raise(exc: Exception) -> str:
+    raise exc
