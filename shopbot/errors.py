@@ -9,6 +9,7 @@
     │   └── ToolFailure      the tool cannot do this; change course (carrier down)
     └── ConversationError    the conversation cannot take this input now
         ├── ConversationBusy another turn of this conversation is running
+        ├── RateLimited      too many messages in a conversation; try again later
         └── NoPendingConfirmation
 
 A model's unparsable output is not an exception: `shopbot.actions.parse_action` returns a
@@ -60,6 +61,15 @@ class ConversationError(ShopBotError):
 
 class ConversationBusy(ConversationError):
     """Another turn of the same conversation is running."""
+
+
+class RateLimited(ConversationError):
+    """The conversation had its share of messages for now."""
+
+    def __init__(self, message: str, *, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+        """Seconds until the next message would be taken."""
 
 
 class NoPendingConfirmation(ConversationError):

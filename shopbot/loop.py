@@ -51,10 +51,10 @@ from shopbot.events import (
 from shopbot.guard import Guard
 from shopbot.models.base import ChatModel, ModelRequest, StreamingChatModel
 from shopbot.prompts import PromptBuilder, Step
-from shopbot.record import Recorder, StoredListener
+from shopbot.record import Announcer, Recorder, StoredListener
 from shopbot.state import ConversationState, HistoryLine, load_state, load_step_facts
 from shopbot.streaming import ReplyDraft
-from shopbot.turns import give_back, release_lease, take_lease
+from shopbot.turns import Lease, MessageRate, give_back, release, take_lease
 from tools import Needs, ToolContext
 
 log = logging.getLogger(__name__)
@@ -114,8 +114,13 @@ class Agent:
     """Audit flags for a reply given the turn's retrieved sources (ungrounded policy claims)."""
     on_stored: StoredListener | None = None
     """Told the event rows each commit stored (the web backend hands them to open streams)."""
+    announce: Announcer | None = None
+    """Adds a statement to each commit that stores events (the web backend's NOTIFY)."""
     instructions: str | None = None
     """The desk's role and rules for the prompt; None: the returns desk's own."""
+    message_rate: MessageRate | None = None
+    """A turn is refused (`RateLimited`) when the conversation's customer messages in the
+    rate's window reached its limit."""
 
     def __post_init__(self) -> None:
         self.prompts = PromptBuilder(self.schema, instructions=self.instructions)
@@ -137,32 +142,44 @@ class Agent:
             # need ids flush themselves.
             session.sync_session.autoflush = False
             title = incoming.text[:60] if isinstance(incoming, CustomerText) else None
-            conversation, owner = await take_lease(
-                session, conversation_id, now, self.settings.turn_lease_seconds, title
+            lease = await take_lease(
+                session,
+                conversation_id,
+                now,
+                self.settings.turn_lease_seconds,
+                title,
+                self.message_rate,
             )
+            owner = lease.owner
             try:
-                async for event in self._turn(session, conversation, incoming, owner, now):
+                async for event in self._turn(session, lease, incoming, now):
                     yield event
                 released = True  # in the turn's last commit
             finally:
                 if not released and session.in_transaction():
-                    await session.rollback()
+                    try:
+                        await session.rollback()
+                    except Exception:  # a lost connection: the lease is given back below
+                        log.exception("rolling back the turn of %s failed", conversation_id)
                 if not released:
                     # Stopped half-way (or never committed: then this finds nothing to free).
                     await give_back(self.sessions, conversation_id, owner)
         await self._deliver_outbox()
 
     async def _turn(
-        self,
-        session: AsyncSession,
-        conversation: Conversation,
-        incoming: Incoming,
-        owner: str,
-        now: datetime,
+        self, session: AsyncSession, lease: Lease, incoming: Incoming, now: datetime
     ) -> AsyncIterator[Event]:
         started = perf_counter()
-        state = await load_state(session, conversation, now)
-        rec = Recorder(session, conversation.id, state.turn, state.last_seq + 1, self.on_stored)
+        conversation, owner = lease.conversation, lease.owner
+        state = await load_state(session, conversation, now, facts=lease.facts)
+        rec = Recorder(
+            session,
+            conversation.id,
+            state.turn,
+            state.last_seq + 1,
+            self.on_stored,
+            self.announce,
+        )
         steps: list[Step] = []
         pending = state.confirmation
         if (
@@ -203,7 +220,7 @@ class Agent:
         rec.emit(TurnEnded(turn=state.turn, steps=len(steps), ms=_ms(started)))
         # Free the conversation in the commit that ends the turn: whoever sees
         # turn_ended may send the next message at once.
-        await release_lease(session, conversation.id, owner)
+        rec.also(release(conversation.id, owner))
         await rec.commit()
         for event in rec.drain():
             yield event

@@ -1,14 +1,15 @@
 """Writes what a turn does: numbered events, the audit log, messages, confirmations.
 
 The rows of a step wait here and go to the database at its commit, one Core executemany per
-table: the ORM's unit of work costs milliseconds a step, and a tool whose transaction is
-rolled back takes none of them with it.
+table, sent with the COMMIT in one round trip on PostgreSQL (`db.pipeline`): the ORM's unit
+of work costs milliseconds a step, and a tool whose transaction is rolled back takes none of
+them with it.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -17,6 +18,7 @@ from sqlalchemy import insert, null, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db import ActionLog, Base, Confirmation, ConfirmationStatus, Event, Message, Role, utcnow
+from db.pipeline import Write, commit_writes
 from shopbot.actions import Action
 from shopbot.events import Citation
 from shopbot.events import Event as TurnEvent
@@ -24,12 +26,16 @@ from shopbot.state import LIVE_CONFIRMATIONS
 
 StoredListener = Callable[[str, list[dict[str, Any]]], None]
 """Told after each commit which event rows it stored (conversation id, rows in seq order)."""
+Announcer = Callable[[str, list[dict[str, Any]]], Awaitable[Write | None]]
+"""Given the event rows a commit will store, a statement to run in the same transaction: the
+web backend's NOTIFY to the other workers, which PostgreSQL delivers at the commit."""
 
 _TABLES = Base.metadata.tables
-INSERT_EVENTS = insert(_TABLES[Event.__tablename__])
-INSERT_MESSAGES = insert(_TABLES[Message.__tablename__])
+# Inline: no RETURNING of the new ids, which nobody reads (and which a pipeline cannot return).
+INSERT_EVENTS = insert(_TABLES[Event.__tablename__]).inline()
+INSERT_MESSAGES = insert(_TABLES[Message.__tablename__]).inline()
 AUDIT = _TABLES[ActionLog.__tablename__]
-INSERT_AUDIT = insert(AUDIT).returning(AUDIT.c.id, sort_by_parameter_order=True)
+INSERT_AUDIT = insert(AUDIT).inline()
 JSON_COLUMNS = frozenset(("args", "observation"))
 
 
@@ -76,18 +82,21 @@ class Recorder:
         turn: int,
         seq: int,
         on_stored: StoredListener | None = None,
+        announce: Announcer | None = None,
     ) -> None:
         self.session = session
         self.conversation_id = conversation_id
         self.turn = turn
         self.seq = seq
         self.on_stored = on_stored
+        self.announce = announce
         self.pending: list[TurnEvent] = []
         self._rows: list[dict[str, Any]] = []
         self._messages: list[dict[str, Any]] = []
         self._entries: list[AuditEntry] = []
+        self._also: list[Write] = []
         self._written: dict[int, tuple[AuditEntry, dict[str, Any]]] = {}
-        """Entries already stored, by id, with what was stored: a side effect's attempt is
+        """Entries already stored, by step, with what was stored: a side effect's attempt is
         committed before it acts, and its outcome is added to the same row afterwards."""
 
     def emit(self, event: TurnEvent) -> None:
@@ -104,26 +113,34 @@ class Recorder:
         self.seq += 1
         self.pending.append(event)
 
+    def also(self, write: Write) -> None:
+        """One more statement for the next commit (the lease's release in a turn's last)."""
+        self._also.append(write)
+
     async def commit(self) -> None:
         """Write the step's rows, then commit everything the step did."""
         rows, self._rows = self._rows, []
         messages, self._messages = self._messages, []
         entries, self._entries = self._entries, []
-        changed = [(i, e.row()) for i, (e, was) in self._written.items() if e.row() != was]
-        if rows or messages or entries or changed:
-            conn = await self.session.connection()
-            if messages:
-                await conn.execute(INSERT_MESSAGES, messages)
-            if entries:
-                stored = [e.row() for e in entries]
-                ids = (await conn.execute(INSERT_AUDIT, [_sql(r) for r in stored])).scalars()
-                self._written.update(zip(ids, zip(entries, stored, strict=True), strict=True))
-            for id_, now in changed:
-                await conn.execute(update(AUDIT).where(AUDIT.c.id == id_).values(_sql(now)))
-                self._written[id_] = (self._written[id_][0], now)
-            if rows:
-                await conn.execute(INSERT_EVENTS, rows)
-        await self.session.commit()
+        also, self._also = self._also, []
+        writes: list[Write] = []
+        if messages:
+            writes.append((INSERT_MESSAGES, messages))
+        stored = [e.row() for e in entries]
+        if stored:
+            writes.append((INSERT_AUDIT, [_sql(r) for r in stored]))
+        changed = [(e, now) for e, was in self._written.values() if (now := e.row()) != was]
+        writes.extend(_audit_update(entry, now) for entry, now in changed)
+        if rows:
+            writes.append((INSERT_EVENTS, rows))
+            notice = await self.announce(self.conversation_id, rows) if self.announce else None
+            if notice is not None:
+                writes.append(notice)
+        writes.extend(also)
+        await commit_writes(self.session, writes)
+        self._written.update(
+            (e.step, (e, r)) for e, r in [*changed, *zip(entries, stored, strict=True)]
+        )
         if rows and self.on_stored is not None:
             self.on_stored(self.conversation_id, rows)
 
@@ -212,6 +229,20 @@ class Recorder:
             )
             .values(status=ConfirmationStatus.EXPIRED, decided_at=now)
         )
+
+
+def _audit_update(entry: AuditEntry, row: dict[str, Any]) -> Write:
+    """A stored audit row brought up to date; a step has one row, so its key is the step."""
+    return (
+        update(AUDIT)
+        .where(
+            AUDIT.c.conversation_id == entry.conversation_id,
+            AUDIT.c.turn == entry.turn,
+            AUDIT.c.step == entry.step,
+        )
+        .values(_sql(row)),
+        None,
+    )
 
 
 def _rowcount(result: Any) -> int:

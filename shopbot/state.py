@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import Select, bindparam, func, or_, select
+from sqlalchemy import Label, bindparam, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db import (
@@ -129,9 +129,10 @@ _FAILED_CHECK = (ActionLog.verdict == "allow") & or_(
 )
 
 
-def _state_query() -> Select[int, int, str, Confirmation]:
-    """Everything but the messages, for the conversation `:cid`, in one row. The subqueries
-    correlate to the conversation, so one bound parameter serves them all."""
+def state_columns() -> list[Label[Any]]:
+    """What a turn needs to know of a conversation besides its row and messages, as scalar
+    subqueries correlated to `conversations`: they go in the statement that takes the turn's
+    lease (`shopbot.turns`), or in `_STATE`."""
     failed = (
         select(func.count())
         .select_from(ActionLog)
@@ -152,20 +153,35 @@ def _state_query() -> Select[int, int, str, Confirmation]:
         )
         .order_by(Confirmation.created_at.desc())
         .limit(1)
-        .correlate(Conversation)  # not the outer Confirmation it is joined to
         .scalar_subquery()
     )
-    return (
-        select(failed, last_seq, name, Confirmation)
-        .select_from(Conversation)
-        .outerjoin(Confirmation, Confirmation.id == live_id)
-        .where(Conversation.id == bindparam("cid"))
-    )
+    return [
+        failed.label("failed_checks"),
+        last_seq.label("last_seq"),
+        name.label("customer_name"),
+        live_id.label("live_confirmation_id"),
+    ]
+
+
+@dataclass(frozen=True)
+class StoredFacts:
+    """`state_columns` as read."""
+
+    failed_checks: int
+    last_seq: int
+    customer_name: str | None
+    live_confirmation_id: str | None
+
+    @classmethod
+    def of(cls, row: Any) -> StoredFacts:
+        return cls(
+            row.failed_checks or 0, row.last_seq or 0, row.customer_name, row.live_confirmation_id
+        )
 
 
 # Built once: a turn starts with these, and building (and keying) them costs about a
 # millisecond each time.
-_STATE = _state_query()
+_STATE = select(*state_columns()).where(Conversation.id == bindparam("cid"))
 _MESSAGES = (
     select(Message.role, Message.content)
     .where(Message.conversation_id == bindparam("cid"))
@@ -174,25 +190,35 @@ _MESSAGES = (
 
 
 async def load_state(
-    session: AsyncSession, conversation: Conversation, now: datetime, *, history: int = 12
+    session: AsyncSession,
+    conversation: Conversation,
+    now: datetime,
+    *,
+    history: int = 12,
+    facts: StoredFacts | None = None,
 ) -> ConversationState:
     """Rebuild a conversation's state: identity, failed checks, live confirmation, messages.
 
-    Two statements: the counts, the customer's name, the live confirmation and the last
-    event's number come back together."""
+    `facts` are what the turn's lease brought along; without them one statement reads them.
+    The messages are one more, and a live confirmation's row another."""
     cid = conversation.id
-    found = (await session.execute(_STATE, {"cid": cid})).one()
-    failed_checks, last, first_name, live = found
+    if facts is None:
+        facts = StoredFacts.of((await session.execute(_STATE, {"cid": cid})).one())
+    live = (
+        await session.get(Confirmation, facts.live_confirmation_id)
+        if facts.live_confirmation_id
+        else None
+    )
     messages = (await session.execute(_MESSAGES, {"cid": cid})).all()
     return ConversationState(
         conversation_id=cid,
         now=now,
         turn=conversation.turns,
-        last_seq=last or 0,
+        last_seq=facts.last_seq,
         customer_id=conversation.customer_id,
-        customer_name=first_name,
+        customer_name=facts.customer_name,
         proven_by=conversation.proven_by,
-        failed_verifications=failed_checks or 0,
+        failed_verifications=facts.failed_checks,
         confirmation=LiveConfirmation.of(live) if live and live.expires_at > now else None,
         customer_texts=[m.content for m in messages if m.role is Role.CUSTOMER],
         history=[HistoryLine(m.role, m.content) for m in messages[-history:]],

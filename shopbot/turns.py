@@ -1,22 +1,91 @@
 """One turn at a time per conversation, across processes: a lease in the conversation row.
 
-A turn takes the lease with one guarded UPDATE in its first transaction (it succeeds only when
-nobody holds it or the holder's lease ran out; the same statement counts the turn and returns
-the row) and gives it back in its last commit, or in a transaction of its own when it stopped
+A turn takes the lease with one guarded UPDATE in its first transaction: it succeeds only when
+nobody holds it or the holder's lease ran out, and the conversation is within its message
+rate; the same statement counts the turn and returns the row and the turn's state facts. The
+turn gives the lease back in its last commit, or in a transaction of its own when it stopped
 half-way. A worker that crashes mid-turn blocks its conversation for at most the lease.
 """
 
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NoReturn
 
-from sqlalchemy import case, or_, update
+from sqlalchemy import bindparam, case, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import make_transient_to_detached
+from sqlalchemy.sql.dml import ReturningUpdate
 
-from db import Conversation
-from shopbot.errors import ConversationBusy, ConversationError
+from db import Base, Conversation, Message, Role
+from db.pipeline import Write
+from shopbot.errors import ConversationBusy, ConversationError, RateLimited
+from shopbot.state import StoredFacts, state_columns
+
+
+@dataclass(frozen=True)
+class MessageRate:
+    """At most `limit` customer messages in any `window` in one conversation."""
+
+    limit: int
+    window: timedelta = timedelta(minutes=1)
+
+
+@dataclass(frozen=True)
+class Lease:
+    conversation: Conversation
+    """Held by the session, as if loaded: its turn count already the new turn's."""
+    owner: str
+    facts: StoredFacts | None
+    """The turn's state facts, where the same statement could read them."""
+
+
+_TABLE = Base.metadata.tables[Conversation.__tablename__]
+_CUSTOMER_MESSAGES = (
+    select(func.count())
+    .select_from(Message)
+    .where(
+        Message.conversation_id == Conversation.id,
+        Message.role == Role.CUSTOMER,
+        Message.created_at > bindparam("since"),
+    )
+    .scalar_subquery()
+)
+
+
+def _lease_statement(rated: bool, with_state: bool) -> ReturningUpdate[Any]:
+    free = or_(
+        Conversation.turn_lease_until.is_(None), Conversation.turn_lease_until < bindparam("at")
+    )
+    where = [Conversation.id == bindparam("cid"), free]
+    if rated:
+        where.append(bindparam("limit") > _CUSTOMER_MESSAGES)
+    return (
+        update(_TABLE)
+        .where(*where)
+        .values(
+            turn_owner=bindparam("lease_owner"),
+            turn_lease_until=bindparam("lease_until"),
+            turns=Conversation.turns + 1,
+            updated_at=bindparam("at"),
+            title=case(
+                (Conversation.title == "", bindparam("new_title")), else_=Conversation.title
+            ),
+        )
+        .returning(*_TABLE.c, *(state_columns() if with_state else ()))
+    )
+
+
+# Built once: building and keying them costs more than running them. SQLite writes RETURNING
+# without table names, which breaks the state's correlated subqueries: there, a statement of
+# their own reads them (in process, where a statement costs little).
+_LEASE = {
+    (rated, with_state): _lease_statement(rated, with_state)
+    for rated in (False, True)
+    for with_state in (False, True)
+}
 
 
 async def take_lease(
@@ -25,37 +94,76 @@ async def take_lease(
     now: datetime,
     lease_seconds: float,
     title: str | None = None,
-) -> tuple[Conversation, str]:
-    """Take the conversation for one turn, in the caller's transaction: the conversation
-    (its turn count already the new turn's) and the lease's owner.
+    rate: MessageRate | None = None,
+) -> Lease:
+    """Take the conversation for one turn, in the caller's transaction.
 
-    The same UPDATE counts the turn and, for a conversation without one, sets its `title`.
-    The lease counts from the caller's commit: until then the row lock stands in for it.
+    One statement: the UPDATE that takes the lease also counts the turn, sets the `title` of
+    a conversation without one, holds to `rate`, and returns the row with what the turn's
+    state needs (`shopbot.state.state_columns`). The lease counts from the caller's commit:
+    until then the row lock stands in for it.
+
+    The facts come from the statement's snapshot. They could be stale only if the UPDATE
+    waited for the row lock of a turn whose lease ran out while it was still running; then
+    that turn's late commit fails on the event numbers this one takes, as before.
     """
     owner = str(uuid.uuid4())
-    values: dict[str, Any] = {
-        "turn_owner": owner,
-        "turn_lease_until": now + timedelta(seconds=lease_seconds),
-        "turns": Conversation.turns + 1,
-        "updated_at": now,
+    params: dict[str, Any] = {
+        "cid": conversation_id,
+        "at": now,
+        "lease_owner": owner,
+        "lease_until": now + timedelta(seconds=lease_seconds),
+        "new_title": title or "",
     }
-    if title:
-        values["title"] = case((Conversation.title == "", title), else_=Conversation.title)
-    taken = await session.scalar(
-        update(Conversation)
-        .where(
-            Conversation.id == conversation_id,
-            or_(Conversation.turn_lease_until.is_(None), Conversation.turn_lease_until < now),
+    if rate is not None:
+        params |= {"since": now - rate.window, "limit": rate.limit}
+    conn = await session.connection()
+    with_state = conn.dialect.name == "postgresql"
+    row = (await conn.execute(_LEASE[rate is not None, with_state], params)).one_or_none()
+    if row is None:
+        await _refused(session, conversation_id, now, rate)
+    values = row._mapping  # pyright: ignore[reportPrivateUsage, reportOptionalMemberAccess]
+    conversation = Conversation(**{column.key: values[column] for column in _TABLE.c})
+    make_transient_to_detached(conversation)  # as if loaded: persistent and clean once added
+    session.add(conversation)
+    return Lease(conversation, owner, StoredFacts.of(row) if with_state else None)
+
+
+async def _refused(
+    session: AsyncSession, conversation_id: str, now: datetime, rate: MessageRate | None
+) -> NoReturn:
+    """Why the lease was not taken: no such conversation, too many messages, or busy."""
+    found = (
+        await session.execute(
+            select(Conversation.turn_lease_until).where(Conversation.id == conversation_id)
         )
-        .values(values)
-        .returning(Conversation),
-        execution_options={"populate_existing": True},
-    )
-    if taken is None:
-        if await session.get(Conversation, conversation_id) is None:
-            raise ConversationError(f"No conversation {conversation_id}.")
-        raise ConversationBusy("ShopBot is still answering the previous message.")
-    return taken, owner
+    ).one_or_none()
+    if found is None:
+        raise ConversationError(f"No conversation {conversation_id}.")
+    if rate is not None:
+        since = now - rate.window
+        count, oldest = (
+            await session.execute(
+                select(func.count(), func.min(Message.created_at)).where(
+                    Message.conversation_id == conversation_id,
+                    Message.role == Role.CUSTOMER,
+                    Message.created_at > since,
+                )
+            )
+        ).one()
+        if count >= rate.limit:
+            wait = (oldest + rate.window - now).total_seconds() if oldest else 60.0
+            raise RateLimited(
+                f"At most {rate.limit} messages {_per(rate.window)} in one conversation; "
+                "try again soon.",
+                retry_after=wait,
+            )
+    raise ConversationBusy("ShopBot is still answering the previous message.")
+
+
+def _per(window: timedelta) -> str:
+    seconds = window.total_seconds()
+    return "a minute" if seconds == 60 else f"in {seconds:g} seconds"
 
 
 async def give_back(
@@ -69,8 +177,17 @@ async def give_back(
 
 async def release_lease(session: AsyncSession, conversation_id: str, owner: str) -> None:
     """Give the conversation back, if `owner` still holds it (in the caller's transaction)."""
-    await session.execute(
-        update(Conversation)
-        .where(Conversation.id == conversation_id, Conversation.turn_owner == owner)
-        .values(turn_owner=None, turn_lease_until=None)
-    )
+    statement, params = release(conversation_id, owner)
+    await session.execute(statement, params)
+
+
+_RELEASE = (
+    update(Conversation)
+    .where(Conversation.id == bindparam("cid"), Conversation.turn_owner == bindparam("owner"))
+    .values(turn_owner=None, turn_lease_until=None)
+)
+
+
+def release(conversation_id: str, owner: str) -> Write:
+    """The statement that gives the conversation back, for a turn's last commit."""
+    return _RELEASE, {"cid": conversation_id, "owner": owner}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Body, Depends, Path, Request
@@ -10,7 +9,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from shopbot.app import start_conversation
 from shopbot.loop import ConfirmationAnswer, CustomerText
-from shopbot.web.backend import Backend, BackendDep
+from shopbot.web.backend import BackendDep
 from shopbot.web.errors import ApiError, responses
 from shopbot.web.history import fold_history
 from shopbot.web.schemas import (
@@ -118,11 +117,11 @@ async def post_message(
     conversation_id: Opened, body: CustomerMessageIn, backend: BackendDep
 ) -> TurnAccepted:
     """Starts a turn; its events follow on the stream. One turn at a time per conversation
-    (409 `conversation_busy`)."""
+    (409 `conversation_busy`), and `messages_per_conversation_per_minute` (429 `rate_limited`:
+    the statement that starts the turn checks both)."""
     limit = backend.settings.max_message_chars
     if len(body.text) > limit:
         raise ApiError(413, "message_too_long", f"Messages are limited to {limit} characters.")
-    await _within_message_rate(backend, conversation_id)
     return await backend.runner.begin(conversation_id, CustomerText(body.text))
 
 
@@ -141,21 +140,5 @@ async def answer_confirmation(
 ) -> TurnAccepted:
     """`approve: true` runs exactly the action the customer was shown; `false` cancels it.
     Either way a turn starts and its events follow on the stream."""
-    await _within_message_rate(backend, conversation_id)
     answer = ConfirmationAnswer(confirmation_id=confirmation_id, approve=body.approve)
     return await backend.runner.begin(conversation_id, answer)
-
-
-async def _within_message_rate(backend: Backend, conversation_id: str) -> None:
-    limit = backend.web.messages_per_conversation_per_minute
-    now = backend.clock()
-    window = timedelta(minutes=1)
-    count, oldest = await backend.store.customer_messages_since(conversation_id, now - window)
-    if count >= limit:
-        wait = (oldest + window - now).total_seconds() if oldest else 60.0
-        raise ApiError(
-            429,
-            "rate_limited",
-            f"At most {limit} messages a minute in one conversation; try again soon.",
-            retry_after=wait,
-        )

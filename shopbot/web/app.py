@@ -30,6 +30,7 @@ from db.engine import create_engine, is_sqlite, session_factory
 from shopbot.app import build_agent, build_model, open_services
 from shopbot.config import Settings
 from shopbot.models.base import ChatModel
+from shopbot.turns import MessageRate
 from shopbot.web import api, stream
 from shopbot.web.backend import Backend
 from shopbot.web.config import WebConfig, web_config
@@ -89,11 +90,18 @@ def create_app(
         sessions = session_factory(owned[-1])
     engine = _engine_of(sessions)
     sqlite = engine.dialect.name == "sqlite"
-    reads = reader_engine(engine.url, web.pool_size) if sqlite else engine
+    # Reads need no transaction: on PostgreSQL one would cost a BEGIN and a ROLLBACK, two
+    # round trips of the three a stream's read would take.
+    reads = (
+        reader_engine(engine.url, web.pool_size)
+        if sqlite
+        else engine.execution_options(isolation_level="AUTOCOMMIT")
+    )
     if sqlite:
         owned.append(reads)
     agent = build_agent(settings, model or build_model(settings), sessions)
     agent.clock = clock
+    agent.message_rate = MessageRate(web.messages_per_conversation_per_minute)
     feed = EventFeed()
     relay: Relay = (
         SqliteTail(feed, reads, web.tail_seconds) if sqlite else PostgresRelay(feed, engine.url)

@@ -34,6 +34,7 @@ from shopbot.errors import (
     ConversationBusy,
     ConversationError,
     NoPendingConfirmation,
+    RateLimited,
     ShopBotError,
 )
 from shopbot.identity import InvalidIdentity
@@ -116,6 +117,8 @@ def error_response(error: ApiError) -> JSONResponse:
 
 
 def from_shopbot_error(exc: ShopBotError) -> ApiError:
+    if isinstance(exc, RateLimited):
+        return ApiError(429, "rate_limited", str(exc), retry_after=exc.retry_after)
     for kind, status, code in _MAPPED:
         if isinstance(exc, kind):
             return ApiError(status, code, str(exc))

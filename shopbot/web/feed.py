@@ -5,14 +5,16 @@ then waits; events a turn on the same worker commits are pushed to it as well, s
 them back only when something came between. What ends the wait:
 
 - a turn on this worker stored events: they are pushed to its streams (`EventFeed.push`);
-- a turn on another worker did: PostgreSQL carries the news with LISTEN/NOTIFY (the events
-  themselves when they fit in a payload, pushed like local ones); on SQLite a worker tails
-  the event table's ids (writes are serialized, so ids grow in commit order);
+- a turn on another worker did: PostgreSQL carries the news with LISTEN/NOTIFY, sent in the
+  transaction that stores the events (the events themselves when they fit in a payload,
+  pushed like local ones); on SQLite a worker tails the event table's ids (writes are
+  serialized, so ids grow in commit order);
 - a timeout (`sse_poll_seconds`), so a lost wake-up only delays, never loses, an event.
 
 Reply drafts (`reply_chunk`, the text of a reply while the model writes it) are never
 stored: `Relay.drafted` hands them to the streams open on this worker and, on PostgreSQL,
-in the NOTIFY payload to the other workers, in order with the wake-ups. A stream that was
+in a NOTIFY of their own to the other workers, sent before the commit of the step that
+stores the reply. A stream that was
 not open, or a SQLite worker other than the turn's, misses the draft and shows the reply
 when it is stored.
 """
@@ -30,17 +32,21 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import psycopg
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from db.pipeline import Write
 from shopbot.web.store import EVENTS, StoredEvent
 
 log = logging.getLogger(__name__)
 
 CHANNEL = "shopbot_events"
+NOTIFY = text("SELECT pg_notify(:channel, :payload)")
 MAX_PAYLOAD = 7900
 """PostgreSQL refuses a NOTIFY payload of 8000 bytes or more."""
+DRAFT_WAIT = 1.0
+"""Seconds a commit waits for the drafts before it to be sent; a late draft only flickers."""
 
 
 @dataclass(eq=False)
@@ -140,9 +146,14 @@ class Relay(Protocol):
 
     async def stop(self) -> None: ...
 
+    async def notice(self, conversation_id: str, rows: list[dict[str, Any]]) -> Write | None:
+        """The statement that tells the other workers about these event rows, to run in the
+        transaction that stores them (so the news leaves with the commit, in commit order);
+        None when the database carries no news."""
+        ...
+
     def stored(self, conversation_id: str, events: list[StoredEvent]) -> None:
-        """A turn on this worker committed these events: hand them to the streams open here
-        and tell the other workers."""
+        """A turn on this worker committed these events: hand them to the streams open here."""
         ...
 
     def drafted(self, conversation_id: str, data: dict[str, Any]) -> None:
@@ -193,8 +204,10 @@ class SqliteTail(_Background):
         self.engine = engine
         self.interval = interval
 
+    async def notice(self, conversation_id: str, rows: list[dict[str, Any]]) -> Write | None:
+        return None  # other processes learn of them from the table
+
     def stored(self, conversation_id: str, events: list[StoredEvent]) -> None:
-        # Other processes learn of them from the table.
         self.feed.push(conversation_id, events)
 
     def drafted(self, conversation_id: str, data: dict[str, Any]) -> None:
@@ -231,7 +244,10 @@ class SqliteTail(_Background):
 
 
 class PostgresRelay(_Background):
-    """LISTEN/NOTIFY: one listening connection per worker; notifications batched per tick."""
+    """LISTEN/NOTIFY: one listening connection per worker. Stored events' news goes out in
+    the transaction that stores them (`notice`); drafts from a sending connection, batched
+    per tick. Payloads: `origin:conversation` (look at the table),
+    `origin:conversation:e[events]` (committed), `origin:conversation:d{draft}`."""
 
     def __init__(self, feed: EventFeed, url: str | URL) -> None:
         super().__init__("shopbot-pg-listen")
@@ -239,57 +255,76 @@ class PostgresRelay(_Background):
         self.dsn = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
         self.origin = uuid.uuid4().hex[:12]
         self._pending: list[str] = []
-        """Payloads to send, in order: `origin:conversation` (look at the table),
-        `origin:conversation:e[events]` (committed), `origin:conversation:d{draft}`."""
+        """Draft payloads to send, in order."""
         self._drafts = 0
+        """Drafts handed to `drafted` so far (each payload carries its number)."""
+        self._done = 0
+        """Drafts sent, or given up on, so far: the first `_done` of them."""
+        self._progress = asyncio.Condition()
         self._flushing: asyncio.Task[None] | None = None
         self._sender: psycopg.AsyncConnection[tuple[object, ...]] | None = None
         self._lock = asyncio.Lock()
 
-    def stored(self, conversation_id: str, events: list[StoredEvent]) -> None:
-        self.feed.push(conversation_id, events)
+    @property
+    def drafts_unsent(self) -> int:
+        """Drafts handed over and not yet sent (nor given up on)."""
+        return self._drafts - self._done
+
+    async def notice(self, conversation_id: str, rows: list[dict[str, Any]]) -> Write | None:
+        if self._done < self._drafts:
+            # Drafts handed over before these events (a reply's, before the reply is stored)
+            # must reach the other workers first. Not longer than DRAFT_WAIT: a stalled
+            # sender delays the drafts, never the commit.
+            target = self._drafts
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(DRAFT_WAIT), self._progress:
+                    await self._progress.wait_for(lambda: self._done >= target)
         # The events ride along when they fit, so the other workers' streams need not read
         # them back; otherwise a bare wake-up sends those streams to the table.
-        rows = [[e.seq, e.turn, e.kind, e.payload] for e in events]
-        payload = f"{self.origin}:{conversation_id}:e{json.dumps(rows, separators=(',', ':'))}"
+        wire = [[r["seq"], r["turn"], r["kind"], r["payload"]] for r in rows]
+        payload = f"{self.origin}:{conversation_id}:e{json.dumps(wire, separators=(',', ':'))}"
         if len(payload.encode()) > MAX_PAYLOAD:
             payload = f"{self.origin}:{conversation_id}"
-        self._send(payload)
+        return NOTIFY, {"channel": CHANNEL, "payload": payload}
+
+    def stored(self, conversation_id: str, events: list[StoredEvent]) -> None:
+        self.feed.push(conversation_id, events)
 
     def drafted(self, conversation_id: str, data: dict[str, Any]) -> None:
         self.feed.draft(conversation_id, data)
         # NOTIFY folds identical payloads of one transaction into one: number each draft.
         self._drafts += 1
         wire = json.dumps({**data, "n": self._drafts}, separators=(",", ":"))
-        self._send(f"{self.origin}:{conversation_id}:d{wire}")
-
-    def _send(self, payload: str) -> None:
-        self._pending.append(payload)
+        self._pending.append(f"{self.origin}:{conversation_id}:d{wire}")
         if self._flushing is None or self._flushing.done():
-            # Events of one commit are yielded in a burst: one NOTIFY round trip covers them.
+            # Pieces come in bursts: one NOTIFY round trip covers what waits.
             self._flushing = asyncio.get_running_loop().create_task(self._flush())
 
     async def _flush(self) -> None:
         await asyncio.sleep(0)
         async with self._lock:
             while self._pending:
-                payloads, self._pending = list(dict.fromkeys(self._pending)), []
+                payloads, self._pending = self._pending, []
+                last = self._drafts - len(self._pending)
                 try:
                     if self._sender is None or self._sender.closed:
                         self._sender = await psycopg.AsyncConnection.connect(
-                            self.dsn, autocommit=True
+                            self.dsn, autocommit=True, connect_timeout=5
                         )
                     await self._sender.execute(
                         "SELECT pg_notify(%s, p) FROM unnest(%s::text[]) AS p",
                         (CHANNEL, payloads),
                     )
                 except psycopg.Error as exc:
-                    # Other workers' streams fall back to their poll for these events.
-                    log.warning("NOTIFY failed: %s", exc)
+                    # The other workers' streams show the reply when it is stored.
+                    log.warning("NOTIFY of reply drafts failed: %s", exc)
                     if self._sender is not None:
                         await self._sender.close()
                     self._sender = None
-                    return
+                finally:
+                    async with self._progress:
+                        self._done = last
+                        self._progress.notify_all()
 
     async def run(self) -> None:
         async with await psycopg.AsyncConnection.connect(self.dsn, autocommit=True) as conn:

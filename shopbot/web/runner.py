@@ -49,6 +49,7 @@ class TurnRunner:
         """Conversations whose turn `begin` is starting here, each with the request's slot
         for the turn's number and first seq, filled by the turn's first commit."""
         agent.on_stored = self._stored
+        agent.announce = relay.notice
 
     def _stored(self, conversation_id: str, rows: list[dict[str, Any]]) -> None:
         events = [StoredEvent(r["seq"], r["turn"], r["kind"], r["payload"]) for r in rows]

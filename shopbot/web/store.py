@@ -3,7 +3,7 @@
 Reads go through their own engine on SQLite: the application's engine opens every
 transaction with BEGIN IMMEDIATE (the write lock), and a stream polling under that lock would
 queue behind every turn. In WAL mode plain reads run beside the writer. On PostgreSQL reads
-share the application's pool.
+share the application's pool, in autocommit: each read is one round trip.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from sqlalchemy import event, func, select
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from db import Conversation, Message, Role
+from db import Conversation
 from db import Event as EventRow
 
 EVENTS = EventRow.__table__
@@ -134,16 +134,3 @@ class EventStore:
         async with self.engine.connect() as conn:
             kind = await conn.scalar(query)
         return kind == "turn_ended"
-
-    async def customer_messages_since(
-        self, conversation_id: str, since: datetime
-    ) -> tuple[int, datetime | None]:
-        """How many messages the customer sent since `since`, and the oldest one's time."""
-        query = select(func.count(), func.min(Message.created_at)).where(
-            Message.conversation_id == conversation_id,
-            Message.role == Role.CUSTOMER,
-            Message.created_at > since,
-        )
-        async with self.engine.connect() as conn:
-            count, oldest = (await conn.execute(query)).one()
-        return int(count), oldest

@@ -357,8 +357,9 @@ async def test_messages_are_limited_per_conversation(settings: Settings) -> None
         )
         assert fine.status_code == 202
         await api.settle()
-        # The count comes from the database: an hour later the window is empty again.
-        api.backend.clock = lambda: utcnow() + timedelta(hours=1)
+        # The count comes from the database, in the statement that starts the turn: an hour
+        # later (by the agent's clock) the window is empty again.
+        api.backend.runner.agent.clock = lambda: utcnow() + timedelta(hours=1)
         later = await api.client.post(
             f"/v1/conversations/{cid}/messages", json={"text": "back again"}, headers=auth
         )

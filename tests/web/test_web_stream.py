@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections.abc import Generator
 from contextlib import ExitStack
@@ -10,6 +11,7 @@ from types import SimpleNamespace
 from typing import Any, cast
 
 import httpx
+import psycopg
 import pytest
 from sqlalchemy import select
 from web_support import (
@@ -29,6 +31,7 @@ from db.engine import create_engine, session_factory
 from db.testing import DEFAULT_POSTGRES_URL, postgres_reachable
 from shopbot.config import Settings
 from shopbot.web import WebConfig, create_app
+from shopbot.web import feed as feed_module
 from shopbot.web.feed import MAX_PAYLOAD, EventFeed, PostgresRelay
 from shopbot.web.store import StoredEvent
 from shopbot.web.stream import _events
@@ -282,6 +285,22 @@ def test_pushed_events_are_used_only_when_nothing_is_missing() -> None:
         assert [e.seq for e in sub.take_stored(after=9) or []] == [10, 11, 12]
 
 
+async def _commit_with_notice(
+    relay: PostgresRelay, cid: str, events: list[StoredEvent], *, roll_back: bool = False
+) -> None:
+    """Run the relay's notice for `events` in a transaction, as a turn's commit does."""
+    rows = [{"seq": e.seq, "turn": e.turn, "kind": e.kind, "payload": e.payload} for e in events]
+    notice = await relay.notice(cid, rows)
+    assert notice is not None
+    engine = create_engine(DEFAULT_POSTGRES_URL)
+    try:
+        async with engine.connect() as conn:
+            await conn.execute(*notice)
+            await (conn.rollback() if roll_back else conn.commit())
+    finally:
+        await engine.dispose()
+
+
 async def test_postgres_carries_a_commits_events_to_other_workers_when_they_fit() -> None:
     if why := postgres_reachable(DEFAULT_POSTGRES_URL):
         pytest.skip(why)
@@ -296,16 +315,51 @@ async def test_postgres_carries_a_commits_events_to_other_workers_when_they_fit(
             assert far.take_stored(after=0) is None
             far.woken.clear()
 
+            lost = StoredEvent(1, 1, "customer_message", {"text": "Never stored"})
+            await _commit_with_notice(here, cid, [lost], roll_back=True)
             small = StoredEvent(1, 1, "customer_message", {"text": "Hi"})
-            here.stored(cid, [small])
+            await _commit_with_notice(here, cid, [small])
             await asyncio.wait_for(far.woken.wait(), 10)
-            assert far.take_stored(after=0) == [small], "no read of the table needed"
+            assert far.take_stored(after=0) == [small], "only the committed news, no read"
             far.woken.clear()
 
             big = StoredEvent(2, 1, "reply", {"text": "x" * MAX_PAYLOAD})
-            here.stored(cid, [big])
+            await _commit_with_notice(here, cid, [big])
             await asyncio.wait_for(far.woken.wait(), 10)
             assert far.take_stored(after=1) is None, "too big for a NOTIFY: read the table"
+        finally:
+            await here.stop()
+            await there.stop()
+
+
+async def test_postgres_sends_a_replys_drafts_before_the_news_of_the_reply() -> None:
+    if why := postgres_reachable(DEFAULT_POSTGRES_URL):
+        pytest.skip(why)
+    here = PostgresRelay(EventFeed(), DEFAULT_POSTGRES_URL)
+    there = PostgresRelay(EventFeed(), DEFAULT_POSTGRES_URL)
+    cid = uuid.uuid4().hex
+    order: list[str] = []
+    with there.feed.subscribe(cid) as far:
+        await here.start()
+        await there.start()
+        try:
+            await asyncio.wait_for(far.woken.wait(), 10)
+            far.take_stored(after=0)
+            push, draft = there.feed.push, there.feed.draft
+            there.feed.push = lambda c, e: (order.append("reply"), push(c, e))[1]  # type: ignore[method-assign]
+            there.feed.draft = lambda c, d: (order.append(d["text"]), draft(c, d))[1]  # type: ignore[method-assign]
+            for piece in ("Your ", "label ", "is sent."):
+                here.drafted(cid, {"kind": "reply_chunk", "step": 1, "text": piece})
+            # No await between the drafts and the commit: the notice waits until they are sent.
+            reply = {"seq": 1, "turn": 1, "kind": "reply", "payload": {"text": "..."}}
+            await here.notice(cid, [reply])
+            assert here.drafts_unsent == 0
+            await _commit_with_notice(here, cid, [StoredEvent(1, 1, "reply", {"text": "..."})])
+            for _ in range(1000):  # up to 10 s
+                if len(order) == 4:
+                    break
+                await asyncio.sleep(0.01)
+            assert order == ["Your ", "label ", "is sent.", "reply"]
         finally:
             await here.stop()
             await there.stop()
@@ -331,3 +385,23 @@ async def test_a_long_history_streams_batch_after_batch_without_waiting() -> Non
 
     await asyncio.wait_for(follow(), 5)  # a stall would wait for the 30 s poll
     assert got == [str(seq) for seq in range(1, 451)]
+
+
+async def test_a_stalled_draft_sender_delays_no_commit(monkeypatch: pytest.MonkeyPatch) -> None:
+    async def stalled(*_args: object, **_kwargs: object) -> None:
+        await asyncio.sleep(60)
+
+    monkeypatch.setattr(feed_module, "DRAFT_WAIT", 0.2)
+    monkeypatch.setattr(psycopg.AsyncConnection, "connect", stalled)
+    relay = PostgresRelay(EventFeed(), DEFAULT_POSTGRES_URL)
+    relay.drafted("c", {"kind": "reply_chunk", "step": 1, "text": "Hi"})
+    reply = {"seq": 1, "turn": 1, "kind": "reply", "payload": {"text": "Hi"}}
+    started = time.monotonic()
+    try:
+        assert await relay.notice("c", [reply]) is not None
+        assert time.monotonic() - started < 2
+        assert relay.drafts_unsent == 1
+    finally:
+        for task in asyncio.all_tasks():
+            if task.get_coro().__qualname__.endswith("PostgresRelay._flush"):  # type: ignore[union-attr]
+                task.cancel()
