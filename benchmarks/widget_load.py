@@ -1,15 +1,22 @@
 """The widget backend under concurrent conversations, over real HTTP on loopback.
 
-N simulated widget clients each start a conversation, open its event stream and send a few
-messages, each about `--think` seconds after the previous reply, as a customer reads and
-types; a scripted model answers (verify_identity, lookup_order, reply; then lookup_order,
-reply; then replies). A turn's latency runs from sending the message to seeing the turn's
-`turn_ended` event on the stream. The server is `uvicorn --workers W` in its own processes;
-the clients (bare HTTP/1.1 on asyncio streams, ~1 ms of CPU a turn) share the same cores.
-`--think 0` sends back to back: throughput at saturation, latency then is mostly queueing.
+N simulated widget clients each hold one conversation open at a time: start it, open its
+event stream, send a few messages, each about `--think` seconds after the previous reply (as
+a customer reads and types), then start the next conversation, until `--seconds` have passed.
+So N conversations are open at every moment, and new ones start as old ones end, as on a
+shop's site. A scripted model answers (verify_identity, lookup_order, reply; then
+lookup_order, reply; then replies). A turn's latency runs from sending the message to seeing
+the turn's `turn_ended` event on the stream; the turns counted are those sent after a
+warm-up (`--warmup` seconds) and before the end. The offered load is N / (think + latency)
+turns a second: 200 conversations with a 0.8 s mean think offer at most 250 turns/s.
+
+The server is `uvicorn --workers W` in its own processes; the clients (bare HTTP/1.1 on
+asyncio streams, ~1 ms of CPU a turn) share the same cores. `--think 0` sends back to back:
+throughput at saturation, where latency is mostly queueing.
 
     python benchmarks/widget_load.py [--clients 50,200] [--workers 1,2] [--turns 4]
-                                     [--think 1.0] [--backend sqlite|postgresql|both]
+                                     [--think 0.8] [--seconds 20] [--warmup 3]
+                                     [--backend sqlite|postgresql|both]
 """
 
 from __future__ import annotations
@@ -25,7 +32,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Generator
+from collections.abc import AsyncIterator, Callable, Generator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -85,10 +92,25 @@ def bench_app() -> FastAPI:
 class Results:
     latencies: list[float] = field(default_factory=list[float])
     errors: dict[str, int] = field(default_factory=dict[str, int])
-    turns: int = 0
+    conversations: int = 0
 
     def error(self, kind: str) -> None:
         self.errors[kind] = self.errors.get(kind, 0) + 1
+
+    @property
+    def turns(self) -> int:
+        return len(self.latencies)
+
+
+@dataclass(frozen=True)
+class Window:
+    """The measured part of a run: turns sent from `start` (after the warm-up) to `end`."""
+
+    start: float
+    end: float
+
+    def counts(self, at: float) -> bool:
+        return self.start <= at < self.end
 
 
 class Http:
@@ -151,11 +173,23 @@ class Http:
                         yield json.loads(line[5:])
 
 
-async def customer(
-    host: str, port: int, results: Results, turns: int, think: float, rng: random.Random
-) -> None:
-    """One widget: a conversation, its stream, and `turns` messages, each sent `think`
-    seconds (on average) after the previous reply, as a customer reads and types."""
+@dataclass(frozen=True)
+class Run:
+    """What every simulated customer of a run shares."""
+
+    host: str
+    port: int
+    turns: int
+    think: float
+    window: Window
+    results: Results
+    rng: random.Random
+
+
+async def conversation(run: Run) -> bool:
+    """One widget: a conversation, its stream, and `run.turns` messages, each sent
+    `run.think` seconds (on average) after the previous reply. False when it failed."""
+    host, port, results, window = run.host, run.port, run.results, run.window
     api = await Http.open(host, port)
     stream = await Http.open(host, port)
     listener: asyncio.Task[None] | None = None
@@ -163,7 +197,7 @@ async def customer(
         status, created = await api.request("POST", "/v1/conversations", {})
         if status != 201:
             results.error(f"create {status}")
-            return
+            return False
         cid, token = created["conversation_id"], created["token"]
         ended: dict[int, asyncio.Future[float]] = {}
 
@@ -176,24 +210,29 @@ async def customer(
                     waiter(event["turn"]).set_result(time.perf_counter())
 
         listener = asyncio.create_task(listen())
-        for text in TURNS[:turns]:
-            await asyncio.sleep(think * rng.uniform(0.5, 1.5))
+        for text in TURNS[: run.turns]:
+            await asyncio.sleep(run.think * run.rng.uniform(0.5, 1.5))
             started = time.perf_counter()
+            if started >= window.end:
+                return True
             status, sent = await api.request(
                 "POST", f"/v1/conversations/{cid}/messages", {"text": text}, token
             )
             if status != 202:
                 results.error(f"message {status}")
-                return
+                return False
             try:
                 done_at = await asyncio.wait_for(waiter(sent["turn"]), TURN_TIMEOUT)
             except TimeoutError:
                 results.error("turn timeout")
-                return
-            results.latencies.append((done_at - started) * 1000)
-            results.turns += 1
+                return False
+            if window.counts(started):
+                results.latencies.append((done_at - started) * 1000)
+        results.conversations += 1
+        return True
     except (OSError, RuntimeError, asyncio.IncompleteReadError) as exc:
         results.error(type(exc).__name__)
+        return False
     finally:
         if listener is not None:
             listener.cancel()
@@ -203,20 +242,46 @@ async def customer(
         stream.close()
 
 
+async def customer(run: Run) -> None:
+    """One seat on the site: a conversation after another until the window ends."""
+    # Spread the first conversations' starts over one think time, as a site's would be.
+    await asyncio.sleep(run.think * run.rng.random())
+    while time.perf_counter() < run.window.end:
+        if not await conversation(run):
+            await asyncio.sleep(0.5)  # an error: do not hammer
+
+
 async def load(
-    url: str, clients: int, turns: int, think: float, seed: int = 7
-) -> tuple[Results, float]:
+    url: str,
+    clients: int,
+    turns: int,
+    think: float,
+    seconds: float,
+    warmup: float,
+    sample: Callable[[], dict[str, float]],
+    seed: int = 7,
+) -> tuple[Results, dict[str, float]]:
+    """The results, and the CPU seconds `sample` saw spent during the measured window."""
     host, port = url.removeprefix("http://").split(":")
     results = Results()
     rng = random.Random(seed)
-    started = time.perf_counter()
+    now = time.perf_counter()
+    window = Window(now + warmup, now + warmup + seconds)
+
+    async def measure_cpu() -> dict[str, float]:
+        await asyncio.sleep(window.start - time.perf_counter())
+        before = sample()
+        await asyncio.sleep(window.end - time.perf_counter())
+        after = sample()
+        return {k: after[k] - before[k] for k in after}
+
+    cpu = asyncio.create_task(measure_cpu())
+    run = Run(host, int(port), turns, think, window, results, rng)
     await asyncio.wait_for(
-        asyncio.gather(
-            *(customer(host, int(port), results, turns, think, rng) for _ in range(clients))
-        ),
-        RUN_TIMEOUT,
+        asyncio.gather(*(customer(run) for _ in range(clients))),
+        warmup + seconds + RUN_TIMEOUT,
     )
-    return results, time.perf_counter() - started
+    return results, await cpu
 
 
 def free_port() -> int:
@@ -337,14 +402,19 @@ def main() -> None:
     parser.add_argument("--workers", default="1,2")
     parser.add_argument("--turns", type=int, default=4, choices=range(1, len(TURNS) + 1))
     parser.add_argument(
-        "--think", type=float, default=1.0, help="Mean seconds between a reply and the next."
+        "--think", type=float, default=0.8, help="Mean seconds between a reply and the next."
     )
+    parser.add_argument("--seconds", type=float, default=20.0, help="The measured window.")
+    parser.add_argument("--warmup", type=float, default=3.0, help="Seconds before it.")
     parser.add_argument("--backend", choices=["sqlite", "postgresql", "both"], default="both")
     args = parser.parse_args()
     clients = [min(int(c), 500) for c in args.clients.split(",")]
     workers = [min(int(w), 8) for w in args.workers.split(",")]
     print(f"widget backend under load — {machine()}, load average {os.getloadavg()[0]:.1f}")
-    print(f"{args.turns} turns per conversation, {args.think:.1f} s mean think time between them")
+    print(
+        f"{args.turns} turns per conversation, {args.think:.2f} s mean think time between them, "
+        f"{args.seconds:.0f} s measured after {args.warmup:.0f} s of warm-up"
+    )
     print("CPU ms/turn: user + system time of the server's processes, PostgreSQL's, the clients'")
     print(
         "| backend | workers | conversations | turns | turns/s | p50 ms | p99 ms "
@@ -368,17 +438,26 @@ def main() -> None:
                         url = template.clone()
                         try:
                             with server(url, Path(tmp), n_workers) as (base, pid):
-                                before, clients_before = cpu_seconds(pid), time.process_time()
-                                results, seconds = asyncio.run(
-                                    load(base, n_clients, args.turns, args.think)
+
+                                def sample(pid: int = pid) -> dict[str, float]:
+                                    return {**cpu_seconds(pid), "clients": time.process_time()}
+
+                                results, cpu = asyncio.run(
+                                    load(
+                                        base,
+                                        n_clients,
+                                        args.turns,
+                                        args.think,
+                                        args.seconds,
+                                        args.warmup,
+                                        sample,
+                                    )
                                 )
-                                after = cpu_seconds(pid)
-                                cpu = {k: after[k] - before[k] for k in after}
-                                cpu["clients"] = time.process_time() - clients_before
                         finally:
                             template.drop(url)
                         print(
-                            report(backend, n_workers, n_clients, results, seconds, cpu), flush=True
+                            report(backend, n_workers, n_clients, results, args.seconds, cpu),
+                            flush=True,
                         )
             finally:
                 template.close()
