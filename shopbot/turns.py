@@ -103,9 +103,10 @@ async def take_lease(
     state needs (`shopbot.state.state_columns`). The lease counts from the caller's commit:
     until then the row lock stands in for it.
 
-    The facts come from the statement's snapshot. They could be stale only if the UPDATE
+    The facts come from the statement's snapshot. They can be stale only if the UPDATE
     waited for the row lock of a turn whose lease ran out while it was still running; then
-    that turn's late commit fails on the event numbers this one takes, as before.
+    this turn's first commit fails on the event numbers (unique per conversation) and the
+    request is refused: nothing is stored twice.
     """
     owner = str(uuid.uuid4())
     params: dict[str, Any] = {

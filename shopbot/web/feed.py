@@ -46,7 +46,9 @@ NOTIFY = text("SELECT pg_notify(:channel, :payload)")
 MAX_PAYLOAD = 7900
 """PostgreSQL refuses a NOTIFY payload of 8000 bytes or more."""
 DRAFT_WAIT = 1.0
-"""Seconds a commit waits for the drafts before it to be sent; a late draft only flickers."""
+"""Seconds a commit waits for its conversation's drafts to be sent; a late one only flickers."""
+SEND_SECONDS = 5.0
+"""Deadline of one NOTIFY of drafts, connecting included; past it they are given up."""
 
 
 @dataclass(eq=False)
@@ -83,6 +85,8 @@ class EventFeed:
     """The streams open on this worker, by conversation."""
 
     def __init__(self) -> None:
+        self.closing = False
+        """Set by `close`: streams end instead of waiting for more."""
         self._waiters: dict[str, set[Subscription]] = {}
         self._pushed: dict[str, int] = {}
         """The last seq pushed to each watched conversation's streams."""
@@ -130,6 +134,14 @@ class EventFeed:
     def wake_all(self) -> None:
         for conversation_id in list(self._waiters):
             self.wake(conversation_id)
+
+    def close(self) -> None:
+        """The worker is shutting down: every stream sends what it holds and ends cleanly,
+        and its client resumes from another worker."""
+        self.closing = True
+        for waiters in self._waiters.values():
+            for subscription in waiters:
+                subscription.woken.set()
 
     @property
     def watched(self) -> int:
@@ -260,6 +272,8 @@ class PostgresRelay(_Background):
         """Drafts handed to `drafted` so far (each payload carries its number)."""
         self._done = 0
         """Drafts sent, or given up on, so far: the first `_done` of them."""
+        self._last_draft: dict[str, int] = {}
+        """The number of each conversation's last draft not yet known to be done."""
         self._progress = asyncio.Condition()
         self._flushing: asyncio.Task[None] | None = None
         self._sender: psycopg.AsyncConnection[tuple[object, ...]] | None = None
@@ -271,11 +285,11 @@ class PostgresRelay(_Background):
         return self._drafts - self._done
 
     async def notice(self, conversation_id: str, rows: list[dict[str, Any]]) -> Write | None:
-        if self._done < self._drafts:
-            # Drafts handed over before these events (a reply's, before the reply is stored)
-            # must reach the other workers first. Not longer than DRAFT_WAIT: a stalled
-            # sender delays the drafts, never the commit.
-            target = self._drafts
+        target = self._last_draft.pop(conversation_id, 0)
+        if self._done < target:
+            # This conversation's drafts (a reply's, before the reply is stored) must reach
+            # the other workers first. Not longer than DRAFT_WAIT: a stalled sender delays
+            # the drafts, never the commit (and each send has a deadline of its own).
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(DRAFT_WAIT), self._progress:
                     await self._progress.wait_for(lambda: self._done >= target)
@@ -294,6 +308,7 @@ class PostgresRelay(_Background):
         self.feed.draft(conversation_id, data)
         # NOTIFY folds identical payloads of one transaction into one: number each draft.
         self._drafts += 1
+        self._last_draft[conversation_id] = self._drafts
         wire = json.dumps({**data, "n": self._drafts}, separators=(",", ":"))
         self._pending.append(f"{self.origin}:{conversation_id}:d{wire}")
         if self._flushing is None or self._flushing.done():
@@ -305,17 +320,18 @@ class PostgresRelay(_Background):
         async with self._lock:
             while self._pending:
                 payloads, self._pending = self._pending, []
-                last = self._drafts - len(self._pending)
+                last = self._drafts  # the payloads taken are drafts up to this one
                 try:
-                    if self._sender is None or self._sender.closed:
-                        self._sender = await psycopg.AsyncConnection.connect(
-                            self.dsn, autocommit=True, connect_timeout=5
+                    async with asyncio.timeout(SEND_SECONDS):
+                        if self._sender is None or self._sender.closed:
+                            self._sender = await psycopg.AsyncConnection.connect(
+                                self.dsn, autocommit=True
+                            )
+                        await self._sender.execute(
+                            "SELECT pg_notify(%s, p) FROM unnest(%s::text[]) AS p",
+                            (CHANNEL, payloads),
                         )
-                    await self._sender.execute(
-                        "SELECT pg_notify(%s, p) FROM unnest(%s::text[]) AS p",
-                        (CHANNEL, payloads),
-                    )
-                except psycopg.Error as exc:
+                except (psycopg.Error, TimeoutError) as exc:
                     # The other workers' streams show the reply when it is stored.
                     log.warning("NOTIFY of reply drafts failed: %s", exc)
                     if self._sender is not None:
@@ -349,8 +365,9 @@ class PostgresRelay(_Background):
     async def stop(self) -> None:
         await super().stop()
         if self._flushing is not None:
-            with contextlib.suppress(Exception):
-                await self._flushing
+            # Drafts are worth a moment, not a hung shutdown.
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                await asyncio.wait_for(self._flushing, SEND_SECONDS)
         if self._sender is not None:
             await self._sender.close()
             self._sender = None

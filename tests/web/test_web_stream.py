@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 import time
 import uuid
 from collections.abc import Generator
@@ -14,6 +15,7 @@ import httpx
 import psycopg
 import pytest
 from sqlalchemy import select
+from sse_starlette.sse import AppStatus
 from web_support import (
     JANE_RETURN,
     TEST_WEB,
@@ -23,6 +25,7 @@ from web_support import (
     create_conversation,
     serve_in_thread,
     services_for_tests,
+    serving,
     sse_events,
 )
 
@@ -212,6 +215,26 @@ async def test_streams_end_and_say_how_to_come_back(settings: Settings) -> None:
     assert ": ping" in body
 
 
+async def test_a_worker_shutting_down_ends_its_streams_cleanly(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # sse-starlette notes the shutdown process-wide: put it back for the tests after this one.
+    monkeypatch.setattr(AppStatus, "should_exit", False)
+    app = create_app(settings, model=ShopModel(), services=services_for_tests, web=TEST_WEB)
+    with serving(app) as (url, server):
+        async with httpx.AsyncClient(base_url=url, timeout=10) as client:
+            cid, auth = await create_conversation(client)
+            async with client.stream("GET", f"/v1/conversations/{cid}/events", headers=auth) as r:
+                chunks: list[str] = []
+                # A cut stream (no last chunk) would raise httpx.RemoteProtocolError here.
+                async for chunk in r.aiter_text():
+                    chunks.append(chunk)
+                    if len(chunks) == 1:  # the stream is open: shut the worker down, as SIGTERM
+                        server.handle_exit(signal.SIGTERM, None)
+    assert "".join(chunks).startswith(": shopbot")
+    assert "without completing response" not in caplog.text
+
+
 async def test_the_default_config_reads_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     from shopbot.web.config import web_config
 
@@ -392,16 +415,18 @@ async def test_a_stalled_draft_sender_delays_no_commit(monkeypatch: pytest.Monke
         await asyncio.sleep(60)
 
     monkeypatch.setattr(feed_module, "DRAFT_WAIT", 0.2)
+    monkeypatch.setattr(feed_module, "SEND_SECONDS", 0.5)
     monkeypatch.setattr(psycopg.AsyncConnection, "connect", stalled)
     relay = PostgresRelay(EventFeed(), DEFAULT_POSTGRES_URL)
     relay.drafted("c", {"kind": "reply_chunk", "step": 1, "text": "Hi"})
     reply = {"seq": 1, "turn": 1, "kind": "reply", "payload": {"text": "Hi"}}
     started = time.monotonic()
-    try:
-        assert await relay.notice("c", [reply]) is not None
-        assert time.monotonic() - started < 2
-        assert relay.drafts_unsent == 1
-    finally:
-        for task in asyncio.all_tasks():
-            if task.get_coro().__qualname__.endswith("PostgresRelay._flush"):  # type: ignore[union-attr]
-                task.cancel()
+    assert await relay.notice("c", [reply]) is not None
+    assert time.monotonic() - started < 0.45, "waited DRAFT_WAIT, not the send"
+    assert relay.drafts_unsent == 1
+    started = time.monotonic()
+    assert await relay.notice("other", [reply]) is not None  # no drafts of its own: no wait
+    assert time.monotonic() - started < 0.1
+    await asyncio.sleep(0.5)
+    assert relay.drafts_unsent == 0, "the stalled send was given up at its deadline"
+    await relay.stop()
