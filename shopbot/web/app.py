@@ -17,6 +17,7 @@ from datetime import datetime
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
+import anyio
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from pydantic import BaseModel, SecretStr
@@ -145,6 +146,9 @@ def create_app(
                 runner.after_turn = kicker.kick
             await relay.start()
             stack.push_async_callback(_bounded, relay.stop, "stopping the event relay")
+            backend.streams_closing = anyio.Event()
+            closer = asyncio.create_task(_close_on(backend.streams_closing, feed))
+            stack.callback(closer.cancel)
             # Last in, first out: running turns finish before what they use closes.
             stack.push_async_callback(runner.drain, web.shutdown_grace_seconds)
             yield
@@ -178,6 +182,12 @@ def create_app(
         max_age=600,
     )
     return app
+
+
+async def _close_on(shutdown: anyio.Event, feed: EventFeed) -> None:
+    """End this worker's streams cleanly once the server starts shutting down."""
+    await shutdown.wait()
+    feed.close()
 
 
 async def _bounded(close: Callable[[], Awaitable[object]], what: str) -> None:

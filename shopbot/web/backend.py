@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated
 
+import anyio
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -31,6 +32,8 @@ class Backend:
     tokens: ConversationTokens
     limiter: Limiter
     clock: Callable[[], datetime]
+    streams_closing: anyio.Event | None = None
+    """Set (by sse-starlette) when the server shuts down; created at the app's startup."""
 
 
 async def get_backend(request: Request) -> Backend:

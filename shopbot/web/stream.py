@@ -3,7 +3,8 @@
 Each SSE event carries `id: <seq>`, `event: <kind>` and the event as JSON with its seq and
 turn; `reply_chunk` events (a reply while it is written) are live only and carry no id. The stream starts after `Last-Event-ID` (what a browser's EventSource sends when it
 reconnects) or `?after=`, replays the stored events from there and then follows new ones, so a
-reconnect neither loses nor repeats an event. It ends after `sse_max_seconds`; clients resume.
+reconnect neither loses nor repeats an event. It ends after `sse_max_seconds`, and when its
+worker shuts down (cleanly, with the last chunk sent); clients resume.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from shopbot.web.errors import responses
 
 router = APIRouter(prefix="/v1/conversations", tags=["conversations"])
 BATCH = 200
+STREAM_GRACE_SECONDS = 2.0
+"""How long a stream has to end by itself once its worker shuts down."""
 
 STREAM_DOC: dict[int | str, dict[str, Any]] = {
     200: {
@@ -72,6 +75,10 @@ async def stream_events(
         _events(backend, conversation_id, start),
         ping=backend.web.sse_ping_seconds,
         headers={"Cache-Control": "no-store"},
+        # When the server shuts down, sse-starlette sets this and, after the grace period,
+        # cuts the stream; `create_app` closes the feed on it, so the stream ends first.
+        shutdown_event=backend.streams_closing,
+        shutdown_grace_period=STREAM_GRACE_SECONDS,
     )
 
 
@@ -108,7 +115,7 @@ async def _events(
                 subscription.stale = True  # more wait in the table
                 continue
             left = deadline - time.monotonic()
-            if left <= 0:
+            if left <= 0 or backend.feed.closing:
                 return
             try:
                 await asyncio.wait_for(woken.wait(), min(web.sse_poll_seconds, left))

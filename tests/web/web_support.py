@@ -208,6 +208,13 @@ async def services_for_tests(
 @contextmanager
 def serve_in_thread(app: FastAPI) -> Generator[str]:
     """Serve `app` with uvicorn on a free loopback port in a thread; yield its base URL."""
+    with serving(app) as (url, _server):
+        yield url
+
+
+@contextmanager
+def serving(app: FastAPI) -> Generator[tuple[str, uvicorn.Server]]:
+    """`serve_in_thread`, yielding the server too (to shut it down from the test)."""
     config = uvicorn.Config(
         app, host="127.0.0.1", port=0, log_level="warning", timeout_graceful_shutdown=2
     )
@@ -228,7 +235,7 @@ def serve_in_thread(app: FastAPI) -> Generator[str]:
     # that matches no route builds them all, here, before the test makes any.
     httpx.get(f"{url}/-/warm-up", timeout=20)
     try:
-        yield url
+        yield url, server
     finally:
         server.should_exit = True
         thread.join(timeout=15)
