@@ -77,11 +77,10 @@ async def test_a_failing_write_commits_nothing_of_the_batch(
         assert await other.scalar(conversations) == 1, "nor did the flushed conversation"
 
 
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)  # the pipeline is PG's
 async def test_a_connection_lost_in_the_batch_is_thrown_away(
     db_url: str, sessions: async_sessionmaker[AsyncSession], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    if not db_url.startswith("postgresql"):
-        pytest.skip("the pipeline is PostgreSQL's")
     execute = psycopg.AsyncConnection.execute
 
     async def lost_at_commit(self: psycopg.AsyncConnection[Any], query: Any, *args: Any) -> Any:
