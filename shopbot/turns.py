@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, NoReturn
 
-from sqlalchemy import bindparam, case, func, or_, select, update
+from sqlalchemy import ColumnElement, bindparam, case, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import make_transient_to_detached
 from sqlalchemy.sql.dml import ReturningUpdate
@@ -43,14 +43,20 @@ class Lease:
 
 
 _TABLE = Base.metadata.tables[Conversation.__tablename__]
+
+
+def _customer_messages(conversation_id: Any, since: Any) -> list[ColumnElement[bool]]:
+    """The conversation's customer messages after `since`: what the message rate counts."""
+    return [
+        Message.conversation_id == conversation_id,
+        Message.role == Role.CUSTOMER,
+        Message.created_at > since,
+    ]
+
+
 _CUSTOMER_MESSAGES = (
     select(func.count())
-    .select_from(Message)
-    .where(
-        Message.conversation_id == Conversation.id,
-        Message.role == Role.CUSTOMER,
-        Message.created_at > bindparam("since"),
-    )
+    .where(*_customer_messages(Conversation.id, bindparam("since")))
     .scalar_subquery()
 )
 
@@ -134,26 +140,16 @@ async def _refused(
     session: AsyncSession, conversation_id: str, now: datetime, rate: MessageRate | None
 ) -> NoReturn:
     """Why the lease was not taken: no such conversation, too many messages, or busy."""
-    found = (
-        await session.execute(
-            select(Conversation.turn_lease_until).where(Conversation.id == conversation_id)
-        )
-    ).one_or_none()
-    if found is None:
+    exists = select(Conversation.id).where(Conversation.id == conversation_id)
+    if await session.scalar(exists) is None:
         raise ConversationError(f"No conversation {conversation_id}.")
     if rate is not None:
-        since = now - rate.window
+        recent = _customer_messages(conversation_id, now - rate.window)
         count, oldest = (
-            await session.execute(
-                select(func.count(), func.min(Message.created_at)).where(
-                    Message.conversation_id == conversation_id,
-                    Message.role == Role.CUSTOMER,
-                    Message.created_at > since,
-                )
-            )
+            await session.execute(select(func.count(), func.min(Message.created_at)).where(*recent))
         ).one()
         if count >= rate.limit:
-            wait = (oldest + rate.window - now).total_seconds() if oldest else 60.0
+            wait = (oldest + rate.window - now if oldest else rate.window).total_seconds()
             raise RateLimited(
                 f"At most {rate.limit} messages {_per(rate.window)} in one conversation; "
                 "try again soon.",
