@@ -6,8 +6,8 @@ import asyncio
 import signal
 import time
 import uuid
-from collections.abc import Generator
-from contextlib import ExitStack
+from collections.abc import AsyncGenerator, Generator
+from contextlib import ExitStack, asynccontextmanager
 from types import SimpleNamespace
 from typing import Any, cast
 
@@ -35,7 +35,7 @@ from db.testing import DEFAULT_POSTGRES_URL, postgres_reachable
 from shopbot.config import Settings
 from shopbot.web import WebConfig, create_app
 from shopbot.web import feed as feed_module
-from shopbot.web.feed import MAX_PAYLOAD, EventFeed, PostgresRelay
+from shopbot.web.feed import MAX_PAYLOAD, EventFeed, PostgresRelay, Subscription
 from shopbot.web.store import StoredEvent
 from shopbot.web.stream import _events
 
@@ -324,12 +324,16 @@ async def _commit_with_notice(
         await engine.dispose()
 
 
-async def test_postgres_carries_a_commits_events_to_other_workers_when_they_fit() -> None:
+@asynccontextmanager
+async def _two_workers(
+    cid: str,
+) -> AsyncGenerator[tuple[PostgresRelay, PostgresRelay, Subscription]]:
+    """Two workers' relays on PostgreSQL, listening, and a stream of `cid` open on the second
+    (its first wake-up, "look at the table", already taken)."""
     if why := postgres_reachable(DEFAULT_POSTGRES_URL):
         pytest.skip(why)
     here = PostgresRelay(EventFeed(), DEFAULT_POSTGRES_URL)
     there = PostgresRelay(EventFeed(), DEFAULT_POSTGRES_URL)
-    cid = uuid.uuid4().hex
     with there.feed.subscribe(cid) as far:
         await here.start()
         await there.start()
@@ -337,55 +341,48 @@ async def test_postgres_carries_a_commits_events_to_other_workers_when_they_fit(
             await asyncio.wait_for(far.woken.wait(), 10)  # listening: "look at the table"
             assert far.take_stored(after=0) is None
             far.woken.clear()
-
-            lost = StoredEvent(1, 1, "customer_message", {"text": "Never stored"})
-            await _commit_with_notice(here, cid, [lost], roll_back=True)
-            small = StoredEvent(1, 1, "customer_message", {"text": "Hi"})
-            await _commit_with_notice(here, cid, [small])
-            await asyncio.wait_for(far.woken.wait(), 10)
-            assert far.take_stored(after=0) == [small], "only the committed news, no read"
-            far.woken.clear()
-
-            big = StoredEvent(2, 1, "reply", {"text": "x" * MAX_PAYLOAD})
-            await _commit_with_notice(here, cid, [big])
-            await asyncio.wait_for(far.woken.wait(), 10)
-            assert far.take_stored(after=1) is None, "too big for a NOTIFY: read the table"
+            yield here, there, far
         finally:
             await here.stop()
             await there.stop()
+
+
+async def test_postgres_carries_a_commits_events_to_other_workers_when_they_fit() -> None:
+    cid = uuid.uuid4().hex
+    async with _two_workers(cid) as (here, _there, far):
+        lost = StoredEvent(1, 1, "customer_message", {"text": "Never stored"})
+        await _commit_with_notice(here, cid, [lost], roll_back=True)
+        small = StoredEvent(1, 1, "customer_message", {"text": "Hi"})
+        await _commit_with_notice(here, cid, [small])
+        await asyncio.wait_for(far.woken.wait(), 10)
+        assert far.take_stored(after=0) == [small], "only the committed news, no read"
+        far.woken.clear()
+
+        big = StoredEvent(2, 1, "reply", {"text": "x" * MAX_PAYLOAD})
+        await _commit_with_notice(here, cid, [big])
+        await asyncio.wait_for(far.woken.wait(), 10)
+        assert far.take_stored(after=1) is None, "too big for a NOTIFY: read the table"
 
 
 async def test_postgres_sends_a_replys_drafts_before_the_news_of_the_reply() -> None:
-    if why := postgres_reachable(DEFAULT_POSTGRES_URL):
-        pytest.skip(why)
-    here = PostgresRelay(EventFeed(), DEFAULT_POSTGRES_URL)
-    there = PostgresRelay(EventFeed(), DEFAULT_POSTGRES_URL)
     cid = uuid.uuid4().hex
     order: list[str] = []
-    with there.feed.subscribe(cid) as far:
-        await here.start()
-        await there.start()
-        try:
-            await asyncio.wait_for(far.woken.wait(), 10)
-            far.take_stored(after=0)
-            push, draft = there.feed.push, there.feed.draft
-            there.feed.push = lambda c, e: (order.append("reply"), push(c, e))[1]  # type: ignore[method-assign]
-            there.feed.draft = lambda c, d: (order.append(d["text"]), draft(c, d))[1]  # type: ignore[method-assign]
-            for piece in ("Your ", "label ", "is sent."):
-                here.drafted(cid, {"kind": "reply_chunk", "step": 1, "text": piece})
-            # No await between the drafts and the commit: the notice waits until they are sent.
-            reply = {"seq": 1, "turn": 1, "kind": "reply", "payload": {"text": "..."}}
-            await here.notice(cid, [reply])
-            assert here.drafts_unsent == 0
-            await _commit_with_notice(here, cid, [StoredEvent(1, 1, "reply", {"text": "..."})])
-            for _ in range(1000):  # up to 10 s
-                if len(order) == 4:
-                    break
-                await asyncio.sleep(0.01)
-            assert order == ["Your ", "label ", "is sent.", "reply"]
-        finally:
-            await here.stop()
-            await there.stop()
+    async with _two_workers(cid) as (here, there, _far):
+        push, draft = there.feed.push, there.feed.draft
+        there.feed.push = lambda c, e: (order.append("reply"), push(c, e))[1]  # type: ignore[method-assign]
+        there.feed.draft = lambda c, d: (order.append(d["text"]), draft(c, d))[1]  # type: ignore[method-assign]
+        for piece in ("Your ", "label ", "is sent."):
+            here.drafted(cid, {"kind": "reply_chunk", "step": 1, "text": piece})
+        # No await between the drafts and the commit: the notice waits until they are sent.
+        reply = {"seq": 1, "turn": 1, "kind": "reply", "payload": {"text": "..."}}
+        await here.notice(cid, [reply])
+        assert here.drafts_unsent == 0
+        await _commit_with_notice(here, cid, [StoredEvent(1, 1, "reply", {"text": "..."})])
+        for _ in range(1000):  # up to 10 s
+            if len(order) == 4:
+                break
+            await asyncio.sleep(0.01)
+        assert order == ["Your ", "label ", "is sent.", "reply"]
 
 
 async def test_a_long_history_streams_batch_after_batch_without_waiting() -> None:
