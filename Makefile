@@ -67,6 +67,7 @@ bench: db
 	$(PY) benchmarks/local_accuracy.py --json data/local_accuracy.json
 	$(PY) benchmarks/turn_cost.py
 	$(PY) benchmarks/widget_load.py
+	$(PY) benchmarks/widget_floor.py
 
 clean:
 	rm -rf $(VENV) data .pytest_cache .ruff_cache .hypothesis

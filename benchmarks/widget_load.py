@@ -292,8 +292,11 @@ def free_port() -> int:
 
 
 @contextmanager
-def server(url: str, data_dir: Path, workers: int) -> Generator[tuple[str, int]]:
-    """The server's base URL and process id (its workers are that process's children)."""
+def server(
+    url: str, data_dir: Path, workers: int, factory: str = "benchmarks.widget_load:bench_app"
+) -> Generator[tuple[str, int]]:
+    """The server's base URL and process id (its workers are that process's children);
+    `factory` names the app."""
     port = free_port()
     env = {
         **os.environ,
@@ -304,7 +307,7 @@ def server(url: str, data_dir: Path, workers: int) -> Generator[tuple[str, int]]
         "PYTHONPATH": str(Path(__file__).resolve().parents[1]),
     }
     command = [
-        sys.executable, "-m", "uvicorn", "benchmarks.widget_load:bench_app", "--factory",
+        sys.executable, "-m", "uvicorn", factory, "--factory",
         "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers),
         "--no-access-log", "--log-level", "warning", "--timeout-graceful-shutdown", "5",
         "--timeout-keep-alive", "120",
