@@ -18,7 +18,13 @@ Two designs of the turn's storage:
   store the reply and free the lease. Each store is one statement in autocommit. This is the
   floor of the present design, where every step is durable before the model is asked again.
 
-Neither runs a model, a prompt, the guard or a tool, and no JSON is parsed on the way out
+A third row measures the other side: `web layer` is `shopbot serve`'s own app (FastAPI, the
+turn runner, the event feed, sse-starlette) with a turn that touches no database: its
+captured events are handed to the runner as if committed. So its CPU is what the web layer
+costs a turn, and `shopbot serve`'s minus it is the agent's. One worker, since nothing
+carries its events to another.
+
+Neither floor runs a model, a prompt, the guard or a tool, and no JSON is parsed on the way out
 (PostgreSQL writes each event's JSON).
 
     python benchmarks/widget_floor.py [--clients 50,200] [--workers 2] [--think 0.8]
@@ -37,7 +43,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, LiteralString
@@ -58,7 +64,8 @@ Send = Callable[[Message], Awaitable[None]]
 SECRET = b"floor"
 CHANNEL = "floor"
 POOL_SIZE = 8
-ONE_STATEMENT, PER_STEP = "one statement", "per step"
+ONE_STATEMENT, PER_STEP, WEB = "one statement", "per step", "web layer"
+DESIGNS = (ONE_STATEMENT, PER_STEP, WEB)
 TABLES = """
 CREATE TABLE floor_conversations (
     id text PRIMARY KEY, turns integer NOT NULL DEFAULT 0, seq integer NOT NULL DEFAULT 0,
@@ -413,11 +420,42 @@ async def respond(send: Send, status: int, content: object) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
+def web_app() -> Any:
+    """The uvicorn factory of `web layer`: `shopbot serve`'s app, turns without a database."""
+    from benchmarks.widget_load import bench_app
+
+    app = bench_app()
+    agent = app.state.backend.runner.agent
+    plans = {text: plan(*events) for text, events in _captured().items()}
+    numbers: dict[str, tuple[int, int]] = {}
+
+    async def run_turn(conversation_id: str, incoming: Any) -> AsyncIterator[dict[str, Any]]:
+        turn, seq = numbers.get(conversation_id, (0, 0))
+        turn += 1
+        for store in plans.get(incoming.text, plans[TURNS[-1]]):
+            rows: list[dict[str, Any]] = []
+            for kind, payload in zip(store.kinds, store.payloads, strict=True):
+                seq += 1
+                rows.append(
+                    {"seq": seq, "turn": turn, "kind": kind, "payload": json.loads(payload)}
+                )
+            numbers[conversation_id] = (turn, seq)
+            agent.on_stored(conversation_id, rows)  # as the commit of these rows would
+            for row in rows:
+                yield row
+
+    agent.run_turn = run_turn  # the one thing replaced: the agent's turn
+    return app
+
+
+def _captured() -> Captured:
+    return json.loads(Path(os.environ["FLOOR_TURNS"]).read_text())
+
+
 def floor_app() -> FloorApp:
     """The uvicorn factory: the database and the captured turns from the environment."""
-    captured = json.loads(Path(os.environ["FLOOR_TURNS"]).read_text())
     per_step = os.environ.get("FLOOR_DESIGN") == PER_STEP
-    return FloorApp(libpq(os.environ["SHOPBOT_DATABASE_URL"]), captured, per_step)
+    return FloorApp(libpq(os.environ["SHOPBOT_DATABASE_URL"]), _captured(), per_step)
 
 
 async def capture(url: str) -> Captured:
@@ -455,7 +493,7 @@ def main() -> None:
     parser.add_argument("--think", type=float, default=0.8)
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--warmup", type=float, default=3.0)
-    parser.add_argument("--design", choices=[ONE_STATEMENT, PER_STEP, "both"], default="both")
+    parser.add_argument("--design", choices=[*DESIGNS, "all"], default="all")
     args = parser.parse_args()
     if why := postgres_reachable():
         print(f"postgresql: skipped ({why})")
@@ -477,19 +515,17 @@ def main() -> None:
             finally:
                 template.drop(probe)
             os.environ["FLOOR_TURNS"] = str(turns_file)
-            designs = [ONE_STATEMENT, PER_STEP] if args.design == "both" else [args.design]
-            for design, workers in itertools.product(
-                designs, [int(w) for w in args.workers.split(",")]
-            ):
+            designs = DESIGNS if args.design == "all" else [args.design]
+            runs = itertools.product(designs, [int(w) for w in args.workers.split(",")])
+            for design, workers in dict.fromkeys((d, 1 if d == WEB else w) for d, w in runs):
                 os.environ["FLOOR_DESIGN"] = design
+                factory = f"benchmarks.widget_floor:{'web_app' if design == WEB else 'floor_app'}"
                 for clients in [int(c) for c in args.clients.split(",")]:
                     url = template.clone()
                     try:
                         with psycopg.connect(libpq(url), autocommit=True) as conn:
                             conn.execute(TABLES)
-                        with server(
-                            url, Path(tmp), workers, "benchmarks.widget_floor:floor_app"
-                        ) as (base, pid):
+                        with server(url, Path(tmp), workers, factory) as (base, pid):
 
                             def sample(pid: int = pid) -> dict[str, float]:
                                 return {**cpu_seconds(pid), "clients": time.process_time()}
