@@ -102,6 +102,7 @@ class TurnEnded(_Event):
     kind: Literal["turn_ended"] = "turn_ended"
     turn: int
     steps: int
+    """The model steps the turn took, the final reply included: one audit row each."""
     ms: float
 
 

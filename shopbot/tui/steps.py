@@ -172,9 +172,7 @@ class StepsPanel(VerticalScroll):
             case Escalated(reason=reason):
                 text = Content(f"Handed to a human: {shorten(reason, 160)}")
                 await self._add(TurnSummary(text, classes="-escalated"))
-            case TurnEnded(ms=ms):
-                # The loop's count leaves out the final reply; the panel counts what it shows.
-                count = len(self._steps)
+            case TurnEnded(steps=count, ms=ms):
                 noun = "step" if count == 1 else "steps"
                 await self._add(TurnSummary(f"{count} {noun} in {duration(ms)}"))
             case _:

@@ -32,6 +32,7 @@ from shopbot.events import (
     ParseFailed,
     Reply,
     ReplyChunk,
+    TurnEnded,
 )
 from shopbot.events import Event as TurnEvent
 from shopbot.loop import Agent, ConfirmationAnswer, CustomerText, Incoming
@@ -87,6 +88,18 @@ async def test_events_are_stored_in_order_as_yielded(agent: Agent) -> None:
     assert [r.seq for r in rows] == list(range(1, len(first) + len(second) + 1))
     assert [r.payload for r in rows] == [e.model_dump(mode="json") for e in first + second]
     assert [r.turn for r in rows] == [1] * len(first) + [2] * len(second)
+
+
+async def test_turn_ended_counts_every_model_step_as_the_audit_log_does(agent: Agent) -> None:
+    cid = await start_conversation(agent.sessions, agent.settings)
+    events = await turn(
+        agent, cid, CustomerText(JANE), "not json", VERIFY, act("reply", message="Verified.")
+    )
+    ended = events[-1]
+    assert isinstance(ended, TurnEnded)
+    # A parse failure, a tool step and the reply: three times the model was asked.
+    assert ended.steps == 3
+    assert await count(agent, ActionLog, ActionLog.conversation_id == cid) == 3
 
 
 async def test_a_pending_confirmation_survives_a_new_process(
