@@ -165,7 +165,7 @@ def sse(lines: str) -> bytes:
 
 
 class Pool:
-    """A fixed set of autocommit connections: each turn is one statement."""
+    """A fixed set of autocommit connections: every statement is its own transaction."""
 
     def __init__(self) -> None:
         self.idle: asyncio.Queue[psycopg.AsyncConnection[Any]] = asyncio.Queue()

@@ -217,7 +217,7 @@ class Agent:
             yield event
         if isinstance(incoming, ConfirmationAnswer) and incoming.approve:
             await rec.expire_approved(self.clock())
-        rec.emit(TurnEnded(turn=state.turn, steps=rec.steps, ms=_ms(started)))
+        rec.emit(TurnEnded(turn=state.turn, steps=rec.model_steps, ms=_ms(started)))
         # Free the conversation in the commit that ends the turn: whoever sees
         # turn_ended may send the next message at once.
         rec.also(release(conversation.id, owner))

@@ -95,7 +95,7 @@ class Recorder:
         self._messages: list[dict[str, Any]] = []
         self._entries: list[AuditEntry] = []
         self._also: list[Write] = []
-        self.steps = 0
+        self.model_steps = 0
         """Model steps logged this turn (each one audit row), the final reply included."""
         self._written: dict[int, tuple[AuditEntry, dict[str, Any]]] = {}
         """Entries already stored, by step, with what was stored: a side effect's attempt is
@@ -166,7 +166,7 @@ class Recorder:
         """The step's audit row, written at `commit`; the caller may complete it until then."""
         entry = AuditEntry(self.conversation_id, self.turn, step, raw, **fields)
         self._entries.append(entry)
-        self.steps += 1
+        self.model_steps += 1
         return entry
 
     async def request_confirmation(
