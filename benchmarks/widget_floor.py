@@ -10,13 +10,18 @@ workers hear of it by NOTIFY; a stream resumes from the stored log after `Last-E
 Two designs of the turn's storage:
 
 - `one statement`: the whole turn is one SQL statement in autocommit (take the turn, store
-  its events, NOTIFY), one round trip. Only a turn whose every step were known at once could
-  work so; it is the floor of any design.
-- `per step`: the round trips `shopbot serve` makes, in the same order: take the lease, read
-  the recent messages, store the customer's message (the POST answers 202 here), then per
-  tool step read the order and store the step (events, audit row, NOTIFY), and at the end
-  store the reply and free the lease. Each store is one statement in autocommit. This is the
-  floor of the present design, where every step is durable before the model is asked again.
+  its events, NOTIFY; no messages or audit rows), one round trip. Only a turn whose every
+  step were known at once could work so; it is a floor under any design.
+- `per step`: the round trips `shopbot serve` makes for this workload, in the same order, on
+  one connection held for the turn, each commit a transaction as the agent's are (psycopg
+  sends BEGIN apart, and the writes with the COMMIT in one pipeline): take the lease (with
+  the message-rate count and the state's subqueries), read the recent messages, store the
+  customer's message (the POST answers 202 here); per tool step read the order, then
+  `verify_identity` writes the conversation's customer and `lookup_order` reads the
+  fulfillments, and the step is stored (events, audit row, NOTIFY); the reply is stored and
+  the lease freed. About 9 round trips a turn, as `shopbot serve`'s code path makes. This is
+  the floor of the present design, where every step is durable before the model is asked
+  again: only the statements' Python is gone, and each store is one statement.
 
 A third row measures the other side: `web layer` is `shopbot serve`'s own app (FastAPI, the
 turn runner, the event feed, sse-starlette) with a turn that touches no database: its
@@ -69,17 +74,23 @@ DESIGNS = (ONE_STATEMENT, PER_STEP, WEB)
 TABLES = """
 CREATE TABLE floor_conversations (
     id text PRIMARY KEY, turns integer NOT NULL DEFAULT 0, seq integer NOT NULL DEFAULT 0,
-    lease_until timestamptz
+    lease_until timestamptz, customer_id text
 );
 CREATE TABLE floor_messages (
     id bigserial PRIMARY KEY, conversation_id text NOT NULL, turn integer NOT NULL,
-    role text NOT NULL, content text NOT NULL
+    role text NOT NULL, content text NOT NULL, created_at timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX ON floor_messages (conversation_id, id);
 CREATE TABLE floor_audit (
     id bigserial PRIMARY KEY, conversation_id text NOT NULL, turn integer NOT NULL,
-    step integer NOT NULL, action jsonb NOT NULL
+    step integer NOT NULL, tool text, action jsonb NOT NULL
 );
+CREATE INDEX ON floor_audit (conversation_id, turn, step);
+CREATE TABLE floor_confirmations (
+    id text PRIMARY KEY, conversation_id text NOT NULL, status text NOT NULL,
+    created_at timestamptz NOT NULL
+);
+CREATE INDEX ON floor_confirmations (conversation_id, status);
 CREATE TABLE floor_events (
     conversation_id text NOT NULL, seq integer NOT NULL, turn integer NOT NULL,
     kind text NOT NULL, payload jsonb NOT NULL, PRIMARY KEY (conversation_id, seq)
@@ -104,9 +115,17 @@ SELECT c.turns, c.base + 1, pg_notify(%(channel)s, c.id || E'\\n' || (
 FROM c
 """
 LEASE = """
-UPDATE floor_conversations SET turns = turns + 1, lease_until = now() + interval '60 seconds'
-WHERE id = %s AND (lease_until IS NULL OR lease_until < now())
-RETURNING turns, seq
+UPDATE floor_conversations c SET turns = turns + 1, lease_until = now() + interval '60 seconds'
+WHERE id = %(id)s AND (lease_until IS NULL OR lease_until < now()) AND (
+    SELECT count(*) FROM floor_messages m WHERE m.conversation_id = c.id
+    AND m.role = 'customer' AND m.created_at > now() - interval '60 seconds') < 100000
+RETURNING turns, seq,
+    (SELECT count(*) FROM floor_audit a
+     WHERE a.conversation_id = c.id AND a.tool = 'verify_identity') AS failed_checks,
+    (SELECT max(e.seq) FROM floor_events e WHERE e.conversation_id = c.id) AS last_seq,
+    (SELECT first_name FROM customers WHERE customers.id = c.customer_id) AS customer_name,
+    (SELECT f.id FROM floor_confirmations f WHERE f.conversation_id = c.id
+     AND f.status IN ('pending', 'approved') ORDER BY f.created_at DESC LIMIT 1) AS live
 """
 RECENT = """
 SELECT role, content FROM floor_messages WHERE conversation_id = %s ORDER BY id DESC LIMIT 20
@@ -114,6 +133,11 @@ SELECT role, content FROM floor_messages WHERE conversation_id = %s ORDER BY id 
 ORDER = """
 SELECT o.*, i.*, c.* FROM orders o JOIN order_items i ON i.order_id = o.id
 JOIN customers c ON c.id = o.customer_id WHERE o.id = %s
+"""
+FULFILLMENTS = "SELECT * FROM fulfillments WHERE order_id = %s"
+VERIFIED = """
+UPDATE floor_conversations SET customer_id = (SELECT customer_id FROM orders WHERE id = %s)
+WHERE id = %s
 """
 STORE = """
 WITH e AS (
@@ -126,8 +150,9 @@ WITH e AS (
     SELECT %(id)s, %(turn)s, r.role, r.content
     FROM unnest(%(roles)s::text[], %(contents)s::text[]) AS r(role, content)
 ), a AS (
-    INSERT INTO floor_audit (conversation_id, turn, step, action)
-    SELECT %(id)s, %(turn)s, %(step)s, %(audit)s::jsonb WHERE %(audit)s::jsonb IS NOT NULL
+    INSERT INTO floor_audit (conversation_id, turn, step, tool, action)
+    SELECT %(id)s, %(turn)s, %(step)s, %(audit)s::jsonb ->> 'tool', %(audit)s::jsonb
+    WHERE %(audit)s::jsonb IS NOT NULL
 ), c AS (
     UPDATE floor_conversations SET seq = %(base)s + cardinality(%(kinds)s::text[]),
         lease_until = CASE WHEN %(release)s THEN NULL ELSE lease_until END
@@ -165,14 +190,16 @@ def sse(lines: str) -> bytes:
 
 
 class Pool:
-    """A fixed set of autocommit connections: every statement is its own transaction."""
+    """A fixed set of connections, in autocommit (every statement its own transaction) or
+    not (a turn holds one, as the agent's session does)."""
 
     def __init__(self) -> None:
         self.idle: asyncio.Queue[psycopg.AsyncConnection[Any]] = asyncio.Queue()
 
-    async def open(self, url: str, size: int) -> None:
+    async def open(self, url: str, size: int, *, autocommit: bool = True) -> None:
         for _ in range(size):
-            self.idle.put_nowait(await psycopg.AsyncConnection.connect(url, autocommit=True))
+            conn = await psycopg.AsyncConnection.connect(url, autocommit=autocommit)
+            self.idle.put_nowait(conn)
 
     async def rows(self, query: LiteralString, params: Any) -> list[tuple[Any, ...]]:
         conn = await self.idle.get()
@@ -203,6 +230,9 @@ class Store:
     payloads: list[str]
     order_id: str | None = None
     """A tool step reads its order's facts before it stores."""
+    tool: str | None = None
+    """The step's tool: `verify_identity` writes the conversation, `lookup_order` reads
+    the fulfillments, as the tools do."""
     audit: str | None = None
     """A step's audit row (its action, as JSON)."""
     messages: list[tuple[str, str]] = field(default_factory=list[tuple[str, str]])
@@ -220,12 +250,20 @@ def plan(kinds: list[str], payloads: list[str]) -> list[Store]:
             action = parsed[start]
             order_id = action.get("args", {}).get("order_id")
             stores.append(
-                Store(kinds[start : i + 1], payloads[start : i + 1], order_id, payloads[start])
+                Store(
+                    kinds[start : i + 1],
+                    payloads[start : i + 1],
+                    order_id,
+                    action.get("tool"),
+                    payloads[start],
+                )
             )
             start = i + 1
     reply = next(p["text"] for k, p in zip(kinds, parsed, strict=True) if k == "reply")
     stores.append(
-        Store(kinds[start:], payloads[start:], None, payloads[start], [("assistant", reply)])
+        Store(
+            kinds[start:], payloads[start:], audit=payloads[start], messages=[("assistant", reply)]
+        )
     )
     return stores
 
@@ -240,6 +278,8 @@ class FloorApp:
         self.per_step = per_step
         self.running: set[asyncio.Task[None]] = set()
         self.pool = Pool()
+        self.turn_connections = Pool()
+        """Per step: a turn holds one (not in autocommit) from its lease to its end."""
         self.streams: dict[str, set[asyncio.Queue[str | None]]] = {}
         self.listener: asyncio.Task[None] | None = None
 
@@ -285,45 +325,78 @@ class FloorApp:
 
     async def message_per_step(self, cid: str, text: str, send: Send) -> None:
         stores = self.plans.get(text, self.plans[TURNS[-1]])
-        row = await self.pool.fetchone(LEASE, (cid,))
-        if row is None:
-            await respond(send, 409, {"error": {"code": "conversation_busy"}})
-            return
-        turn, seq = row
-        await self.pool.rows(RECENT, (cid,))  # the prompt's history
-        first = seq + 1
-        seq = await self.store(cid, turn, seq, 0, stores[0], release=False)
-        await respond(send, 202, {"conversation_id": cid, "turn": turn, "first_seq": first})
-        task = asyncio.create_task(self.finish(cid, turn, seq, stores[1:]))
+        conn = await self.turn_connections.idle.get()
+        try:
+            row = await (await conn.execute(LEASE, {"id": cid}, prepare=True)).fetchone()
+            if row is None:
+                await conn.rollback()
+                await respond(send, 409, {"error": {"code": "conversation_busy"}})
+                self.turn_connections.idle.put_nowait(conn)
+                return
+            turn, seq = row[0], row[1]
+            await (await conn.execute(RECENT, (cid,), prepare=True)).fetchall()  # the prompt's
+            seq = await self.store(conn, cid, turn, seq, 0, stores[0], release=False)
+        except BaseException:
+            self.turn_connections.idle.put_nowait(conn)
+            raise
+        await respond(send, 202, {"conversation_id": cid, "turn": turn, "first_seq": row[1] + 1})
+        task = asyncio.create_task(self.finish(conn, cid, turn, seq, stores[1:]))
         self.running.add(task)
         task.add_done_callback(self.running.discard)
 
-    async def finish(self, cid: str, turn: int, seq: int, stores: list[Store]) -> None:
-        for step, store in enumerate(stores, start=1):
-            if store.order_id is not None:
-                await self.pool.rows(ORDER, (store.order_id,))
-            seq = await self.store(cid, turn, seq, step, store, release=step == len(stores))
+    async def finish(
+        self,
+        conn: psycopg.AsyncConnection[Any],
+        cid: str,
+        turn: int,
+        seq: int,
+        stores: list[Store],
+    ) -> None:
+        try:
+            for step, store in enumerate(stores, start=1):
+                if store.order_id is not None:
+                    await (await conn.execute(ORDER, (store.order_id,), prepare=True)).fetchall()
+                    if store.tool == "verify_identity":
+                        await conn.execute(VERIFIED, (store.order_id, cid), prepare=True)
+                    elif store.tool == "lookup_order":
+                        query = FULFILLMENTS
+                        await (
+                            await conn.execute(query, (store.order_id,), prepare=True)
+                        ).fetchall()
+                last = step == len(stores)
+                seq = await self.store(conn, cid, turn, seq, step, store, release=last)
+        finally:
+            self.turn_connections.idle.put_nowait(conn)
 
+    @staticmethod
     async def store(
-        self, cid: str, turn: int, seq: int, step: int, store: Store, *, release: bool
+        conn: psycopg.AsyncConnection[Any],
+        cid: str,
+        turn: int,
+        seq: int,
+        step: int,
+        store: Store,
+        *,
+        release: bool,
     ) -> int:
-        """Stores one commit's rows (events, messages, audit, NOTIFY); the last seq."""
-        await self.pool.rows(
-            STORE,
-            {
-                "id": cid,
-                "turn": turn,
-                "base": seq,
-                "step": step,
-                "kinds": store.kinds,
-                "payloads": store.payloads,
-                "roles": [role for role, _ in store.messages],
-                "contents": [text for _, text in store.messages],
-                "audit": store.audit,
-                "release": release,
-                "channel": CHANNEL,
-            },
-        )
+        """Stores one commit's rows (events, messages, audit, NOTIFY) and commits, in one
+        pipeline as `db.pipeline` does; the last seq."""
+        params = {
+            "id": cid,
+            "turn": turn,
+            "base": seq,
+            "step": step,
+            "kinds": store.kinds,
+            "payloads": store.payloads,
+            "roles": [role for role, _ in store.messages],
+            "contents": [text for _, text in store.messages],
+            "audit": store.audit,
+            "release": release,
+            "channel": CHANNEL,
+        }
+        async with conn.pipeline():
+            await conn.execute(STORE, params, prepare=True)
+            await conn.execute("COMMIT")
         return seq + len(store.kinds)
 
     async def stream(self, cid: str, scope: Scope, receive: Receive, send: Send) -> None:
@@ -384,6 +457,8 @@ class FloorApp:
             message = await receive()
             if message["type"] == "lifespan.startup":
                 await self.pool.open(self.url, POOL_SIZE)
+                if self.per_step:
+                    await self.turn_connections.open(self.url, POOL_SIZE, autocommit=False)
                 self.listener = asyncio.create_task(self.listen())
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
@@ -393,6 +468,7 @@ class FloorApp:
                     for queue in queues:
                         queue.put_nowait(None)
                 await self.pool.close()
+                await self.turn_connections.close()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
