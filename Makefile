@@ -65,7 +65,8 @@ bench: db
 	$(PY) benchmarks/carrier.py
 	$(PY) benchmarks/local_model.py --json data/local_model.json
 	$(PY) benchmarks/local_accuracy.py --json data/local_accuracy.json
-	$(PY) benchmarks/turn_cost.py
+	$(PY) benchmarks/turn_cost.py --parts
+	$(PY) benchmarks/db_client.py
 	$(PY) benchmarks/widget_load.py
 	$(PY) benchmarks/widget_floor.py
 

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import platform
 import statistics
-from collections.abc import Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
-from db.testing import PostgresTemplate, SqliteTemplate, Template, postgres_reachable
+from db.testing import PostgresTemplate, SqliteTemplate, Template, cloned, postgres_reachable
 
 
 def machine() -> str:
@@ -50,3 +52,16 @@ def templates(choice: str, tmp: Path) -> Iterator[tuple[str, Template]]:
             yield backend, template
         finally:
             template.close()
+
+
+def on_postgres(measure: Callable[[str], Coroutine[Any, Any, None]]) -> None:
+    """Run `measure` on a fresh seeded PostgreSQL database; an unreachable server is reported."""
+    if why := postgres_reachable():
+        print(f"postgresql: skipped ({why})")
+        return
+    template = PostgresTemplate()
+    try:
+        with cloned(template) as url:
+            asyncio.run(measure(url))
+    finally:
+        template.close()

@@ -6,16 +6,20 @@ messages) one after the other on PostgreSQL, after a warm-up. CPU time is this p
 counted at the driver (the turn's state query is counted under its first table,
 `SELECT action_log`).
 
-    python benchmarks/turn_cost.py [--conversations 100]
+`--parts` also times the turn's parts (CPU inside each call, nested calls excluded by
+choosing disjoint ones): the lease, the state, the order facts, the step's writes and commit,
+the prompt, the parse, the guard, the scripted model. The timing adds a little to the total.
+
+    python benchmarks/turn_cost.py [--conversations 100] [--parts]
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
+import inspect
 import sys
 import time
-from collections import Counter
+from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
@@ -23,10 +27,9 @@ from sqlalchemy import event
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.common import machine
+from benchmarks.common import machine, on_postgres
 from benchmarks.widget_load import TURNS, BenchModel
 from db.engine import create_engine, session_factory
-from db.testing import PostgresTemplate, cloned, postgres_reachable
 from shopbot.app import build_agent, start_conversation
 from shopbot.config import Settings
 from shopbot.loop import Agent, CustomerText
@@ -53,7 +56,46 @@ async def converse(agent: Agent, ids: list[str]) -> None:
                 pass
 
 
-async def measure(url: str, conversations: int) -> None:
+def timed_parts(agent: Agent, spent: defaultdict[str, float]) -> None:
+    """Wraps disjoint parts of a turn so `spent` collects the CPU seconds inside each."""
+    import shopbot.loop as loop
+    from shopbot.prompts import PromptBuilder
+    from shopbot.record import Recorder
+
+    def wrap(owner: Any, name: str, label: str) -> None:
+        original = getattr(owner, name)
+        if inspect.iscoroutinefunction(original):
+
+            async def timed_async(*args: Any, **kw: Any) -> Any:
+                start = time.process_time()
+                try:
+                    return await original(*args, **kw)
+                finally:
+                    spent[label] += time.process_time() - start
+
+            setattr(owner, name, timed_async)
+        else:
+
+            def timed(*args: Any, **kw: Any) -> Any:
+                start = time.process_time()
+                try:
+                    return original(*args, **kw)
+                finally:
+                    spent[label] += time.process_time() - start
+
+            setattr(owner, name, timed)
+
+    wrap(loop, "take_lease", "the lease statement (take_lease)")
+    wrap(loop, "load_state", "the state (load_state)")
+    wrap(loop, "load_step_facts", "the order facts (load_step_facts)")
+    wrap(Recorder, "commit", "the step's writes and commit (Recorder.commit)")
+    wrap(PromptBuilder, "build", "the prompt (PromptBuilder.build)")
+    wrap(agent.schema, "parse", "the parse (ActionSchema.parse)")
+    wrap(agent.guard, "check", "the guard (Guard.check)")
+    wrap(agent.model, "complete", "the scripted model")
+
+
+async def measure(url: str, conversations: int, parts: bool = False) -> None:
     settings = Settings(database_url=url)
     engine = create_engine(url)
     agent = build_agent(settings, BenchModel(), session_factory(engine))
@@ -69,6 +111,9 @@ async def measure(url: str, conversations: int) -> None:
     # Warm-up: statement caches, prepared statements, the pool.
     await converse(agent, await open_conversations(agent, settings, 10))
     ids = await open_conversations(agent, settings, conversations)
+    spent: defaultdict[str, float] = defaultdict(float)
+    if parts:
+        timed_parts(agent, spent)
     event.listen(engine.sync_engine, "before_cursor_execute", on_statement)
     event.listen(engine.sync_engine, "commit", on_commit)
     cpu, wall = time.process_time(), time.perf_counter()
@@ -82,22 +127,21 @@ async def measure(url: str, conversations: int) -> None:
     )
     for kind, n in kinds.most_common():
         print(f"  {n / turns:5.2f}  {kind}")
+    if parts:
+        print("CPU ms a turn, by part:")
+        for label, seconds in sorted(spent.items(), key=lambda item: -item[1]):
+            print(f"  {1000 * seconds / turns:5.2f}  {label}")
+        rest = cpu - sum(spent.values())
+        print(f"  {1000 * rest / turns:5.2f}  the rest (sessions, tools, events, the loop)")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--conversations", type=int, default=100)
+    parser.add_argument("--parts", action="store_true", help="Also time the turn's parts.")
     args = parser.parse_args()
     print(f"one turn, in process, PostgreSQL — {machine()}")
-    if why := postgres_reachable():
-        print(f"postgresql: skipped ({why})")
-        return
-    template = PostgresTemplate()
-    try:
-        with cloned(template) as url:
-            asyncio.run(measure(url, args.conversations))
-    finally:
-        template.close()
+    on_postgres(lambda url: measure(url, args.conversations, args.parts))
 
 
 if __name__ == "__main__":
