@@ -172,7 +172,10 @@ class StepsPanel(VerticalScroll):
             case Escalated(reason=reason):
                 text = Content(f"Handed to a human: {shorten(reason, 160)}")
                 await self._add(TurnSummary(text, classes="-escalated"))
-            case TurnEnded(steps=count, ms=ms):
+            case TurnEnded(ms=ms):
+                # What the panel drew: the loop's count agrees, except in turns stored before
+                # it counted the final reply too.
+                count = len(self._steps)
                 noun = "step" if count == 1 else "steps"
                 await self._add(TurnSummary(f"{count} {noun} in {duration(ms)}"))
             case _:
