@@ -94,18 +94,16 @@ async def capture(url: str) -> Captured:
     """The events the agent stores for each message of the workload, keyed by message."""
     from sqlalchemy import text
 
+    from benchmarks.turn_cost import converse, open_conversations
     from db.engine import create_engine, session_factory
-    from shopbot.app import build_agent, start_conversation
+    from shopbot.app import build_agent
     from shopbot.config import Settings
-    from shopbot.loop import CustomerText
 
     settings = Settings(database_url=url)
     engine = create_engine(url)
     agent = build_agent(settings, BenchModel(), session_factory(engine))
-    cid = await start_conversation(agent.sessions, settings)
-    for message in TURNS:
-        async for _ in agent.run_turn(cid, CustomerText(message)):
-            pass
+    [cid] = await open_conversations(agent, settings, 1)
+    await converse(agent, [cid])  # the workload's messages, as turn_cost.py runs them
     query = text("SELECT turn, kind, payload FROM events WHERE conversation_id = :c ORDER BY seq")
     async with engine.connect() as conn:
         rows = (await conn.execute(query, {"c": cid})).all()
