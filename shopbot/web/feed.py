@@ -273,7 +273,9 @@ class PostgresRelay(_Background):
         self._done = 0
         """Drafts sent, or given up on, so far: the first `_done` of them."""
         self._last_draft: dict[str, int] = {}
-        """The number of each conversation's last draft not yet known to be done."""
+        """The number of each conversation's last draft not yet done: its next stored events'
+        `notice` waits for it and removes it; `_flush` forgets it once done (the turn may
+        have died before storing a reply)."""
         self._progress = asyncio.Condition()
         self._flushing: asyncio.Task[None] | None = None
         self._sender: psycopg.AsyncConnection[tuple[object, ...]] | None = None
@@ -340,6 +342,8 @@ class PostgresRelay(_Background):
                 finally:
                     async with self._progress:
                         self._done = last
+                        # A turn that died before its reply's commit never asks again.
+                        self._last_draft = {c: n for c, n in self._last_draft.items() if n > last}
                         self._progress.notify_all()
 
     async def run(self) -> None:

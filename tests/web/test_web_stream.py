@@ -427,3 +427,22 @@ async def test_a_stalled_draft_sender_delays_no_commit(monkeypatch: pytest.Monke
     await asyncio.sleep(0.5)
     assert relay.drafts_unsent == 0, "the stalled send was given up at its deadline"
     await relay.stop()
+
+
+async def test_a_turn_that_dies_mid_reply_leaves_nothing_of_its_drafts_behind() -> None:
+    """Drafts whose reply is never stored (the turn died) are forgotten once sent: a worker
+    does not keep one entry per conversation that ever died mid-reply."""
+    if why := postgres_reachable(DEFAULT_POSTGRES_URL):
+        pytest.skip(why)
+    relay = PostgresRelay(EventFeed(), DEFAULT_POSTGRES_URL)
+    for cid in ("died", "also died"):
+        relay.drafted(cid, {"kind": "reply_chunk", "step": 1, "text": "Your label"})
+    for _ in range(1000):  # up to 10 s
+        if relay.drafts_unsent == 0:
+            break
+        await asyncio.sleep(0.01)
+    assert relay.drafts_unsent == 0
+    assert relay._last_draft == {}
+    relay.drafted("alive", {"kind": "reply_chunk", "step": 1, "text": "Hi"})
+    assert relay._last_draft == {"alive": 3}, "a draft not yet sent is remembered"
+    await relay.stop()
