@@ -21,7 +21,7 @@ from typing import Any, LiteralString
 
 import psycopg
 
-from benchmarks.widget_load import TURNS
+from benchmarks.widget_load import TURNS, log_gc_pauses
 
 log = logging.getLogger(__name__)
 
@@ -471,5 +471,6 @@ def captured() -> Captured:
 
 def floor_app() -> FloorApp:
     """The uvicorn factory: the database and the captured turns from the environment."""
+    log_gc_pauses()
     per_step = os.environ.get("FLOOR_DESIGN") == PER_STEP
     return FloorApp(libpq(os.environ["SHOPBOT_DATABASE_URL"]), captured(), per_step)

@@ -44,7 +44,6 @@ import json
 import os
 import sys
 import tempfile
-import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -55,7 +54,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.common import machine
 from benchmarks.floor_app import PER_STEP, TABLES, Captured, captured, libpq, plan
-from benchmarks.widget_load import TURNS, BenchModel, Results, cpu_seconds, load, report, server
+from benchmarks.widget_load import HEADER, TURNS, BenchModel, Results, load, report, server
 from db.testing import PostgresTemplate, postgres_reachable
 
 ONE_STATEMENT, WEB = "one statement", "web layer"
@@ -130,11 +129,7 @@ def main() -> None:
         return
     print(f"the widget turn's floor — {machine()}, load average {os.getloadavg()[0]:.1f}")
     print(f"{len(TURNS)} turns per conversation, {args.think:.2f} s mean think time")
-    print(
-        "| design | workers | conversations | turns | turns/s | p50 ms | p99 ms "
-        "| CPU server | CPU postgres | CPU clients | errors |"
-    )
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    print(HEADER.format(what="design"))
     template = PostgresTemplate()
     try:
         with tempfile.TemporaryDirectory() as tmp:
@@ -159,16 +154,12 @@ def main() -> None:
                     try:
                         with psycopg.connect(libpq(url), autocommit=True) as conn:
                             conn.execute(TABLES)
-                        with server(url, Path(tmp), workers, factory) as (base, pid):
-
-                            def sample(pid: int = pid) -> dict[str, float]:
-                                return {**cpu_seconds(pid), "clients": time.process_time()}
-
+                        with server(url, Path(tmp), workers, factory) as running:
                             results: Results
                             results, cpu = asyncio.run(
                                 load(
-                                    base, clients, len(TURNS), args.think, args.seconds,
-                                    args.warmup, sample,
+                                    running.base, clients, len(TURNS), args.think,
+                                    args.seconds, args.warmup, running.sample,
                                 )
                             )  # fmt: skip
                     finally:

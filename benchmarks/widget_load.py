@@ -12,7 +12,9 @@ turns a second: 200 conversations with a 0.8 s mean think offer at most 250 turn
 
 The server is `uvicorn --workers W` in its own processes; the clients (bare HTTP/1.1 on
 asyncio streams, ~1 ms of CPU a turn) share the same cores. `--think 0` sends back to back:
-throughput at saturation, where latency is mostly queueing.
+throughput at saturation, where latency is mostly queueing. Each server process logs its
+garbage collections (`log_gc_pauses`): the table gives their CPU a turn and how many
+stopped a worker for over 20 ms.
 
     python benchmarks/widget_load.py [--clients 50,200] [--workers 1,2] [--turns 4]
                                      [--think 0.8] [--seconds 20] [--warmup 3]
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import os
 import random
@@ -85,7 +88,46 @@ def bench_app() -> FastAPI:
     """The uvicorn factory: settings from the environment, the scripted model, no services."""
     from shopbot.web import create_app
 
-    return create_app(Settings(), model=BenchModel(), services={})
+    log_gc_pauses()
+    return create_app(Settings(), model=BenchModel(), services={}, tune_gc=True)
+
+
+GC_LOG = "BENCH_GC_LOG"
+"""The folder where each server process writes how long its garbage collections took."""
+LONG_PAUSE_MS = 20.0
+
+
+def log_gc_pauses() -> None:
+    """In a server process: write each garbage collection as a line (its generation, its
+    length by the clock and its CPU time, in ms) of a file of its own that the driver reads
+    (`gc_pauses`). A collection stops the worker: a long one delays every turn in flight."""
+    folder = os.environ.get(GC_LOG)
+    if not folder:
+        return
+    out = (Path(folder) / str(os.getpid())).open("a", buffering=1)
+    started = (0.0, 0.0)
+
+    def timed(phase: str, info: dict[str, int]) -> None:
+        nonlocal started
+        if phase == "start":
+            started = (time.perf_counter(), time.thread_time())
+        else:
+            clock = (time.perf_counter() - started[0]) * 1000
+            cpu = (time.thread_time() - started[1]) * 1000
+            out.write(f"{info['generation']} {clock:.3f} {cpu:.3f}\n")
+
+    gc.callbacks.append(timed)
+
+
+def gc_pauses(folder: Path) -> dict[str, float]:
+    """The server's collections so far: their CPU seconds in all, and how many stopped a
+    worker for longer than `LONG_PAUSE_MS` by the clock (on busy cores a short collection
+    can last that long)."""
+    # Only whole lines: a worker may be writing the last one.
+    lines = [line.split() for log in folder.iterdir() for line in log.read_text().split("\n")[:-1]]
+    clock = [float(ms) for _generation, ms, _cpu in lines]
+    cpu = [float(ms) for _generation, _clock, ms in lines]
+    return {"gc": sum(cpu) / 1000, "long pauses": sum(ms > LONG_PAUSE_MS for ms in clock)}
 
 
 @dataclass
@@ -291,13 +333,31 @@ def free_port() -> int:
         return port
 
 
+@dataclass(frozen=True)
+class Server:
+    base: str
+    pid: int
+    """Its workers are this process's children."""
+    gc_log: Path
+    """Where its processes log their garbage collections (`log_gc_pauses`)."""
+
+    def sample(self) -> dict[str, float]:
+        """CPU seconds so far (`cpu_seconds`, and the clients': this process's), and the
+        server's collections (`gc_pauses`)."""
+        return {
+            **cpu_seconds(self.pid),
+            "clients": time.process_time(),
+            **gc_pauses(self.gc_log),
+        }
+
+
 @contextmanager
 def server(
     url: str, data_dir: Path, workers: int, factory: str = "benchmarks.widget_load:bench_app"
-) -> Generator[tuple[str, int]]:
-    """The server's base URL and process id (its workers are that process's children);
-    `factory` names the app."""
+) -> Generator[Server]:
+    """`shopbot serve`'s app, or the one `factory` names, under uvicorn until the block ends."""
     port = free_port()
+    gc_log = Path(tempfile.mkdtemp(prefix="gc-", dir=data_dir))
     env = {
         **os.environ,
         "SHOPBOT_DATABASE_URL": url,
@@ -305,6 +365,7 @@ def server(
         "SHOPBOT_WEB__CONVERSATIONS_PER_IP_PER_MINUTE": "100000",
         "SHOPBOT_WEB__MESSAGES_PER_CONVERSATION_PER_MINUTE": "100000",
         "PYTHONPATH": str(Path(__file__).resolve().parents[1]),
+        GC_LOG: str(gc_log),
     }
     command = [
         sys.executable, "-m", "uvicorn", factory, "--factory",
@@ -326,7 +387,7 @@ def server(
                 raise RuntimeError("the server did not start")
             time.sleep(0.2)
         time.sleep(0.5 * workers)  # every worker up, not just the first to answer
-        yield base, process.pid
+        yield Server(base, process.pid, gc_log)
     finally:
         process.terminate()
         try:
@@ -395,8 +456,17 @@ def report(
         f"| {backend} | {workers} | {clients} | {results.turns} | {results.turns / seconds:.1f} "
         f"| {statistics.median(lat):.1f} | {percentile(lat, 0.99):.1f} "
         f"| {per_turn['server']:.1f} | {per_turn['postgres']:.1f} | {per_turn['clients']:.1f} "
-        f"| {errors}{detail} |"
+        f"| {per_turn['gc']:.2f} | {cpu['long pauses']:.0f} | {errors}{detail} |"
     )
+
+
+HEADER = (
+    "| {what} | workers | conversations | turns | turns/s | p50 ms | p99 ms | CPU server "
+    "| CPU postgres | CPU clients | GC CPU | GC pauses > 20 ms | errors |\n"
+    "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+)
+"""The table `report` writes rows of: CPU in ms a turn, the garbage collector's included in the
+server's and shown apart; pauses counted in the window."""
 
 
 def main() -> None:
@@ -419,11 +489,7 @@ def main() -> None:
         f"{args.seconds:.0f} s measured after {args.warmup:.0f} s of warm-up"
     )
     print("CPU ms/turn: user + system time of the server's processes, PostgreSQL's, the clients'")
-    print(
-        "| backend | workers | conversations | turns | turns/s | p50 ms | p99 ms "
-        "| CPU server | CPU postgres | CPU clients | errors |"
-    )
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    print(HEADER.format(what="backend"))
     backends = ["sqlite", "postgresql"] if args.backend == "both" else [args.backend]
     with tempfile.TemporaryDirectory() as tmp:
         for backend in backends:
@@ -440,20 +506,16 @@ def main() -> None:
                     for n_clients in clients:
                         url = template.clone()
                         try:
-                            with server(url, Path(tmp), n_workers) as (base, pid):
-
-                                def sample(pid: int = pid) -> dict[str, float]:
-                                    return {**cpu_seconds(pid), "clients": time.process_time()}
-
+                            with server(url, Path(tmp), n_workers) as running:
                                 results, cpu = asyncio.run(
                                     load(
-                                        base,
+                                        running.base,
                                         n_clients,
                                         args.turns,
                                         args.think,
                                         args.seconds,
                                         args.warmup,
-                                        sample,
+                                        running.sample,
                                     )
                                 )
                         finally:

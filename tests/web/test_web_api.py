@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from datetime import timedelta
+from types import SimpleNamespace
 from typing import Any
 
 import httpx
@@ -26,6 +27,7 @@ from db.engine import create_engine, session_factory
 from shopbot.config import Settings
 from shopbot.identity import sign_customer
 from shopbot.web import WebConfig, create_app
+from shopbot.web import app as web_app
 
 
 def error_of(response: httpx.Response) -> str:
@@ -424,6 +426,45 @@ async def test_the_widget_and_demo_are_served(api: Api) -> None:
     assert '<script src="/widget.js"' in demo.text
     assert (await api.client.get("/")).status_code == 307
     assert (await api.client.get("/healthz")).json() == {"status": "ok"}
+
+
+async def test_only_a_serving_worker_tunes_the_garbage_collector(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The tuning changes the whole process: `shopbot serve`'s workers ask for it, at the end
+    of start-up; a test or a program embedding the app does not get it."""
+    settled: list[str] = []
+    monkeypatch.setattr(web_app, "_settle_gc", lambda: settled.append("settled"))
+    for tune_gc in (False, True):
+        app = create_app(settings, model=ShopModel(), services=services_for_tests, tune_gc=tune_gc)
+        async with app.router.lifespan_context(app):
+            assert settled == (["settled"] if tune_gc else [])
+    asked: list[bool] = []
+
+    def create(_settings: Settings, **options: Any) -> None:
+        asked.append(options["tune_gc"])
+
+    monkeypatch.setattr(web_app, "create_app", create)
+    monkeypatch.setenv(web_app.SETTINGS_ENV, web_app.settings_json(settings))
+    web_app.app_from_env()  # what each worker of `shopbot serve` runs
+    assert asked == [True]
+
+
+def test_the_garbage_collector_is_settled_once_per_process(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    calls: list[object] = []
+    fake = SimpleNamespace(
+        collect=lambda: calls.append("collect"),
+        freeze=lambda: calls.append("freeze"),
+        get_threshold=lambda: (700, 10, 10),
+        set_threshold=lambda *t: calls.append(t),  # type: ignore[misc]
+    )
+    monkeypatch.setattr(web_app, "gc", fake)
+    monkeypatch.setattr(web_app, "_gc_settled", False)
+    web_app._settle_gc()
+    web_app._settle_gc()
+    assert calls == ["collect", "freeze", (web_app.YOUNG_GC_THRESHOLD, 10, 10)]
 
 
 async def test_the_demo_page_can_be_switched_off(settings: Settings) -> None:
