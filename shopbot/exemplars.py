@@ -28,6 +28,8 @@ import yaml
 DEFAULT_PATH = Path(__file__).resolve().parents[1] / "fixtures" / "exemplars.yaml"
 LAST_STEP_CHARS = 240
 """How much of the last observation a situation keeps."""
+ASKED_CHARS = 200
+"""How much of ShopBot's last question a situation keeps."""
 SKIP_KEYS = frozenset({"options", "price", "placed_on", "score", "document", "title", "message"})
 """Observation fields that only lengthen a situation (a hit's text and anchor stay)."""
 
@@ -85,9 +87,14 @@ def _last_step(action_line: str, outcome_line: str) -> str:
     return f"Last step: {tool} -> {outcome}"[:LAST_STEP_CHARS]
 
 
+def _asks(line: str) -> bool:
+    return line.startswith("Assistant:") and "?" in line
+
+
 def situation(per_step: str) -> str:
     """The part of a per-step prompt that says where we are: identity state, an approved
-    confirmation, the hint, the customer's last words and the last step of this turn."""
+    confirmation, the hint, the customer's last words and the last step of this turn; at a
+    turn's first step, the question ShopBot asked last, which those words may answer."""
     lines = per_step.splitlines()
     keep: list[str] = []
     for line in lines:
@@ -99,9 +106,12 @@ def situation(per_step: str) -> str:
             keep.append("Confirmation approved: " + line.rsplit(" = ", 1)[-1] + ".")
         elif line.startswith("Hint:"):
             keep.append(line)
-    said = [line for line in lines if line.startswith("Customer:")]
-    keep += said[-1:]
+    said = [i for i, line in enumerate(lines) if line.startswith("Customer:")]
     steps = [i for i, line in enumerate(lines) if line.strip().startswith("->")]
+    if said and not steps and said[-1] > 0 and _asks(lines[said[-1] - 1]):
+        # "They're too small." means nothing without "Why are you sending it back?"
+        keep.append(lines[said[-1] - 1][:ASKED_CHARS])
+    keep += [lines[i] for i in said[-1:]]
     if steps and steps[-1] > 0:
         keep.append(_last_step(lines[steps[-1] - 1], lines[steps[-1]]))
     return " ".join(keep)

@@ -54,6 +54,23 @@ def test_situation_keeps_an_approved_confirmation_and_a_short_observation() -> N
     )
 
 
+def test_a_turns_first_step_keeps_the_question_its_words_answer() -> None:
+    asked = "Assistant: The Slim Fit Jeans (line 1) can be returned until 2026-12-12. Why?"
+    per_step = "\n".join(
+        [
+            "State: customer verified (Jane, by email).",
+            "Conversation:",
+            asked,
+            "Customer: Too small.",
+        ]
+    )
+    assert situation(per_step) == f"State: customer verified. {asked} Customer: Too small."
+    told = per_step.replace("Why?", "Anything else?").replace("?", ".")
+    assert "Assistant" not in situation(told), "not a question: the words stand alone"
+    later = per_step + '\nThis turn so far:\n1. {"tool": "reply", "args": {}}\n   -> {}'
+    assert "Assistant" not in situation(later), "later steps follow this turn's last step"
+
+
 @pytest.fixture(scope="module")
 def library() -> ExemplarLibrary:
     return ExemplarLibrary.load()
