@@ -6,8 +6,10 @@ between a short system prompt and the current situation. Situations are written 
 format, the one `situation()` condenses a per-step prompt to, so the model's question looks
 like its examples' questions:
 
-    State: customer verified. Confirmation approved: {...}. Hint: ... Customer: ...
-    Last step: lookup_order -> status delivered, lines [line 1 Slim Fit Jeans; ...]
+    State: customer verified. Confirmation approved: {...}. Hint: ... Assistant: ...?
+    Customer: ... Last step: lookup_order -> status delivered, lines [line 1 Slim Fit Jeans; ...]
+
+(`Assistant:` only at a turn's first step, when ShopBot's last message asked something.)
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ import yaml
 DEFAULT_PATH = Path(__file__).resolve().parents[1] / "fixtures" / "exemplars.yaml"
 LAST_STEP_CHARS = 240
 """How much of the last observation a situation keeps."""
+TURN_SO_FAR = "This turn so far:"
+"""The per-step prompt's header of the steps taken in this turn (`shopbot.prompts`)."""
 ASKED_CHARS = 200
 """How much of ShopBot's last question a situation keeps."""
 SKIP_KEYS = frozenset({"options", "price", "placed_on", "score", "document", "title", "message"})
@@ -52,10 +56,10 @@ class Exemplar:
 
 
 def verified(text: str) -> bool | None:
-    """Whether a situation says the customer is verified (None: it does not say)."""
-    if "NOT verified" in text:
-        return False
-    return True if "customer verified" in text else None
+    """Whether a situation says the customer is verified (None: it does not say). Only its
+    State counts: the words of ShopBot or the customer after it may say anything."""
+    state = re.match(r"State: customer (NOT )?verified", text)
+    return None if state is None else state.group(1) is None
 
 
 def _words(text: str) -> str:
@@ -107,8 +111,9 @@ def situation(per_step: str) -> str:
         elif line.startswith("Hint:"):
             keep.append(line)
     said = [i for i, line in enumerate(lines) if line.startswith("Customer:")]
-    steps = [i for i, line in enumerate(lines) if line.strip().startswith("->")]
-    if said and not steps and said[-1] > 0 and _asks(lines[said[-1] - 1]):
+    turn = lines.index(TURN_SO_FAR) if TURN_SO_FAR in lines else len(lines)
+    steps = [i for i, line in enumerate(lines) if i > turn and line.strip().startswith("->")]
+    if said and turn == len(lines) and said[-1] > 0 and _asks(lines[said[-1] - 1]):
         # "They're too small." means nothing without "Why are you sending it back?"
         keep.append(lines[said[-1] - 1][:ASKED_CHARS])
     keep += [lines[i] for i in said[-1:]]

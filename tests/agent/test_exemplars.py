@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from shopbot.exemplars import Exemplar, ExemplarLibrary, situation
+from shopbot.exemplars import Exemplar, ExemplarLibrary, situation, verified
 
 PER_STEP = """State: customer NOT verified (failed attempts: 0).
 Order numbers the customer wrote: 482913
@@ -69,6 +69,27 @@ def test_a_turns_first_step_keeps_the_question_its_words_answer() -> None:
     assert "Assistant" not in situation(told), "not a question: the words stand alone"
     later = per_step + '\nThis turn so far:\n1. {"tool": "reply", "args": {}}\n   -> {}'
     assert "Assistant" not in situation(later), "later steps follow this turn's last step"
+
+
+def test_only_the_state_says_whether_the_customer_is_verified() -> None:
+    assert verified("State: customer verified. Customer: am I NOT verified?") is True
+    assert verified("State: customer NOT verified. Assistant: Once customer verified, ...") is False
+    assert verified("Customer: thanks, that's all") is None
+
+
+def test_a_step_is_this_turns_only_under_its_header() -> None:
+    per_step = "\n".join(
+        [
+            "State: customer verified.",
+            "Conversation:",
+            "Assistant: Why?",
+            "Customer: too small",
+            "-> really",
+        ]
+    )
+    assert "Assistant: Why?" in situation(per_step), "an arrow the customer typed is no step"
+    cut = per_step + "\nThis turn so far:\n1. " + "x" * 200 + " ...(shortened)"
+    assert "Assistant" not in situation(cut), "a step whose outcome was shortened away"
 
 
 @pytest.fixture(scope="module")
