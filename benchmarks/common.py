@@ -54,6 +54,11 @@ def templates(choice: str, tmp: Path) -> Iterator[tuple[str, Template]]:
             template.close()
 
 
+def libpq(url: str) -> str:
+    """A SQLAlchemy URL (`postgresql+psycopg://...`) as psycopg takes it."""
+    return url.replace("postgresql+psycopg://", "postgresql://", 1)
+
+
 def on_postgres(measure: Callable[[str], Coroutine[Any, Any, None]]) -> None:
     """Run `measure` on a fresh seeded PostgreSQL database; an unreachable server is reported."""
     if why := postgres_reachable():

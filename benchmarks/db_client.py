@@ -24,7 +24,7 @@ from sqlalchemy import text
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.common import machine, on_postgres
+from benchmarks.common import libpq, machine, on_postgres
 from db import utcnow
 from db.engine import create_engine, session_factory
 from db.pipeline import commit_writes
@@ -52,7 +52,7 @@ async def measure(url: str, rounds: int) -> None:
     engine = create_engine(url)
     sessions = session_factory(engine)
     cid = await start_conversation(sessions, Settings(database_url=url))
-    bare = await psycopg.AsyncConnection.connect(url.replace("+psycopg", "", 1))
+    bare = await psycopg.AsyncConnection.connect(libpq(url))
     seq = 0
 
     def events() -> list[dict[str, Any]]:

@@ -21,6 +21,7 @@ from typing import Any, LiteralString
 
 import psycopg
 
+from benchmarks.common import libpq
 from benchmarks.widget_load import TURNS, log_gc_pauses
 
 log = logging.getLogger(__name__)
@@ -134,11 +135,6 @@ SELECT string_agg(
     E'\\n' ORDER BY seq)
 FROM floor_events WHERE conversation_id = %s AND seq > %s
 """
-
-
-def libpq(url: str) -> str:
-    """A SQLAlchemy URL (`postgresql+psycopg://...`) as psycopg takes it."""
-    return url.replace("postgresql+psycopg://", "postgresql://", 1)
 
 
 def sign(conversation_id: str) -> str:
@@ -327,10 +323,10 @@ class FloorApp:
                     if store.tool == "verify_identity":
                         await conn.execute(VERIFIED, (store.order_id, cid), prepare=True)
                     elif store.tool == "lookup_order":
-                        query = FULFILLMENTS
-                        await (
-                            await conn.execute(query, (store.order_id,), prepare=True)
-                        ).fetchall()
+                        fulfillments = await conn.execute(
+                            FULFILLMENTS, (store.order_id,), prepare=True
+                        )
+                        await fulfillments.fetchall()
                 last = step == len(stores)
                 seq = await self.store(conn, cid, turn, seq, step, store, release=last)
         finally:

@@ -52,8 +52,8 @@ import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.common import machine
-from benchmarks.floor_app import PER_STEP, TABLES, Captured, captured, libpq, plan
+from benchmarks.common import libpq, machine
+from benchmarks.floor_app import PER_STEP, TABLES, Captured, captured, plan
 from benchmarks.widget_load import HEADER, TURNS, BenchModel, Results, load, report, server
 from db.testing import PostgresTemplate, postgres_reachable
 

@@ -125,9 +125,10 @@ def gc_pauses(folder: Path) -> dict[str, float]:
     can last that long)."""
     # Only whole lines: a worker may be writing the last one.
     lines = [line.split() for log in folder.iterdir() for line in log.read_text().split("\n")[:-1]]
-    clock = [float(ms) for _generation, ms, _cpu in lines]
-    cpu = [float(ms) for _generation, _clock, ms in lines]
-    return {"gc": sum(cpu) / 1000, "long pauses": sum(ms > LONG_PAUSE_MS for ms in clock)}
+    return {
+        "gc": sum(float(cpu) for _generation, _clock, cpu in lines) / 1000,
+        "long pauses": sum(float(clock) > LONG_PAUSE_MS for _generation, clock, _cpu in lines),
+    }
 
 
 @dataclass
