@@ -437,7 +437,13 @@ async def test_only_a_serving_worker_tunes_the_garbage_collector(
     monkeypatch.setattr(web_app, "_settle_gc", lambda: settled.append("settled"))
     for tune_gc in (False, True):
         app = create_app(settings, model=ShopModel(), services=services_for_tests, tune_gc=tune_gc)
-        async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with (
+            app.router.lifespan_context(app),
+            httpx.AsyncClient(transport=transport, base_url="http://shopbot.test") as client,
+        ):
+            # Served, as every other test's app is before it stops.
+            assert (await client.get("/healthz")).status_code == 200
             assert settled == (["settled"] if tune_gc else [])
     asked: list[bool] = []
 
