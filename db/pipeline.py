@@ -1,51 +1,97 @@
-"""Write-and-commit in fewer round trips: the hot path of a turn commits several times.
+"""A commit's writes in one statement: the hot path of a turn commits several times a turn.
 
-On PostgreSQL the statements and the COMMIT go to the server together in psycopg's pipeline
-mode: one round trip inside an open transaction, two when the batch also begins it (psycopg
-sends BEGIN apart), where there were one per statement plus one or two. Elsewhere (SQLite, in
-process, where a round trip costs nothing) they run one after the other.
+A `Batch` is rows to insert, rows to update (matched by equality) and, on PostgreSQL, a
+NOTIFY. On PostgreSQL the whole batch is one SQL statement, its rows passed as JSON
+(`json_to_recordset`) and its parts as data-modifying CTEs, run by the driver as a prepared
+statement: with the COMMIT in one round trip when a transaction is open, alone in autocommit
+when none is (a single statement is atomic by itself; that spares psycopg's BEGIN, which it
+sends apart). Elsewhere (SQLite, in process, where a statement costs little) the same writes
+run as Core statements one after the other, then the commit.
 
-Only statements whose rows nobody reads can go this way (a `SELECT pg_notify(...)` is fine:
-its row is dropped): in pipeline mode a result arrives at the end, after SQLAlchemy has
-looked for it. A statement that fails aborts the transaction, and the error is raised, as
-SQLAlchemy's `DBAPIError`, when the batch is sent; nothing of it is committed.
+Both paths store the same rows: an insert names every column but an autoincrement key (so
+no Python-side default is needed), and None in a JSON column is SQL NULL, as the ORM wrote
+it. A statement that fails aborts the transaction, and the error is raised as SQLAlchemy's
+`DBAPIError`; nothing of the batch is committed.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import json
+from collections.abc import AsyncGenerator, Mapping, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal
 from typing import Any
 
 import psycopg
+from psycopg.pq import TransactionStatus
+from sqlalchemy import JSON, Table, insert, null, update
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.sql import Executable
 
-Write = tuple[Executable, Mapping[str, Any] | Sequence[Mapping[str, Any]] | None]
-"""A statement returning no rows, with its parameters (a list for executemany)."""
+
+@dataclass(frozen=True)
+class Update:
+    """UPDATE `table` SET `values` WHERE each `match` column equals its value (not None)."""
+
+    table: Table
+    match: Mapping[str, Any]
+    values: Mapping[str, Any]
 
 
-async def commit_writes(session: AsyncSession, writes: Sequence[Write]) -> None:
-    """Run `writes` in the session's transaction, then commit it: on PostgreSQL, the pending
-    ORM changes aside, in one round trip (two if the transaction begins here)."""
-    if writes:
+@dataclass(frozen=True)
+class Notify:
+    """`pg_notify(channel, payload)`, delivered at the commit: PostgreSQL only."""
+
+    channel: str
+    payload: str
+
+
+@dataclass
+class Batch:
+    """What one commit writes, in this order: inserts, updates, the notification."""
+
+    inserts: list[tuple[Table, list[dict[str, Any]]]] = field(
+        default_factory=list[tuple[Table, list[dict[str, Any]]]]
+    )
+    updates: list[Update] = field(default_factory=list[Update])
+    notify: Notify | None = None
+
+    def __bool__(self) -> bool:
+        return bool(self.inserts or self.updates or self.notify)
+
+    def insert(self, table: Table, rows: list[dict[str, Any]]) -> None:
+        if rows:
+            self.inserts.append((table, rows))
+
+
+async def commit_batch(session: AsyncSession, batch: Batch) -> None:
+    """Write `batch` in the session's transaction after its pending ORM changes, and commit."""
+    if batch:
         await session.flush()  # changed ORM objects (rare on the hot path) go first, apart
     conn = await session.connection()
-    if not writes or conn.dialect.name != "postgresql":
-        for statement, params in writes:
+    if not batch or conn.dialect.name != "postgresql":
+        for statement, params in core_statements(batch):
             await conn.execute(statement, params)
         await session.commit()
         return
-    driver: psycopg.AsyncConnection[Any] = (await conn.get_raw_connection()).driver_connection  # type: ignore[assignment]
+    sql, params = _postgres(batch)
+    driver = await psycopg_of(conn)
     try:
-        async with driver.pipeline():
-            for statement, params in writes:
-                await conn.execute(statement, params)
-            # Queued with the rest: `driver.commit()` would wait for its own reply first.
-            await driver.execute("COMMIT")
+        async with alone_if_idle(driver) as alone:
+            if alone:
+                await driver.execute(sql, params, prepare=True)
+            else:
+                async with driver.pipeline():
+                    await driver.execute(sql, params, prepare=True)
+                    # Queued with it: `driver.commit()` would wait for its own reply first.
+                    await driver.execute("COMMIT")
     except psycopg.Error as exc:
-        # The pipeline raises the driver's own error; callers expect SQLAlchemy's, and a
-        # lost connection must be thrown away, as SQLAlchemy does when it sees one itself.
+        # Callers expect SQLAlchemy's error, and a lost connection must be thrown away, as
+        # SQLAlchemy does when it sees one itself.
         lost = driver.broken or driver.closed
         if lost:
             await conn.invalidate(exc)
@@ -54,3 +100,142 @@ async def commit_writes(session: AsyncSession, writes: Sequence[Write]) -> None:
         ) from exc
     # SQLAlchemy's bookkeeping: the driver has no transaction left, so this sends nothing.
     await session.commit()
+
+
+async def psycopg_of(conn: AsyncConnection) -> psycopg.AsyncConnection[Any]:
+    """The driver's connection under SQLAlchemy's (PostgreSQL)."""
+    return (await conn.get_raw_connection()).driver_connection  # type: ignore[return-value]
+
+
+@asynccontextmanager
+async def alone_if_idle(driver: psycopg.AsyncConnection[Any]) -> AsyncGenerator[bool]:
+    """In autocommit for the block if no transaction is open (True), else as it was (False).
+
+    For one statement that is atomic by itself: psycopg would send BEGIN apart, a round trip
+    of its own, then the statement, then the COMMIT. SQLAlchemy's commit after it sends
+    nothing, since the driver has no transaction open."""
+    if driver.info.transaction_status is not TransactionStatus.IDLE:
+        yield False
+        return
+    await driver.set_autocommit(True)
+    try:
+        yield True
+    finally:
+        await driver.set_autocommit(False)
+
+
+def _check_insert(table: Table, rows: list[dict[str, Any]]) -> tuple[str, ...]:
+    """The columns the rows name: all of the table's but an autoincrement key, in every row."""
+    columns = tuple(rows[0])
+    auto = table.autoincrement_column
+    wanted = {c.key for c in table.columns if c is not auto}
+    if set(columns) != wanted or any(row.keys() != rows[0].keys() for row in rows):
+        raise ValueError(f"rows for {table.name} must each name exactly {sorted(wanted)}")
+    return columns
+
+
+def _check_update(change: Update) -> None:
+    if not change.match or not change.values:
+        raise ValueError(f"an update of {change.table.name} needs match and values")
+    if any(v is None for v in change.match.values()):
+        raise ValueError(f"an update of {change.table.name} matches None (= is never true)")
+    if any(isinstance(change.table.c[k].type, JSON) for k in change.match):
+        raise ValueError(f"an update of {change.table.name} matches a JSON column")
+
+
+# --- elsewhere: Core statements ---------------------------------------------------------
+
+
+def core_statements(batch: Batch) -> list[tuple[Executable, Any]]:
+    """The batch as Core statements with their parameters: what runs off PostgreSQL."""
+    if batch.notify is not None:
+        raise ValueError("NOTIFY is PostgreSQL's")
+    out: list[tuple[Executable, Any]] = []
+    for table, rows in batch.inserts:
+        _check_insert(table, rows)
+        out.append((insert(table).inline(), [_core_values(table, row) for row in rows]))
+    for change in batch.updates:
+        _check_update(change)
+        where = [change.table.c[k] == v for k, v in change.match.items()]
+        statement = (
+            update(change.table).where(*where).values(_core_values(change.table, change.values))
+        )
+        out.append((statement, None))
+    return out
+
+
+def _core_values(table: Table, row: Mapping[str, Any]) -> dict[str, Any]:
+    """None in a JSON column is SQL NULL (Core would store JSON 'null')."""
+    return {
+        k: null() if v is None and isinstance(table.c[k].type, JSON) else v for k, v in row.items()
+    }
+
+
+# --- PostgreSQL: one statement ----------------------------------------------------------
+
+_PG = postgresql.dialect()
+_SHAPES: dict[tuple[Any, ...], bytes] = {}
+"""The statement of each batch shape (tables, columns, a notification or not), built once."""
+
+
+def _postgres(batch: Batch) -> tuple[bytes, list[Any]]:
+    """The batch as one statement with its parameters."""
+    shape: list[Any] = []
+    params: list[Any] = []
+    for table, rows in batch.inserts:
+        shape.append(("insert", table, _check_insert(table, rows)))
+        params.append(_json(rows))
+    for change in batch.updates:
+        _check_update(change)
+        shape.append(("update", change.table, tuple(change.values), tuple(change.match)))
+        params += [_json(change.values), _json(change.match)]
+    key = (*shape, batch.notify is not None)
+    sql = _SHAPES.get(key)
+    if sql is None:
+        sql = _SHAPES[key] = _statement(shape, batch.notify is not None).encode()
+    if batch.notify is not None:
+        params += [batch.notify.channel, batch.notify.payload]
+    return sql, params
+
+
+def _statement(shape: list[Any], notify: bool) -> str:
+    parts: list[str] = []
+    for n, (kind, table, *columns) in enumerate(shape):
+        if kind == "insert":
+            names = ", ".join(f'"{c}"' for c in columns[0])
+            parts.append(
+                f'w{n} AS (INSERT INTO "{table.name}" ({names}) SELECT {names} '
+                f"FROM json_to_recordset(%s::json) AS r({_record(table, columns[0])}))"
+            )
+        else:
+            values, match = columns
+            sets = ", ".join(f'"{c}" = v."{c}"' for c in values)
+            where = " AND ".join(f'"{table.name}"."{c}" = m."{c}"' for c in match)
+            parts.append(
+                f'w{n} AS (UPDATE "{table.name}" SET {sets} '
+                f"FROM json_to_record(%s::json) AS v({_record(table, values)}), "
+                f"json_to_record(%s::json) AS m({_record(table, match)}) WHERE {where})"
+            )
+    head = f"WITH {', '.join(parts)} " if parts else ""
+    return head + ("SELECT pg_notify(%s, %s)" if notify else "SELECT 1")
+
+
+def _record(table: Table, columns: Sequence[str]) -> str:
+    """The column definitions that read a JSON object as a row of `table`."""
+    return ", ".join(f'"{c}" {table.c[c].type.compile(dialect=_PG)}' for c in columns)
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, default=_encode, separators=(",", ":"))
+
+
+def _encode(value: Any) -> Any:
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            raise ValueError("naive datetime: pass an aware UTC datetime")
+        return value.isoformat()
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return str(value)
+    raise TypeError(f"cannot store {type(value).__name__} as JSON")

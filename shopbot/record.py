@@ -1,9 +1,9 @@
 """Writes what a turn does: numbered events, the audit log, messages, confirmations.
 
-The rows of a step wait here and go to the database at its commit, one Core executemany per
-table, sent with the COMMIT in one round trip on PostgreSQL (`db.pipeline`): the ORM's unit
-of work costs milliseconds a step, and a tool whose transaction is rolled back takes none of
-them with it.
+The rows of a step wait here and go to the database at its commit, as one `db.pipeline.Batch`
+(on PostgreSQL one statement, sent with the COMMIT in one round trip): the ORM's unit of work
+costs milliseconds a step, and a tool whose transaction is rolled back takes none of them
+with it.
 """
 
 from __future__ import annotations
@@ -14,11 +14,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import insert, null, update
+from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db import ActionLog, Base, Confirmation, ConfirmationStatus, Event, Message, Role, utcnow
-from db.pipeline import Write, commit_writes
+from db.pipeline import Batch, Notify, Update, commit_batch
 from shopbot.actions import Action
 from shopbot.events import Citation
 from shopbot.events import Event as TurnEvent
@@ -26,17 +26,14 @@ from shopbot.state import LIVE_CONFIRMATIONS
 
 StoredListener = Callable[[str, list[dict[str, Any]]], None]
 """Told after each commit which event rows it stored (conversation id, rows in seq order)."""
-Announcer = Callable[[str, list[dict[str, Any]]], Awaitable[Write | None]]
-"""Given the event rows a commit will store, a statement to run in the same transaction: the
-web backend's NOTIFY to the other workers, which PostgreSQL delivers at the commit."""
+Announcer = Callable[[str, list[dict[str, Any]]], Awaitable[Notify | None]]
+"""Given the event rows a commit will store, a notification to send in the same transaction:
+the web backend's NOTIFY to the other workers, which PostgreSQL delivers at the commit."""
 
 _TABLES = Base.metadata.tables
-# Inline: no RETURNING of the new ids, which nobody reads (and which a pipeline cannot return).
-INSERT_EVENTS = insert(_TABLES[Event.__tablename__]).inline()
-INSERT_MESSAGES = insert(_TABLES[Message.__tablename__]).inline()
+EVENTS = _TABLES[Event.__tablename__]
+MESSAGES = _TABLES[Message.__tablename__]
 AUDIT = _TABLES[ActionLog.__tablename__]
-INSERT_AUDIT = insert(AUDIT).inline()
-JSON_COLUMNS = frozenset(("args", "observation"))
 
 
 @dataclass
@@ -66,12 +63,6 @@ class AuditEntry:
         return dict(self.__dict__)
 
 
-def _sql(row: dict[str, Any]) -> dict[str, Any]:
-    """An audit row as parameters: a JSON column given None stores JSON 'null'; what is
-    absent is SQL NULL, as the ORM wrote it."""
-    return {k: null() if v is None and k in JSON_COLUMNS else v for k, v in row.items()}
-
-
 class Recorder:
     """Keeps a step's rows until the loop commits the step, then writes them."""
 
@@ -94,7 +85,7 @@ class Recorder:
         self._rows: list[dict[str, Any]] = []
         self._messages: list[dict[str, Any]] = []
         self._entries: list[AuditEntry] = []
-        self._also: list[Write] = []
+        self._also: list[Update] = []
         self.model_steps = 0
         """Model steps logged this turn (each one audit row), the final reply included."""
         self._written: dict[int, tuple[AuditEntry, dict[str, Any]]] = {}
@@ -115,9 +106,9 @@ class Recorder:
         self.seq += 1
         self.pending.append(event)
 
-    def also(self, write: Write) -> None:
-        """One more statement for the next commit (the lease's release in a turn's last)."""
-        self._also.append(write)
+    def also(self, change: Update) -> None:
+        """One more update for the next commit (the lease's release in a turn's last)."""
+        self._also.append(change)
 
     async def commit(self) -> None:
         """Write the step's rows, then commit everything the step did."""
@@ -125,21 +116,17 @@ class Recorder:
         messages, self._messages = self._messages, []
         entries, self._entries = self._entries, []
         also, self._also = self._also, []
-        writes: list[Write] = []
-        if messages:
-            writes.append((INSERT_MESSAGES, messages))
+        batch = Batch()
+        batch.insert(MESSAGES, messages)
         stored = [e.row() for e in entries]
-        if stored:
-            writes.append((INSERT_AUDIT, [_sql(r) for r in stored]))
+        batch.insert(AUDIT, stored)
+        batch.insert(EVENTS, rows)
         changed = [(e, now) for e, was in self._written.values() if (now := e.row()) != was]
-        writes.extend(_audit_update(entry, now) for entry, now in changed)
-        if rows:
-            writes.append((INSERT_EVENTS, rows))
-            notice = await self.announce(self.conversation_id, rows) if self.announce else None
-            if notice is not None:
-                writes.append(notice)
-        writes.extend(also)
-        await commit_writes(self.session, writes)
+        batch.updates.extend(_audit_update(entry, now) for entry, now in changed)
+        batch.updates.extend(also)
+        if rows and self.announce is not None:
+            batch.notify = await self.announce(self.conversation_id, rows)
+        await commit_batch(self.session, batch)
         self._written.update(
             (e.step, (e, r)) for e, r in [*changed, *zip(entries, stored, strict=True)]
         )
@@ -234,18 +221,10 @@ class Recorder:
         )
 
 
-def _audit_update(entry: AuditEntry, row: dict[str, Any]) -> Write:
+def _audit_update(entry: AuditEntry, row: dict[str, Any]) -> Update:
     """A stored audit row brought up to date; a step has one row, so its key is the step."""
-    return (
-        update(AUDIT)
-        .where(
-            AUDIT.c.conversation_id == entry.conversation_id,
-            AUDIT.c.turn == entry.turn,
-            AUDIT.c.step == entry.step,
-        )
-        .values(_sql(row)),
-        None,
-    )
+    key = {"conversation_id": entry.conversation_id, "turn": entry.turn, "step": entry.step}
+    return Update(AUDIT, key, row)
 
 
 def _rowcount(result: Any) -> int:

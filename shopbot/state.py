@@ -12,7 +12,8 @@ from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import Label, bindparam, func, or_, select
+from sqlalchemy import JSON, Label, bindparam, func, or_, select
+from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db import (
@@ -163,19 +164,37 @@ def state_columns() -> list[Label[Any]]:
     ]
 
 
+def messages_column() -> Label[Any]:
+    """The conversation's messages as one JSON array of [role, text], oldest first, correlated
+    to `conversations`: PostgreSQL's (`json_agg`), so its turn reads them with its lease."""
+    pairs = func.json_build_array(Message.role, Message.content)
+    return (
+        select(func.json_agg(aggregate_order_by(pairs, Message.id), type_=JSON))
+        .where(Message.conversation_id == Conversation.id)
+        .scalar_subquery()
+        .label("messages")
+    )
+
+
 @dataclass(frozen=True)
 class StoredFacts:
-    """`state_columns` as read."""
+    """`state_columns` as read (and the messages, where the same statement read them)."""
 
     failed_checks: int
     last_seq: int
     customer_name: str | None
     live_confirmation_id: str | None
+    messages: list[tuple[Role, str]] | None = None
 
     @classmethod
-    def of(cls, row: Any) -> StoredFacts:
+    def of(cls, row: Any, with_messages: bool = False) -> StoredFacts:
+        messages = [(Role(r), t) for r, t in row.messages or ()] if with_messages else None
         return cls(
-            row.failed_checks or 0, row.last_seq or 0, row.customer_name, row.live_confirmation_id
+            row.failed_checks or 0,
+            row.last_seq or 0,
+            row.customer_name,
+            row.live_confirmation_id,
+            messages,
         )
 
 
@@ -200,7 +219,8 @@ async def load_state(
     """Rebuild a conversation's state: identity, failed checks, live confirmation, messages.
 
     `facts` are what the turn's lease brought along; without them one statement reads them.
-    The messages are one more, and a live confirmation's row another."""
+    The messages are one more (unless the lease brought them too), and a live confirmation's
+    row another."""
     cid = conversation.id
     if facts is None:
         facts = StoredFacts.of((await session.execute(_STATE, {"cid": cid})).one())
@@ -209,7 +229,9 @@ async def load_state(
         if facts.live_confirmation_id
         else None
     )
-    messages = (await session.execute(_MESSAGES, {"cid": cid})).all()
+    messages = facts.messages
+    if messages is None:
+        messages = [(m.role, m.content) for m in await session.execute(_MESSAGES, {"cid": cid})]
     return ConversationState(
         conversation_id=cid,
         now=now,
@@ -220,8 +242,8 @@ async def load_state(
         proven_by=conversation.proven_by,
         failed_verifications=facts.failed_checks,
         confirmation=LiveConfirmation.of(live) if live and live.expires_at > now else None,
-        customer_texts=[m.content for m in messages if m.role is Role.CUSTOMER],
-        history=[HistoryLine(m.role, m.content) for m in messages[-history:]],
+        customer_texts=[text for role, text in messages if role is Role.CUSTOMER],
+        history=[HistoryLine(role, text) for role, text in messages[-history:]],
     )
 
 

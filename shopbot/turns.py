@@ -1,9 +1,10 @@
 """One turn at a time per conversation, across processes: a lease in the conversation row.
 
-A turn takes the lease with one guarded UPDATE in its first transaction: it succeeds only when
-nobody holds it or the holder's lease ran out, and the conversation is within its message
-rate; the same statement counts the turn and returns the row and the turn's state facts. The
-turn gives the lease back in its last commit, or in a transaction of its own when it stopped
+A turn takes the lease with one guarded UPDATE: it succeeds only when nobody holds it or the
+holder's lease ran out, and the conversation is within its message rate; the same statement
+counts the turn and returns the row and the turn's state facts. On PostgreSQL it commits
+alone (autocommit: one round trip), elsewhere with the turn's first transaction. The turn
+gives the lease back in its last commit, or in a transaction of its own when it stopped
 half-way. A worker that crashes mid-turn blocks its conversation for at most the lease.
 """
 
@@ -20,9 +21,9 @@ from sqlalchemy.orm import make_transient_to_detached
 from sqlalchemy.sql.dml import ReturningUpdate
 
 from db import Base, Conversation, Message, Role
-from db.pipeline import Write
+from db.pipeline import Update, alone_if_idle, psycopg_of
 from shopbot.errors import ConversationBusy, ConversationError, RateLimited
-from shopbot.state import StoredFacts, state_columns
+from shopbot.state import StoredFacts, messages_column, state_columns
 
 
 @dataclass(frozen=True)
@@ -80,7 +81,7 @@ def _lease_statement(rated: bool, with_state: bool) -> ReturningUpdate[Any]:
                 (Conversation.title == "", bindparam("new_title")), else_=Conversation.title
             ),
         )
-        .returning(*_TABLE.c, *(state_columns() if with_state else ()))
+        .returning(*_TABLE.c, *((*state_columns(), messages_column()) if with_state else ()))
     )
 
 
@@ -102,12 +103,15 @@ async def take_lease(
     title: str | None = None,
     rate: MessageRate | None = None,
 ) -> Lease:
-    """Take the conversation for one turn, in the caller's transaction.
+    """Take the conversation for one turn.
 
     One statement: the UPDATE that takes the lease also counts the turn, sets the `title` of
     a conversation without one, holds to `rate`, and returns the row with what the turn's
-    state needs (`shopbot.state.state_columns`). The lease counts from the caller's commit:
-    until then the row lock stands in for it.
+    state needs (`shopbot.state.state_columns`, and on PostgreSQL its messages). On
+    PostgreSQL, when the caller has no transaction open, it commits at once (a turn that
+    fails before its first commit then stays counted, and gives the lease back); elsewhere
+    it is part of the caller's transaction, and the row lock stands in for the lease until
+    the caller commits.
 
     The facts come from the statement's snapshot. They can be stale only if the UPDATE
     waited for the row lock of a turn whose lease ran out while it was still running; then
@@ -126,14 +130,21 @@ async def take_lease(
         params |= {"since": now - rate.window, "limit": rate.limit}
     conn = await session.connection()
     with_state = conn.dialect.name == "postgresql"
-    row = (await conn.execute(_LEASE[rate is not None, with_state], params)).one_or_none()
+    statement = _LEASE[rate is not None, with_state]
+    if with_state:
+        async with alone_if_idle(await psycopg_of(conn)):
+            row = (await conn.execute(statement, params)).one_or_none()
+    else:
+        row = (await conn.execute(statement, params)).one_or_none()
     if row is None:
         await _refused(session, conversation_id, now, rate)
     values = row._mapping  # pyright: ignore[reportPrivateUsage, reportOptionalMemberAccess]
     conversation = Conversation(**{column.key: values[column] for column in _TABLE.c})
     make_transient_to_detached(conversation)  # as if loaded: persistent and clean once added
     session.add(conversation)
-    return Lease(conversation, owner, StoredFacts.of(row) if with_state else None)
+    return Lease(
+        conversation, owner, StoredFacts.of(row, with_messages=True) if with_state else None
+    )
 
 
 async def _refused(
@@ -174,8 +185,7 @@ async def give_back(
 
 async def release_lease(session: AsyncSession, conversation_id: str, owner: str) -> None:
     """Give the conversation back, if `owner` still holds it (in the caller's transaction)."""
-    statement, params = release(conversation_id, owner)
-    await session.execute(statement, params)
+    await session.execute(_RELEASE, {"cid": conversation_id, "owner": owner})
 
 
 _RELEASE = (
@@ -185,6 +195,10 @@ _RELEASE = (
 )
 
 
-def release(conversation_id: str, owner: str) -> Write:
-    """The statement that gives the conversation back, for a turn's last commit."""
-    return _RELEASE, {"cid": conversation_id, "owner": owner}
+def release(conversation_id: str, owner: str) -> Update:
+    """The update that gives the conversation back, in a turn's last commit."""
+    return Update(
+        _TABLE,
+        {"id": conversation_id, "turn_owner": owner},
+        {"turn_owner": None, "turn_lease_until": None},
+    )

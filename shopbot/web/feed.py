@@ -32,17 +32,16 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import psycopg
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from db.pipeline import Write
+from db.pipeline import Notify
 from shopbot.web.store import EVENTS, StoredEvent
 
 log = logging.getLogger(__name__)
 
 CHANNEL = "shopbot_events"
-NOTIFY = text("SELECT pg_notify(:channel, :payload)")
 MAX_PAYLOAD = 7900
 """PostgreSQL refuses a NOTIFY payload of 8000 bytes or more."""
 DRAFT_WAIT = 1.0
@@ -104,6 +103,10 @@ class EventFeed:
                 self._waiters.pop(conversation_id, None)
                 self._pushed.pop(conversation_id, None)
 
+    def watching(self, conversation_id: str) -> bool:
+        """A stream of the conversation is open on this worker."""
+        return conversation_id in self._waiters
+
     def wake(self, conversation_id: str) -> None:
         """The conversation has news this worker did not push: its streams read it."""
         for subscription in self._waiters.get(conversation_id, ()):
@@ -158,8 +161,8 @@ class Relay(Protocol):
 
     async def stop(self) -> None: ...
 
-    async def notice(self, conversation_id: str, rows: list[dict[str, Any]]) -> Write | None:
-        """The statement that tells the other workers about these event rows, to run in the
+    async def notice(self, conversation_id: str, rows: list[dict[str, Any]]) -> Notify | None:
+        """The notification that tells the other workers about these event rows, sent in the
         transaction that stores them (so the news leaves with the commit, in commit order);
         None when the database carries no news."""
         ...
@@ -216,7 +219,7 @@ class SqliteTail(_Background):
         self.engine = engine
         self.interval = interval
 
-    async def notice(self, conversation_id: str, rows: list[dict[str, Any]]) -> Write | None:
+    async def notice(self, conversation_id: str, rows: list[dict[str, Any]]) -> Notify | None:
         return None  # other processes learn of them from the table
 
     def stored(self, conversation_id: str, events: list[StoredEvent]) -> None:
@@ -286,7 +289,7 @@ class PostgresRelay(_Background):
         """Drafts handed over and not yet sent (nor given up on)."""
         return self._drafts - self._done
 
-    async def notice(self, conversation_id: str, rows: list[dict[str, Any]]) -> Write | None:
+    async def notice(self, conversation_id: str, rows: list[dict[str, Any]]) -> Notify | None:
         target = self._last_draft.pop(conversation_id, 0)
         if self._done < target:
             # This conversation's drafts (a reply's, before the reply is stored) must reach
@@ -301,7 +304,7 @@ class PostgresRelay(_Background):
         payload = f"{self.origin}:{conversation_id}:e{json.dumps(wire, separators=(',', ':'))}"
         if len(payload.encode()) > MAX_PAYLOAD:
             payload = f"{self.origin}:{conversation_id}"
-        return NOTIFY, {"channel": CHANNEL, "payload": payload}
+        return Notify(CHANNEL, payload)
 
     def stored(self, conversation_id: str, events: list[StoredEvent]) -> None:
         self.feed.push(conversation_id, events)
@@ -356,6 +359,8 @@ class PostgresRelay(_Background):
                 if origin == self.origin:
                     continue
                 conversation_id, _, body = rest.partition(":")
+                if not self.feed.watching(conversation_id):
+                    continue  # most news is for streams on other workers: left unparsed
                 if body.startswith("e"):
                     events = [StoredEvent(*row) for row in json.loads(body[1:])]
                     self.feed.push(conversation_id, events)

@@ -454,3 +454,55 @@ async def test_the_line_chat_answers_a_request_with_a_typed_yes(agent: Agent) ->
 
 def _raise(exc: Exception) -> str:
     raise exc
+
+
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)  # the lease reads the state
+async def test_the_state_the_lease_brings_is_the_state_read_apart(agent: Agent) -> None:
+    from shopbot.state import load_state
+    from shopbot.turns import take_lease
+
+    cid = await start_conversation(agent.sessions, agent.settings)
+    await turn(agent, cid, CustomerText(JANE), VERIFY, act("reply", message="Verified."))
+    await turn(agent, cid, CustomerText("and the shirt?"), act("reply", message="Which?"))
+    now = utcnow()
+    async with agent.sessions() as s:
+        lease = await take_lease(s, cid, now, 30)
+        assert lease.facts is not None and lease.facts.messages is not None
+        brought = await load_state(s, lease.conversation, now, facts=lease.facts)
+        apart = await load_state(s, lease.conversation, now)
+    assert dataclasses.asdict(brought) == dataclasses.asdict(apart)
+    assert brought.customer_texts == [JANE, "and the shirt?"]
+    assert [line.text for line in brought.history][-1] == "Which?"
+
+
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+async def test_on_postgresql_the_lease_commits_alone_and_a_failed_turn_gives_it_back(
+    agent: Agent, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shopbot.record
+    from shopbot.turns import take_lease
+
+    cid = await start_conversation(agent.sessions, agent.settings)
+    async with agent.sessions() as s:
+        lease = await take_lease(s, cid, utcnow(), 30)
+        async with agent.sessions() as other:  # seen by others before the turn commits
+            row = await other.get(Conversation, cid)
+            assert row is not None and row.turn_owner == lease.owner
+        await s.rollback()  # takes nothing back
+    async with agent.sessions() as s:
+        row = await s.get(Conversation, cid)
+        assert row is not None and (row.turn_owner, row.turns) == (lease.owner, 1)
+        row.turn_owner = row.turn_lease_until = None
+        await s.commit()
+
+    async def failing(*_args: object) -> None:
+        raise RuntimeError("the database went away")
+
+    # A turn whose first commit fails stays counted, and gives the lease back.
+    monkeypatch.setattr(shopbot.record, "commit_batch", failing)
+    with pytest.raises(RuntimeError):
+        await turn(agent, cid, CustomerText("hello"))
+    async with agent.sessions() as s:
+        row = await s.get(Conversation, cid)
+        assert row is not None and (row.turn_owner, row.turns) == (None, 2)
+    assert await count(agent, Message, Message.conversation_id == cid) == 0

@@ -14,7 +14,7 @@ from typing import Any, cast
 import httpx
 import psycopg
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sse_starlette.sse import AppStatus
 from web_support import (
     JANE_RETURN,
@@ -318,7 +318,9 @@ async def _commit_with_notice(
     engine = create_engine(DEFAULT_POSTGRES_URL)
     try:
         async with engine.connect() as conn:
-            await conn.execute(*notice)
+            await conn.execute(
+                text("SELECT pg_notify(:c, :p)"), {"c": notice.channel, "p": notice.payload}
+            )
             await (conn.rollback() if roll_back else conn.commit())
     finally:
         await engine.dispose()
