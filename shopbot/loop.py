@@ -13,13 +13,13 @@ import json
 import logging
 import re
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
-from contextlib import aclosing
+from contextlib import aclosing, asynccontextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from time import perf_counter
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from db import ConfirmationStatus, Conversation, ConversationStatus, Role, utcnow
 from shopbot.actions import (
@@ -136,7 +136,7 @@ class Agent:
         if isinstance(incoming, CustomerText) and "\x00" in incoming.text:
             raise ConversationError("The message contains a character that cannot be stored.")
         released = False
-        async with self.sessions() as session:
+        async with self._turn_session() as session:
             now = self.clock()
             # Each step's rows go to the database at its commit (`Recorder`); tools that
             # need ids flush themselves.
@@ -165,6 +165,19 @@ class Agent:
                     # Stopped half-way (or never committed: then this finds nothing to free).
                     await give_back(self.sessions, conversation_id, owner)
         await self._deliver_outbox()
+
+    @asynccontextmanager
+    async def _turn_session(self) -> AsyncGenerator[AsyncSession]:
+        """A session on one connection, held for the turn: a turn commits every step, and
+        each commit would hand the connection back to the pool and the next step take one
+        again (a checkout, a reset and their bookkeeping, several times a turn)."""
+        engine = self.sessions.kw.get("bind")
+        if not isinstance(engine, AsyncEngine):
+            async with self.sessions() as session:
+                yield session
+            return
+        async with engine.connect() as conn, self.sessions(bind=conn) as session:
+            yield session
 
     async def _turn(
         self, session: AsyncSession, lease: Lease, incoming: Incoming, now: datetime
