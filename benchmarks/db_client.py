@@ -3,8 +3,8 @@
 Two shapes, each in a loop on one connection after a warm-up: an empty transaction (BEGIN,
 `SELECT 1`, COMMIT) and a step's commit as the agent makes it (a read opens the transaction,
 then three events and one audit row are written with the COMMIT in one pipeline). Through an
-`AsyncSession` and `db.pipeline.commit_writes`, as the agent runs them, and on bare psycopg
-with the same SQL. CPU time is this process's only, so PostgreSQL's work is not in it.
+`AsyncSession` and `db.pipeline.commit_batch` (one statement), as the agent runs them, and on
+bare psycopg with an INSERT per table. CPU time is this process's only, so PostgreSQL's work is not in it.
 
     python benchmarks/db_client.py [--rounds 500]
 """
@@ -27,10 +27,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.common import libpq, machine, on_postgres
 from db import utcnow
 from db.engine import create_engine, session_factory
-from db.pipeline import commit_writes
+from db.pipeline import Batch, commit_batch
 from shopbot.app import start_conversation
 from shopbot.config import Settings
-from shopbot.record import INSERT_AUDIT, INSERT_EVENTS, AuditEntry, _sql
+from shopbot.record import AUDIT, EVENTS, AuditEntry
 
 PAYLOADS = [
     {"kind": "action", "step": 1, "tool": "lookup_order", "args": {"order_id": "482913"}},
@@ -78,9 +78,10 @@ async def measure(url: str, rounds: int) -> None:
     async def session_step() -> None:
         async with sessions() as session:
             await session.execute(text("SELECT 1"))
-            await commit_writes(
-                session, [(INSERT_AUDIT, [_sql(audit())]), (INSERT_EVENTS, events())]
-            )
+            batch = Batch()
+            batch.insert(AUDIT, [audit()])
+            batch.insert(EVENTS, events())
+            await commit_batch(session, batch)
 
     async def bare_empty() -> None:
         await bare.execute("SELECT 1")
@@ -107,7 +108,7 @@ async def measure(url: str, rounds: int) -> None:
     shapes: list[tuple[str, Callable[[], Awaitable[None]]]] = [
         ("empty transaction, AsyncSession", session_empty),
         ("empty transaction, psycopg", bare_empty),
-        ("a step's commit, AsyncSession + commit_writes", session_step),
+        ("a step's commit, AsyncSession + commit_batch", session_step),
         ("a step's commit, psycopg", bare_step),
     ]
     for _, run in shapes:

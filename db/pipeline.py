@@ -52,7 +52,10 @@ class Notify:
 
 @dataclass
 class Batch:
-    """What one commit writes, in this order: inserts, updates, the notification."""
+    """What one commit writes: inserts, updates, the notification.
+
+    On PostgreSQL the parts run on one snapshot, so an update sees no row the same batch
+    inserts, and two updates of one row are refused (only one would take place)."""
 
     inserts: list[tuple[Table, list[dict[str, Any]]]] = field(
         default_factory=list[tuple[Table, list[dict[str, Any]]]]
@@ -113,15 +116,22 @@ async def alone_if_idle(driver: psycopg.AsyncConnection[Any]) -> AsyncGenerator[
 
     For one statement that is atomic by itself: psycopg would send BEGIN apart, a round trip
     of its own, then the statement, then the COMMIT. SQLAlchemy's commit after it sends
-    nothing, since the driver has no transaction open."""
+    nothing, since the driver has no transaction open. The connection leaves the block as it
+    came (a pooled connection left in autocommit would break its next user's transactions),
+    unless it was lost in the block: then there is nothing to restore, and the block's own
+    error is the one raised."""
+    if driver.autocommit:
+        yield True
+        return
     if driver.info.transaction_status is not TransactionStatus.IDLE:
         yield False
         return
-    await driver.set_autocommit(True)
     try:
+        await driver.set_autocommit(True)
         yield True
     finally:
-        await driver.set_autocommit(False)
+        if not (driver.closed or driver.broken):
+            await driver.set_autocommit(False)
 
 
 def _check_insert(table: Table, rows: list[dict[str, Any]]) -> tuple[str, ...]:
@@ -134,13 +144,23 @@ def _check_insert(table: Table, rows: list[dict[str, Any]]) -> tuple[str, ...]:
     return columns
 
 
-def _check_update(change: Update) -> None:
-    if not change.match or not change.values:
-        raise ValueError(f"an update of {change.table.name} needs match and values")
-    if any(v is None for v in change.match.values()):
-        raise ValueError(f"an update of {change.table.name} matches None (= is never true)")
-    if any(isinstance(change.table.c[k].type, JSON) for k in change.match):
-        raise ValueError(f"an update of {change.table.name} matches a JSON column")
+def _check_updates(updates: list[Update]) -> list[str]:
+    """Each update's match as JSON, once the updates are found sound."""
+    matches: list[str] = []
+    for change in updates:
+        name = change.table.name
+        if not change.match or not change.values:
+            raise ValueError(f"an update of {name} needs match and values")
+        if any(v is None for v in change.match.values()):
+            raise ValueError(f"an update of {name} matches None (= is never true)")
+        if any(isinstance(change.table.c[k].type, JSON) for k in change.match):
+            raise ValueError(f"an update of {name} matches a JSON column")
+        match = _json(change.match)
+        earlier = zip(updates, matches, strict=False)  # the updates before this one
+        if any(u.table is change.table and m == match for u, m in earlier):
+            raise ValueError(f"two updates of one {name} row in one batch")
+        matches.append(match)
+    return matches
 
 
 # --- elsewhere: Core statements ---------------------------------------------------------
@@ -154,8 +174,8 @@ def core_statements(batch: Batch) -> list[tuple[Executable, Any]]:
     for table, rows in batch.inserts:
         _check_insert(table, rows)
         out.append((insert(table).inline(), [_core_values(table, row) for row in rows]))
+    _check_updates(batch.updates)
     for change in batch.updates:
-        _check_update(change)
         where = [change.table.c[k] == v for k, v in change.match.items()]
         statement = (
             update(change.table).where(*where).values(_core_values(change.table, change.values))
@@ -185,10 +205,9 @@ def _postgres(batch: Batch) -> tuple[bytes, list[Any]]:
     for table, rows in batch.inserts:
         shape.append(("insert", table, _check_insert(table, rows)))
         params.append(_json(rows))
-    for change in batch.updates:
-        _check_update(change)
+    for change, match in zip(batch.updates, _check_updates(batch.updates), strict=True):
         shape.append(("update", change.table, tuple(change.values), tuple(change.match)))
-        params += [_json(change.values), _json(change.match)]
+        params += [_json(change.values), match]
     key = (*shape, batch.notify is not None)
     sql = _SHAPES.get(key)
     if sql is None:
@@ -226,7 +245,12 @@ def _record(table: Table, columns: Sequence[str]) -> str:
 
 
 def _json(value: Any) -> str:
-    return json.dumps(value, default=_encode, separators=(",", ":"))
+    # NaN and infinities are no JSON: refused here rather than by the server. `_encode`
+    # serves the columns' own values (nested ones in a JSON column too, where Core's
+    # serializer would refuse them: the tests run on SQLite as well).
+    return json.dumps(
+        value, default=_encode, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    )
 
 
 def _encode(value: Any) -> Any:

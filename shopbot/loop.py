@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from contextlib import aclosing, asynccontextmanager
 from dataclasses import dataclass, field, replace
@@ -136,21 +137,32 @@ class Agent:
         if isinstance(incoming, CustomerText) and "\x00" in incoming.text:
             raise ConversationError("The message contains a character that cannot be stored.")
         released = False
+        owner = str(uuid.uuid4())
         async with self._turn_session() as session:
             now = self.clock()
             # Each step's rows go to the database at its commit (`Recorder`); tools that
             # need ids flush themselves.
             session.sync_session.autoflush = False
             title = incoming.text[:60] if isinstance(incoming, CustomerText) else None
-            lease = await take_lease(
-                session,
-                conversation_id,
-                now,
-                self.settings.turn_lease_seconds,
-                title,
-                self.message_rate,
-            )
-            owner = lease.owner
+            try:
+                lease = await take_lease(
+                    session,
+                    conversation_id,
+                    now,
+                    self.settings.turn_lease_seconds,
+                    title,
+                    self.message_rate,
+                    owner=owner,
+                    # An answer to a confirmation may be refused in the turn's first
+                    # transaction; a refused one should count no turn.
+                    commit_alone=isinstance(incoming, CustomerText),
+                )
+            except ConversationError:
+                raise  # refused: nothing was taken
+            except BaseException:
+                # A lease committed alone may stand despite the error: give it back.
+                await self._give_back(conversation_id, owner)
+                raise
             try:
                 async for event in self._turn(session, lease, incoming, now):
                     yield event
@@ -162,9 +174,16 @@ class Agent:
                     except Exception:  # a lost connection: the lease is given back below
                         log.exception("rolling back the turn of %s failed", conversation_id)
                 if not released:
-                    # Stopped half-way (or never committed: then this finds nothing to free).
+                    # Stopped half-way: the lease stands if it was committed (alone, or with
+                    # a step); if not, this finds nothing to free.
                     await give_back(self.sessions, conversation_id, owner)
         await self._deliver_outbox()
+
+    async def _give_back(self, conversation_id: str, owner: str) -> None:
+        try:
+            await give_back(self.sessions, conversation_id, owner)
+        except Exception:  # the error that brought us here matters more
+            log.exception("giving back the lease of %s failed", conversation_id)
 
     @asynccontextmanager
     async def _turn_session(self) -> AsyncGenerator[AsyncSession]:

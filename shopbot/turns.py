@@ -2,8 +2,9 @@
 
 A turn takes the lease with one guarded UPDATE: it succeeds only when nobody holds it or the
 holder's lease ran out, and the conversation is within its message rate; the same statement
-counts the turn and returns the row and the turn's state facts. On PostgreSQL it commits
-alone (autocommit: one round trip), elsewhere with the turn's first transaction. The turn
+counts the turn and returns the row and the turn's state facts. For a customer's message, on
+PostgreSQL, it commits alone (autocommit: one round trip); otherwise with the turn's first
+transaction. The turn
 gives the lease back in its last commit, or in a transaction of its own when it stopped
 half-way. A worker that crashes mid-turn blocks its conversation for at most the lease.
 """
@@ -102,23 +103,27 @@ async def take_lease(
     lease_seconds: float,
     title: str | None = None,
     rate: MessageRate | None = None,
+    *,
+    owner: str | None = None,
+    commit_alone: bool = False,
 ) -> Lease:
     """Take the conversation for one turn.
 
     One statement: the UPDATE that takes the lease also counts the turn, sets the `title` of
     a conversation without one, holds to `rate`, and returns the row with what the turn's
-    state needs (`shopbot.state.state_columns`, and on PostgreSQL its messages). On
-    PostgreSQL, when the caller has no transaction open, it commits at once (a turn that
-    fails before its first commit then stays counted, and gives the lease back); elsewhere
-    it is part of the caller's transaction, and the row lock stands in for the lease until
-    the caller commits.
+    state needs (`shopbot.state.state_columns`, and on PostgreSQL its messages). With
+    `commit_alone`, on PostgreSQL, when the caller has no transaction open, it commits at
+    once, one round trip: a turn that fails before its first commit then stays counted, and
+    must give the lease back (`owner`, chosen by the caller for that). Otherwise it is part
+    of the caller's transaction, and the row lock stands in for the lease until the caller
+    commits.
 
     The facts come from the statement's snapshot. They can be stale only if the UPDATE
     waited for the row lock of a turn whose lease ran out while it was still running; then
     this turn's first commit fails on the event numbers (unique per conversation) and the
     request is refused: nothing is stored twice.
     """
-    owner = str(uuid.uuid4())
+    owner = owner or str(uuid.uuid4())
     params: dict[str, Any] = {
         "cid": conversation_id,
         "at": now,
@@ -131,7 +136,7 @@ async def take_lease(
     conn = await session.connection()
     with_state = conn.dialect.name == "postgresql"
     statement = _LEASE[rate is not None, with_state]
-    if with_state:
+    if with_state and commit_alone:
         async with alone_if_idle(await psycopg_of(conn)):
             row = (await conn.execute(statement, params)).one_or_none()
     else:

@@ -484,7 +484,7 @@ async def test_on_postgresql_the_lease_commits_alone_and_a_failed_turn_gives_it_
 
     cid = await start_conversation(agent.sessions, agent.settings)
     async with agent.sessions() as s:
-        lease = await take_lease(s, cid, utcnow(), 30)
+        lease = await take_lease(s, cid, utcnow(), 30, commit_alone=True)
         async with agent.sessions() as other:  # seen by others before the turn commits
             row = await other.get(Conversation, cid)
             assert row is not None and row.turn_owner == lease.owner
@@ -506,3 +506,30 @@ async def test_on_postgresql_the_lease_commits_alone_and_a_failed_turn_gives_it_
         row = await s.get(Conversation, cid)
         assert row is not None and (row.turn_owner, row.turns) == (None, 2)
     assert await count(agent, Message, Message.conversation_id == cid) == 0
+
+
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+async def test_a_lease_committed_alone_is_given_back_when_the_turn_fails_at_once(
+    agent: Agent, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shopbot.turns
+
+    def broken(*_args: object, **_kwargs: object) -> None:
+        raise RuntimeError("the row could not be read")
+
+    cid = await start_conversation(agent.sessions, agent.settings)
+    monkeypatch.setattr(shopbot.turns.StoredFacts, "of", broken)  # after the UPDATE commits
+    with pytest.raises(RuntimeError):
+        await turn(agent, cid, CustomerText("hello"))
+    async with agent.sessions() as s:
+        row = await s.get(Conversation, cid)
+        assert row is not None and (row.turn_owner, row.turns) == (None, 1)
+
+
+async def test_an_answer_to_no_confirmation_counts_no_turn(agent: Agent) -> None:
+    cid = await start_conversation(agent.sessions, agent.settings)
+    with pytest.raises(NoPendingConfirmation):
+        await turn(agent, cid, ConfirmationAnswer("no-such-confirmation", approve=True))
+    async with agent.sessions() as s:
+        row = await s.get(Conversation, cid)
+        assert row is not None and (row.turn_owner, row.turns) == (None, 0)

@@ -256,16 +256,18 @@ async def test_none_in_a_json_column_is_sql_null(
     assert is_null == [True, False]
 
 
-async def test_a_batch_must_name_every_column_and_match_no_none(
+async def test_a_batch_must_name_every_column_match_no_none_and_update_a_row_once(
     sessions: async_sessionmaker[AsyncSession],
 ) -> None:
     cid = await _conversation(sessions)
     short = Batch()
     short.insert(EVENTS, [{k: v for k, v in _event(cid, 1).items() if k != "created_at"}])
     unmatched = Batch(updates=[Update(CONVERSATIONS, {"turn_owner": None}, {"title": "x"})])
+    twice = Update(CONVERSATIONS, {"id": cid}, {"title": "x"})
+    same_row = Batch(updates=[twice, Update(CONVERSATIONS, {"id": cid}, {"turns": 3})])
     async with sessions() as session:
-        for batch in (short, unmatched):
-            with pytest.raises(ValueError, match=r"must each name|matches None"):
+        for batch in (short, unmatched, same_row):
+            with pytest.raises(ValueError, match=r"must each name|matches None|two updates"):
                 await commit_batch(session, batch)
             await session.rollback()
     assert await _stored(sessions, cid) == []
@@ -314,3 +316,37 @@ async def test_a_connection_lost_in_the_batch_is_thrown_away(
         session.add(Conversation(id=cid, channel="web"))
         await commit_batch(session, _events(cid, 1))  # a new one
     assert await _stored(sessions, cid) == [1]
+
+
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+async def test_a_connection_lost_in_a_batch_alone_is_thrown_away_with_its_own_error(
+    sessions: async_sessionmaker[AsyncSession], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In autocommit, no COMMIT follows: the statement itself is where the server goes."""
+    execute = psycopg.AsyncConnection.execute
+
+    async def lost_in_autocommit(
+        self: psycopg.AsyncConnection[Any], query: Any, *args: Any, **kw: Any
+    ) -> Any:
+        if self.autocommit:
+            await self.close()
+            raise psycopg.OperationalError("server closed the connection unexpectedly")
+        return await execute(self, query, *args, **kw)
+
+    cid = await _conversation(sessions)
+    async with sessions() as session:
+        with monkeypatch.context() as patched:
+            patched.setattr(psycopg.AsyncConnection, "execute", lost_in_autocommit)
+            with pytest.raises(DBAPIError) as raised:
+                await commit_batch(session, _events(cid, 1))
+        assert isinstance(raised.value.orig, psycopg.OperationalError), "not a later error"
+        assert raised.value.connection_invalidated
+        await session.rollback()
+    async with sessions() as session:  # whatever connection comes next is transactional
+        await commit_batch(session, _events(cid, 1))
+        session.add(Conversation(id=str(uuid.uuid4()), channel="web"))
+        await session.flush()
+        await session.rollback()
+    assert await _stored(sessions, cid) == [1]
+    async with sessions() as other:
+        assert await other.scalar(select(func.count()).select_from(Conversation)) == 1
