@@ -10,7 +10,8 @@ run as Core statements one after the other, then the commit.
 
 Both paths store the same rows: an insert names every column but an autoincrement key (so
 no Python-side default is needed), and None in a JSON column is SQL NULL, as the ORM wrote
-it. A statement that fails aborts the transaction, and the error is raised as SQLAlchemy's
+it. (Only the PostgreSQL path refuses NaN in a float column, and lets a datetime nested in a
+JSON column through as text.) A statement that fails aborts the transaction, and the error is raised as SQLAlchemy's
 `DBAPIError`; nothing of the batch is committed.
 """
 
@@ -55,7 +56,8 @@ class Batch:
     """What one commit writes: inserts, updates, the notification.
 
     On PostgreSQL the parts run on one snapshot, so an update sees no row the same batch
-    inserts, and two updates of one row are refused (only one would take place)."""
+    inserts, and of two updates of one row only one would take place: two with the same
+    match are refused."""
 
     inserts: list[tuple[Table, list[dict[str, Any]]]] = field(
         default_factory=list[tuple[Table, list[dict[str, Any]]]]
@@ -144,8 +146,9 @@ def _check_insert(table: Table, rows: list[dict[str, Any]]) -> tuple[str, ...]:
     return columns
 
 
-def _check_updates(updates: list[Update]) -> list[str]:
-    """Each update's match as JSON, once the updates are found sound."""
+def _check_updates(updates: list[Update]) -> None:
+    """Refuses an unsound update, or two with the same match (overlapping matches are the
+    caller's to avoid)."""
     matches: list[str] = []
     for change in updates:
         name = change.table.name
@@ -155,12 +158,11 @@ def _check_updates(updates: list[Update]) -> list[str]:
             raise ValueError(f"an update of {name} matches None (= is never true)")
         if any(isinstance(change.table.c[k].type, JSON) for k in change.match):
             raise ValueError(f"an update of {name} matches a JSON column")
-        match = _json(change.match)
+        match = json.dumps(change.match, default=_encode, sort_keys=True)
         earlier = zip(updates, matches, strict=False)  # the updates before this one
         if any(u.table is change.table and m == match for u, m in earlier):
             raise ValueError(f"two updates of one {name} row in one batch")
         matches.append(match)
-    return matches
 
 
 # --- elsewhere: Core statements ---------------------------------------------------------
@@ -205,9 +207,10 @@ def _postgres(batch: Batch) -> tuple[bytes, list[Any]]:
     for table, rows in batch.inserts:
         shape.append(("insert", table, _check_insert(table, rows)))
         params.append(_json(rows))
-    for change, match in zip(batch.updates, _check_updates(batch.updates), strict=True):
+    _check_updates(batch.updates)
+    for change in batch.updates:
         shape.append(("update", change.table, tuple(change.values), tuple(change.match)))
-        params += [_json(change.values), match]
+        params += [_json(change.values), _json(change.match)]
     key = (*shape, batch.notify is not None)
     sql = _SHAPES.get(key)
     if sql is None:

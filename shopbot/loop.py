@@ -9,6 +9,7 @@ conversation up at any point. The loop never imports a concrete model backend or
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import re
@@ -160,7 +161,10 @@ class Agent:
             except ConversationError:
                 raise  # refused: nothing was taken
             except BaseException:
-                # A lease committed alone may stand despite the error: give it back.
+                # A lease committed alone may stand despite the error: give it back (after
+                # the rollback, which frees SQLite's write lock for that).
+                with contextlib.suppress(Exception):
+                    await session.rollback()
                 await self._give_back(conversation_id, owner)
                 raise
             try:
@@ -176,7 +180,7 @@ class Agent:
                 if not released:
                     # Stopped half-way: the lease stands if it was committed (alone, or with
                     # a step); if not, this finds nothing to free.
-                    await give_back(self.sessions, conversation_id, owner)
+                    await self._give_back(conversation_id, owner)
         await self._deliver_outbox()
 
     async def _give_back(self, conversation_id: str, owner: str) -> None:

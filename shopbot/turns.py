@@ -4,9 +4,9 @@ A turn takes the lease with one guarded UPDATE: it succeeds only when nobody hol
 holder's lease ran out, and the conversation is within its message rate; the same statement
 counts the turn and returns the row and the turn's state facts. For a customer's message, on
 PostgreSQL, it commits alone (autocommit: one round trip); otherwise with the turn's first
-transaction. The turn
-gives the lease back in its last commit, or in a transaction of its own when it stopped
-half-way. A worker that crashes mid-turn blocks its conversation for at most the lease.
+transaction. The turn gives the lease back in its last commit, or in a transaction of its
+own when it stopped half-way. A worker that crashes mid-turn blocks its conversation for at
+most the lease.
 """
 
 from __future__ import annotations

@@ -467,9 +467,15 @@ async def test_the_state_the_lease_brings_is_the_state_read_apart(agent: Agent) 
     now = utcnow()
     async with agent.sessions() as s:
         lease = await take_lease(s, cid, now, 30)
-        assert lease.facts is not None and lease.facts.messages is not None
+        assert lease.facts is not None
         brought = await load_state(s, lease.conversation, now, facts=lease.facts)
         apart = await load_state(s, lease.conversation, now)
+        read = await s.execute(
+            select(Message.role, Message.content)
+            .where(Message.conversation_id == cid)
+            .order_by(Message.id)
+        )
+        assert lease.facts.messages == [tuple(row) for row in read]
     assert dataclasses.asdict(brought) == dataclasses.asdict(apart)
     assert brought.customer_texts == [JANE, "and the shirt?"]
     assert [line.text for line in brought.history][-1] == "Which?"
@@ -527,6 +533,7 @@ async def test_a_lease_committed_alone_is_given_back_when_the_turn_fails_at_once
 
 
 async def test_an_answer_to_no_confirmation_counts_no_turn(agent: Agent) -> None:
+    """On PostgreSQL, where a customer's message takes its lease alone, an answer does not."""
     cid = await start_conversation(agent.sessions, agent.settings)
     with pytest.raises(NoPendingConfirmation):
         await turn(agent, cid, ConfirmationAnswer("no-such-confirmation", approve=True))

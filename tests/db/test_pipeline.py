@@ -90,6 +90,7 @@ async def test_a_batch_that_opens_no_transaction_is_committed_and_the_session_go
         raw = (await conn.get_raw_connection()).driver_connection
         assert not getattr(raw, "autocommit", False), "autocommit was switched back off"
         session.add(Conversation(id=str(uuid.uuid4()), channel="web"))
+        await session.flush()
         await session.rollback()  # still transactional: the rollback takes the row back
     assert await _stored(sessions, cid) == [1]
     async with sessions() as other:
@@ -263,11 +264,18 @@ async def test_a_batch_must_name_every_column_match_no_none_and_update_a_row_onc
     short = Batch()
     short.insert(EVENTS, [{k: v for k, v in _event(cid, 1).items() if k != "created_at"}])
     unmatched = Batch(updates=[Update(CONVERSATIONS, {"turn_owner": None}, {"title": "x"})])
-    twice = Update(CONVERSATIONS, {"id": cid}, {"title": "x"})
-    same_row = Batch(updates=[twice, Update(CONVERSATIONS, {"id": cid}, {"turns": 3})])
+    match = {"id": cid, "turn_owner": "o"}
+    twice = [
+        Update(CONVERSATIONS, match, {"title": "x"}),
+        Update(CONVERSATIONS, dict(reversed(match.items())), {"turns": 3}),
+    ]
     async with sessions() as session:
-        for batch in (short, unmatched, same_row):
-            with pytest.raises(ValueError, match=r"must each name|matches None|two updates"):
+        for batch, refused in (
+            (short, "must each name exactly"),
+            (unmatched, "matches None"),
+            (Batch(updates=twice), "two updates of one conversations row"),
+        ):
+            with pytest.raises(ValueError, match=refused):
                 await commit_batch(session, batch)
             await session.rollback()
     assert await _stored(sessions, cid) == []
@@ -350,3 +358,15 @@ async def test_a_connection_lost_in_a_batch_alone_is_thrown_away_with_its_own_er
     assert await _stored(sessions, cid) == [1]
     async with sessions() as other:
         assert await other.scalar(select(func.count()).select_from(Conversation)) == 1
+
+
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+async def test_nan_is_refused_before_it_reaches_postgresql(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    cid = await _conversation(sessions)
+    batch = Batch()
+    batch.insert(AUDIT, [_audit(cid, 1, None) | {"model_ms": float("nan")}])
+    async with sessions() as session:
+        with pytest.raises(ValueError, match="Out of range float values"):
+            await commit_batch(session, batch)
