@@ -131,9 +131,16 @@ async def alone_if_idle(driver: psycopg.AsyncConnection[Any]) -> AsyncGenerator[
     try:
         await driver.set_autocommit(True)
         yield True
-    finally:
+    except BaseException:
         if not (driver.closed or driver.broken):
-            await driver.set_autocommit(False)
+            try:
+                await driver.set_autocommit(False)
+            except psycopg.Error:
+                # Not left in autocommit for the pool's next user: closed, the pool drops
+                # it. The block's error is the one to see.
+                await driver.close()
+        raise
+    await driver.set_autocommit(False)
 
 
 def _check_insert(table: Table, rows: list[dict[str, Any]]) -> tuple[str, ...]:

@@ -18,7 +18,15 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db import ActionLog, Base, Conversation, Event, Message, Role, utcnow
 from db.engine import create_engine, session_factory
-from db.pipeline import Batch, Notify, Update, commit_batch, core_statements
+from db.pipeline import (
+    Batch,
+    Notify,
+    Update,
+    alone_if_idle,
+    commit_batch,
+    core_statements,
+    psycopg_of,
+)
 
 EVENTS = Base.metadata.tables["events"]
 MESSAGES = Base.metadata.tables["messages"]
@@ -370,3 +378,25 @@ async def test_nan_is_refused_before_it_reaches_postgresql(
     async with sessions() as session:
         with pytest.raises(ValueError, match="Out of range float values"):
             await commit_batch(session, batch)
+
+
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+async def test_a_connection_that_cannot_leave_autocommit_is_closed_not_pooled(
+    sessions: async_sessionmaker[AsyncSession], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    set_autocommit = psycopg.AsyncConnection.set_autocommit
+
+    async def stuck(self: psycopg.AsyncConnection[Any], value: bool) -> None:
+        if not value:
+            raise psycopg.ProgrammingError("can't change 'autocommit' now")
+        await set_autocommit(self, value)
+
+    async with sessions() as session:
+        driver = await psycopg_of(await session.connection())
+        await session.rollback()
+        with monkeypatch.context() as patched:
+            patched.setattr(psycopg.AsyncConnection, "set_autocommit", stuck)
+            with pytest.raises(KeyError):  # the block's own error, not the restore's
+                async with alone_if_idle(driver):
+                    raise KeyError("in the block")
+        assert driver.closed
