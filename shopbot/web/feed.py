@@ -179,39 +179,63 @@ class Relay(Protocol):
 class _Background(ABC):
     """A relay's long-running task, restarted after failures."""
 
+    finish_on_stop = 0.0
+    """Seconds `stop` lets the task end by itself (it watches `stopping`) before cancelling
+    it: 0 cancels at once."""
+
     def __init__(self, name: str) -> None:
         self.name = name
         self.task: asyncio.Task[None] | None = None
+        self.stopping = asyncio.Event()
 
     async def start(self) -> None:
+        self.stopping.clear()
         self.task = asyncio.create_task(self._supervise(), name=self.name)
 
     async def stop(self) -> None:
-        if self.task is not None:
-            self.task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self.task
-            self.task = None
+        task, self.task = self.task, None
+        if task is None:
+            return
+        self.stopping.set()
+        if self.finish_on_stop:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(task), self.finish_on_stop)
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
     async def _supervise(self) -> None:
         delay = 0.1
-        while True:
+        while not self.stopping.is_set():
             try:
                 await self.run()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
                 log.warning("%s failed, restarting in %.1f s: %s", self.name, delay, exc)
-            await asyncio.sleep(delay)
+            if await self._stopped_within(delay):
+                return
             delay = min(delay * 2, 5.0)
+
+    async def _stopped_within(self, seconds: float) -> bool:
+        """Waits `seconds`, or less if `stop` is called: whether it was."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.stopping.wait(), seconds)
+        return self.stopping.is_set()
 
     @abstractmethod
     async def run(self) -> None:
-        """Relay until cancelled; raising restarts it after a back-off."""
+        """Relay until cancelled or `stopping` (when it watches it); raising restarts it
+        after a back-off."""
 
 
 class SqliteTail(_Background):
-    """Wakes local streams for events any process wrote, by the growth of `events.id`."""
+    """Wakes local streams for events any process wrote, by the growth of `events.id`.
+
+    On `stop` a read in progress finishes rather than being cancelled: aiosqlite's thread
+    would report a cancelled query to an event loop that may be closed by then."""
+
+    finish_on_stop = 2.0
 
     def __init__(self, feed: EventFeed, engine: AsyncEngine, interval: float) -> None:
         super().__init__("shopbot-sqlite-tail")
@@ -232,8 +256,7 @@ class SqliteTail(_Background):
     async def run(self) -> None:
         async with self.engine.connect() as conn:
             seen = int(await conn.scalar(select(func.coalesce(func.max(EVENTS.c.id), 0))) or 0)
-        while True:
-            await asyncio.sleep(self.interval)
+        while not await self._stopped_within(self.interval):
             async with self.engine.connect() as conn:
                 if not self.feed.watched:
                     query = select(func.coalesce(func.max(EVENTS.c.id), seen))

@@ -35,7 +35,7 @@ from db.testing import DEFAULT_POSTGRES_URL, postgres_reachable
 from shopbot.config import Settings
 from shopbot.web import WebConfig, create_app
 from shopbot.web import feed as feed_module
-from shopbot.web.feed import MAX_PAYLOAD, EventFeed, PostgresRelay, Subscription
+from shopbot.web.feed import MAX_PAYLOAD, EventFeed, PostgresRelay, SqliteTail, Subscription
 from shopbot.web.store import StoredEvent
 from shopbot.web.stream import _events
 
@@ -448,3 +448,39 @@ async def test_a_turn_that_dies_mid_reply_leaves_nothing_of_its_drafts_behind() 
     relay.drafted("alive", {"kind": "reply_chunk", "step": 1, "text": "Hi"})
     assert relay._last_draft == {"alive": 3}, "a draft not yet sent is remembered"
     await relay.stop()
+
+
+class _SlowReads:
+    """An engine stand-in whose every read takes a while and says whether it was cut off."""
+
+    def __init__(self) -> None:
+        self.reading = asyncio.Event()
+        self.finished = 0
+        self.cancelled = 0
+
+    @asynccontextmanager
+    async def connect(self) -> AsyncGenerator[_SlowReads]:
+        yield self
+
+    async def scalar(self, _query: object) -> int:
+        self.reading.set()
+        try:
+            await asyncio.sleep(0.3)
+        except asyncio.CancelledError:
+            self.cancelled += 1
+            raise
+        self.finished += 1
+        return 0
+
+
+async def test_the_sqlite_tail_stops_after_its_read_not_in_the_middle() -> None:
+    """aiosqlite's thread would report a cancelled read to a loop that may be gone."""
+    engine = _SlowReads()
+    tail = SqliteTail(EventFeed(), cast(Any, engine), interval=0.01)
+    await tail.start()
+    await engine.reading.wait()
+    started = time.monotonic()
+    await tail.stop()
+    assert (engine.finished, engine.cancelled) == (1, 0)
+    assert time.monotonic() - started < 1.0, "it stopped after the read, not at a deadline"
+    assert tail.task is None
