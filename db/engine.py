@@ -94,6 +94,12 @@ def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False)
 
 
+def bound_engine(sessions: async_sessionmaker[AsyncSession]) -> AsyncEngine | None:
+    """The engine `sessions` are bound to (None: bound to something else, or nothing)."""
+    bind = sessions.kw.get("bind")
+    return bind if isinstance(bind, AsyncEngine) else None
+
+
 def alembic_config(url: str | URL) -> Config:
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))

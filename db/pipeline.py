@@ -11,8 +11,8 @@ run as Core statements one after the other, then the commit.
 Both paths store the same rows: an insert names every column but an autoincrement key (so
 no Python-side default is needed), and None in a JSON column is SQL NULL, as the ORM wrote
 it. (Only the PostgreSQL path refuses NaN in a float column, and lets a datetime nested in a
-JSON column through as text.) A statement that fails aborts the transaction, and the error is raised as SQLAlchemy's
-`DBAPIError`; nothing of the batch is committed.
+JSON column through as text.) A statement that fails aborts the transaction, and the error
+is raised as SQLAlchemy's `DBAPIError`; nothing of the batch is committed.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
+from functools import cache
 from typing import Any
 
 import psycopg
@@ -143,20 +144,24 @@ async def alone_if_idle(driver: psycopg.AsyncConnection[Any]) -> AsyncGenerator[
     await driver.set_autocommit(False)
 
 
+@cache
+def _inserted(table: Table) -> frozenset[str]:
+    """The columns an insert names: all of the table's but an autoincrement key."""
+    return frozenset(c.key for c in table.columns if c is not table.autoincrement_column)
+
+
 def _check_insert(table: Table, rows: list[dict[str, Any]]) -> tuple[str, ...]:
-    """The columns the rows name: all of the table's but an autoincrement key, in every row."""
-    columns = tuple(rows[0])
-    auto = table.autoincrement_column
-    wanted = {c.key for c in table.columns if c is not auto}
-    if set(columns) != wanted or any(row.keys() != rows[0].keys() for row in rows):
-        raise ValueError(f"rows for {table.name} must each name exactly {sorted(wanted)}")
-    return columns
+    """The columns the rows name, once each row is found to name `_inserted(table)`."""
+    first = rows[0].keys()
+    if first != _inserted(table) or any(row.keys() != first for row in rows):
+        raise ValueError(f"rows for {table.name} must each name exactly {sorted(_inserted(table))}")
+    return tuple(first)
 
 
 def _check_updates(updates: list[Update]) -> None:
     """Refuses an unsound update, or two with the same match (overlapping matches are the
     caller's to avoid)."""
-    matches: list[str] = []
+    targets: set[tuple[str, str]] = set()
     for change in updates:
         name = change.table.name
         if not change.match or not change.values:
@@ -165,11 +170,10 @@ def _check_updates(updates: list[Update]) -> None:
             raise ValueError(f"an update of {name} matches None (= is never true)")
         if any(isinstance(change.table.c[k].type, JSON) for k in change.match):
             raise ValueError(f"an update of {name} matches a JSON column")
-        match = json.dumps(change.match, default=_encode, sort_keys=True)
-        earlier = zip(updates, matches, strict=False)  # the updates before this one
-        if any(u.table is change.table and m == match for u, m in earlier):
+        target = (name, json.dumps(change.match, default=_encode, sort_keys=True))
+        if target in targets:
             raise ValueError(f"two updates of one {name} row in one batch")
-        matches.append(match)
+        targets.add(target)
 
 
 # --- elsewhere: Core statements ---------------------------------------------------------

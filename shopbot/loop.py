@@ -9,7 +9,6 @@ conversation up at any point. The loop never imports a concrete model backend or
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import re
@@ -21,9 +20,10 @@ from datetime import datetime
 from time import perf_counter
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db import ConfirmationStatus, Conversation, ConversationStatus, Role, utcnow
+from db.engine import bound_engine
 from shopbot.actions import (
     Action,
     ActionSchema,
@@ -145,41 +145,36 @@ class Agent:
             # need ids flush themselves.
             session.sync_session.autoflush = False
             title = incoming.text[:60] if isinstance(incoming, CustomerText) else None
+            refused = False
             try:
-                lease = await take_lease(
-                    session,
-                    conversation_id,
-                    now,
-                    self.settings.turn_lease_seconds,
-                    title,
-                    self.message_rate,
-                    owner=owner,
-                    # An answer to a confirmation may be refused in the turn's first
-                    # transaction; a refused one should count no turn.
-                    commit_alone=isinstance(incoming, CustomerText),
-                )
-            except ConversationError:
-                raise  # refused: nothing was taken
-            except BaseException:
-                # A lease committed alone may stand despite the error: give it back (after
-                # the rollback, which frees SQLite's write lock for that).
-                with contextlib.suppress(Exception):
-                    await session.rollback()
-                await self._give_back(conversation_id, owner)
-                raise
-            try:
+                try:
+                    lease = await take_lease(
+                        session,
+                        conversation_id,
+                        now,
+                        self.settings.turn_lease_seconds,
+                        title,
+                        self.message_rate,
+                        owner=owner,
+                        # An answer to a confirmation may be refused in the turn's first
+                        # transaction; a refused one should count no turn.
+                        commit_alone=isinstance(incoming, CustomerText),
+                    )
+                except ConversationError:
+                    refused = True  # busy, rate-limited, unknown: nothing was taken
+                    raise
                 async for event in self._turn(session, lease, incoming, now):
                     yield event
                 released = True  # in the turn's last commit
             finally:
-                if not released and session.in_transaction():
-                    try:
-                        await session.rollback()
-                    except Exception:  # a lost connection: the lease is given back below
-                        log.exception("rolling back the turn of %s failed", conversation_id)
-                if not released:
-                    # Stopped half-way: the lease stands if it was committed (alone, or with
-                    # a step); if not, this finds nothing to free.
+                if not released and not refused:
+                    if session.in_transaction():
+                        try:  # also frees SQLite's write lock for the give-back
+                            await session.rollback()
+                        except Exception:  # a lost connection: the lease is given back below
+                            log.exception("rolling back the turn of %s failed", conversation_id)
+                    # Stopped half-way, even in the lease's statement: the lease stands if it
+                    # was committed (alone, or with a step); if not, this finds nothing to free.
                     await self._give_back(conversation_id, owner)
         await self._deliver_outbox()
 
@@ -194,8 +189,8 @@ class Agent:
         """A session on one connection, held for the turn: a turn commits every step, and
         each commit would hand the connection back to the pool and the next step take one
         again (a checkout, a reset and their bookkeeping, several times a turn)."""
-        engine = self.sessions.kw.get("bind")
-        if not isinstance(engine, AsyncEngine):
+        engine = bound_engine(self.sessions)
+        if engine is None:
             async with self.sessions() as session:
                 yield session
             return

@@ -12,6 +12,7 @@ most the lease.
 from __future__ import annotations
 
 import uuid
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, NoReturn
@@ -136,10 +137,8 @@ async def take_lease(
     conn = await session.connection()
     with_state = conn.dialect.name == "postgresql"
     statement = _LEASE[rate is not None, with_state]
-    if with_state and commit_alone:
-        async with alone_if_idle(await psycopg_of(conn)):
-            row = (await conn.execute(statement, params)).one_or_none()
-    else:
+    alone = with_state and commit_alone
+    async with alone_if_idle(await psycopg_of(conn)) if alone else nullcontext():
         row = (await conn.execute(statement, params)).one_or_none()
     if row is None:
         await _refused(session, conversation_id, now, rate)

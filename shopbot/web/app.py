@@ -28,7 +28,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from db import utcnow
-from db.engine import create_engine, is_sqlite, session_factory
+from db.engine import bound_engine, create_engine, is_sqlite, session_factory
 from shopbot.app import build_agent, build_model, open_services
 from shopbot.config import Settings
 from shopbot.models.base import ChatModel
@@ -238,10 +238,10 @@ def _version() -> str:
 
 
 def _engine_of(sessions: async_sessionmaker[AsyncSession]) -> AsyncEngine:
-    bind = sessions.kw.get("bind")
-    if not isinstance(bind, AsyncEngine):
+    engine = bound_engine(sessions)
+    if engine is None:
         raise TypeError("create_app needs sessions bound to an AsyncEngine")
-    return bind
+    return engine
 
 
 def app_from_env() -> FastAPI:

@@ -67,6 +67,12 @@ async def _stored(sessions: async_sessionmaker[AsyncSession], cid: str) -> list[
         return list(await other.scalars(query))
 
 
+async def _conversations(sessions: async_sessionmaker[AsyncSession]) -> int:
+    """How many conversations are stored, read apart."""
+    async with sessions() as other:
+        return int(await other.scalar(select(func.count()).select_from(Conversation)) or 0)
+
+
 async def _conversation(sessions: async_sessionmaker[AsyncSession]) -> str:
     cid = str(uuid.uuid4())
     async with sessions() as session:
@@ -94,15 +100,13 @@ async def test_a_batch_that_opens_no_transaction_is_committed_and_the_session_go
     async with sessions() as session:
         await commit_batch(session, _events(cid, 1))
         assert not session.in_transaction()
-        conn = await session.connection()
-        raw = (await conn.get_raw_connection()).driver_connection
+        raw = (await (await session.connection()).get_raw_connection()).driver_connection
         assert not getattr(raw, "autocommit", False), "autocommit was switched back off"
         session.add(Conversation(id=str(uuid.uuid4()), channel="web"))
         await session.flush()
         await session.rollback()  # still transactional: the rollback takes the row back
     assert await _stored(sessions, cid) == [1]
-    async with sessions() as other:
-        assert await other.scalar(select(func.count()).select_from(Conversation)) == 1
+    assert await _conversations(sessions) == 1
 
 
 async def test_a_failing_write_commits_nothing_of_the_batch(
@@ -119,9 +123,7 @@ async def test_a_failing_write_commits_nothing_of_the_batch(
         # The session goes on: the next batch is written and committed.
         await commit_batch(session, _events(cid, 3))
     assert await _stored(sessions, cid) == [1, 3], "seq 2 did not stay"
-    async with sessions() as other:
-        conversations = select(func.count()).select_from(Conversation)
-        assert await other.scalar(conversations) == 1, "nor did the flushed conversation"
+    assert await _conversations(sessions) == 1, "nor did the flushed conversation"
 
 
 async def test_a_failing_batch_alone_changes_nothing(
@@ -364,8 +366,7 @@ async def test_a_connection_lost_in_a_batch_alone_is_thrown_away_with_its_own_er
         await session.flush()
         await session.rollback()
     assert await _stored(sessions, cid) == [1]
-    async with sessions() as other:
-        assert await other.scalar(select(func.count()).select_from(Conversation)) == 1
+    assert await _conversations(sessions) == 1
 
 
 @pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
