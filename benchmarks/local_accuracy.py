@@ -14,11 +14,13 @@ schema and hints), so one wrong step does not derail the steps after it.
   return_id. Free text (reply messages, search queries, reasons, escalation reasons) is not
   compared.
 
-Variants, each a fresh model: `none` (the loop's full prompt, no exemplars) and `exemplars`
-(the nearest few from fixtures/exemplars.yaml, leaving out any exemplar whose `source` is
-the conversation being scored).
+Variants, each a fresh model: `none` (the bare base on the loop's full prompt), `exemplars`
+(the bare base with the nearest few from fixtures/exemplars.yaml, leaving out any exemplar
+whose `source` is the conversation being scored), `student` (the base with the shipped
+adapter, on the student's view) and `gguf:PATH` (a merged student GGUF, e.g. one
+quantization level written by `shopbot distil export --levels`).
 
-    python benchmarks/local_accuracy.py [--variants none,exemplars] [--shots 3]
+    python benchmarks/local_accuracy.py [--variants exemplars,student] [--shots 3]
         [--threads 1] [--only 30_reference_return ...] [--json local_accuracy.json]
 """
 
@@ -43,31 +45,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.common import machine
 from benchmarks.replay_steps import RecordedStep, record
 from shopbot.actions import Action, ActionSchema
+from shopbot.distil.heldout import correct
 from shopbot.exemplars import ExemplarLibrary
-from shopbot.models.local import LocalModel
+from shopbot.models.local import RETURNS_ADAPTER, LocalModel
 from tools import TOOLS
-
-KEY_ARGS: dict[str, tuple[str, ...]] = {
-    "verify_identity": ("order_id", "email"),
-    "lookup_order": ("order_id",),
-    "check_return_eligibility": ("order_id", "lines"),
-    "create_return": ("order_id", "lines"),
-    "send_return_label": ("return_id",),
-}
-
-
-def _key(value: Any) -> Any:
-    return sorted(value) if isinstance(value, list) else value
-
-
-def correct(expected: Action, got: Action, request_text: str) -> bool:
-    """Same tool and the same key arguments (see the module docstring)."""
-    if got.tool != expected.tool:
-        return False
-    if got.tool == "create_return" and "Confirmation approved" in request_text:
-        return got.arguments == expected.arguments
-    want, have = expected.arguments, got.arguments
-    return all(_key(want.get(k)) == _key(have.get(k)) for k in KEY_ARGS.get(got.tool, ()))
 
 
 @dataclass
@@ -211,7 +192,7 @@ def table(results: list[VariantResult]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--variants", default="none,exemplars")
+    parser.add_argument("--variants", default="exemplars,student")
     parser.add_argument("--shots", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1, help="llama.cpp threads")
     parser.add_argument("--only", nargs="*", help="conversation stems to run (default: all)")
@@ -228,7 +209,12 @@ def main() -> None:
     results: list[VariantResult] = []
     for name in args.variants.split(","):
         print(f"variant {name}:")
-        model = LocalModel(n_threads=args.threads, shots=args.shots)
+        if name == "student":
+            model = LocalModel(n_threads=args.threads, adapter=RETURNS_ADAPTER)
+        elif name.startswith("gguf:"):
+            model = LocalModel(Path(name[5:]), n_threads=args.threads, student=True)
+        else:
+            model = LocalModel(n_threads=args.threads, shots=args.shots)
         results.append(
             asyncio.run(
                 run_variant(name, steps, model, library if name == "exemplars" else None, args.log)

@@ -13,9 +13,11 @@ conversations, A = 30_reference_return and B = 09_return_confirmed.
 Per step: time to the first streamed piece (the prompt's evaluation, where reuse pays),
 the whole step, and decoding speed (tokens after the first piece / time after it). With
 `--prompt full` the prompt is the loop's (about 1000 tokens, the long prefix); with
-`--prompt exemplars` it is the local model's default (short system prompt + nearest exemplars).
+`--prompt exemplars` the bare base model's (short system prompt + nearest exemplars); with
+`--prompt student` the default local model's (the base with the shipped adapter, reading the
+student's compact view).
 
-    python benchmarks/local_model.py [--steps 4] [--threads 2] [--prompt full|exemplars|both]
+    python benchmarks/local_model.py [--steps 4] [--threads 2] [--prompt full|exemplars|student|all]
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.common import machine
 from benchmarks.replay_steps import RecordedStep, record
 from shopbot.exemplars import ExemplarLibrary
-from shopbot.models.local import LocalModel
+from shopbot.models.local import RETURNS_ADAPTER, LocalModel
 
 A, B = "30_reference_return", "09_return_confirmed"
 
@@ -128,7 +130,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--steps", type=int, default=4, help="timed steps per conversation")
     parser.add_argument("--threads", type=int, default=2, help="llama.cpp threads")
-    parser.add_argument("--prompt", choices=["full", "exemplars", "both"], default="both")
+    parser.add_argument("--prompt", choices=["full", "exemplars", "student", "all"], default="all")
     parser.add_argument("--json", type=Path, default=Path("benchmarks/results/local_model.json"))
     args = parser.parse_args()
     load = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
@@ -139,7 +141,11 @@ def main() -> None:
     b = [s for s in steps if s.conversation == B]
     model = LocalModel(n_threads=args.threads)
     out: dict[str, object] = {"machine": machine(), "load": load, "threads": args.threads}
-    for prompt in ["full", "exemplars"] if args.prompt == "both" else [args.prompt]:
+    prompts = ["full", "exemplars", "student"] if args.prompt == "all" else [args.prompt]
+    for prompt in prompts:
+        if prompt == "student":
+            model.close()
+            model = LocalModel(n_threads=args.threads, adapter=RETURNS_ADAPTER)
         model.exemplars = ExemplarLibrary.load() if prompt == "exemplars" else None
         lines, out[prompt] = report(prompt, asyncio.run(measure(model, a, b, args.steps)))
         print("\n".join(lines), flush=True)

@@ -124,13 +124,20 @@ def build_model(settings: Settings, *, script: list[Any] | None = None) -> ChatM
         return ScriptedModel(script or [])
     if settings.model == "local":
         from shopbot.exemplars import ExemplarLibrary
-        from shopbot.models.local import LocalModel
+        from shopbot.models.local import LocalModel, adapter_path
 
-        exemplars = ExemplarLibrary.load(settings.exemplars) if settings.exemplars else None
+        adapter = adapter_path(settings.model_adapter, settings.desk, settings.model_path)
+        # The trained student learned its examples; the bare base model needs them shown.
+        exemplars = (
+            ExemplarLibrary.load(settings.exemplars)
+            if settings.exemplars and adapter is None
+            else None
+        )
         return LocalModel(
             settings.model_path,
             generation=settings.generation,
             exemplars=exemplars,
+            adapter=adapter,
             n_threads=settings.generation.threads,
         )
     from shopbot.models.openai import OpenAIModel

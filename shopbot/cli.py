@@ -14,6 +14,7 @@ import yaml
 from rich.console import Console
 
 from shopbot.config import ModelName, Settings
+from shopbot.distil.cli import distil_app
 from shopbot.errors import ConfigError
 from shopbot.eval.cli import eval_app
 from shopbot.tau2.bench_cli import eval_tau2
@@ -27,6 +28,7 @@ POLICIES = Path("fixtures/policies")
 sandbox_app = typer.Typer(no_args_is_help=True, help="Test-mode stand-ins for outside services.")
 app.add_typer(sandbox_app, name="sandbox")
 app.add_typer(tau2_app, name="tau2")
+app.add_typer(distil_app, name="distil")
 eval_app.command("tau2")(eval_tau2)  # the τ²-bench retail benchmark
 # Messages carry paths: the terminal wraps them; rich would split them at 80 columns when piped.
 console = Console(stderr=True, soft_wrap=True)

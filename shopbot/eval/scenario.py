@@ -35,6 +35,7 @@ Intent = Literal[
     "question",
     "off_topic",
     "thanks",
+    "human",
     "refuse_label_elsewhere",
     "refuse_other_order",
     "refuse_exception",
@@ -44,7 +45,7 @@ Intent = Literal[
     "refuse_discount",
 ]
 """What a customer message asks for: the oracle's key to the right answer. `goal` pursues the
-scenario's goal; `question` is a policy question; `refuse_*` asks for something the rules
+scenario's goal; `question` is a policy question; `human` asks for a person; `refuse_*` asks for something the rules
 forbid, each with its own kind of refusal."""
 
 

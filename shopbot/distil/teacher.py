@@ -1,0 +1,98 @@
+"""The teacher: the eval oracle with a student's manners, and the recorder of its steps.
+
+The oracle (`shopbot.eval.oracle`) already decides every step from what a model is shown:
+the request (allowed tools, the order numbers and emails the customer typed), the
+observations and what the customer said. Its scenario plan (which lines, which reason) is
+drawn by `shopbot.distil.scenarios` from the words the customer writes, so a gold action
+never depends on something the conversation has not revealed. The teacher changes one
+manner: a policy answer is the best hit's first sentences, not the whole section, so the
+student learns short, cited answers.
+
+`Recorder` wraps any model and keeps every step as (the student's input at that step, the
+teacher's action written as the student must write it).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from shopbot.actions import ActionSchema
+from shopbot.eval.oracle import Oracle, Step, Transcript
+from shopbot.events import Event
+from shopbot.models.base import ModelRequest
+from shopbot.models.local import MAX_REPLY
+from shopbot.models.student import STUDENT_SYSTEM, action_text, grammar_order, student_view
+
+ANSWER_CHARS = 240
+"""A policy answer keeps the hit's sentences up to about this length, and never more than
+the grammar's bound on a reply (`shopbot.models.local.MAX_REPLY`)."""
+QUERY_CHARS = 200
+"""A search query is the customer's words, up to the grammar's bound on other strings."""
+
+
+def first_sentences(text: str, limit: int = ANSWER_CHARS) -> str:
+    sentences = re.split(r"(?<=[.!?])\s+", " ".join(text.split()))
+    out = sentences[0]
+    for sentence in sentences[1:]:
+        if len(out) + 1 + len(sentence) > limit:
+            break
+        out += " " + sentence
+    return out if len(out) <= MAX_REPLY else out[:limit].rsplit(" ", 1)[0] + "."
+
+
+class Teacher(Oracle):
+    def _answer_policy(self, t: Transcript) -> Step:
+        found = t.observed("search_policy", this_turn=True)
+        if not found:
+            return "search_policy", {"query": (t.customer_text or "return policy")[:QUERY_CHARS]}
+        hits = found[-1].get("hits", [])
+        if not hits:
+            return "reply", {
+                "message": "I couldn't find that in our policies; a colleague can help by email."
+            }
+        best = hits[0]
+        return "reply", {"message": first_sentences(best["text"]), "citations": [best["anchor"]]}
+
+
+@dataclass
+class Recorder:
+    """A model that records each of its steps for training; forwards events to the model."""
+
+    model: Any
+    schema: ActionSchema
+    scenario: str
+    rows: list[dict[str, Any]] = field(default_factory=list[dict[str, Any]])
+
+    @property
+    def name(self) -> str:
+        return f"recorded:{self.model.name}"
+
+    def observe(self, event: Event) -> None:
+        self.model.observe(event)
+
+    async def complete(self, request: ModelRequest) -> str:
+        raw: str = await self.model.complete(request)
+        action = json.loads(raw)["action"]
+        tool, args = action["tool"], action["args"]
+        args_schema = self.schema.args_models[tool].model_json_schema()
+        per_step = str(request.messages[-1].content)
+        self.rows.append(
+            {
+                "scenario": self.scenario,
+                "step": len(self.rows),
+                "system": STUDENT_SYSTEM,
+                "prompt": student_view(per_step),
+                "target": action_text(tool, args, grammar_order(args_schema)),
+                "tool": tool,
+                "per_step": per_step,
+                "allowed": sorted(request.allowed),
+                "hints": request.hints,
+            }
+        )
+        return raw
+
+
+__all__ = ["Recorder", "Teacher", "first_sentences"]

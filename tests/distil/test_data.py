@@ -1,0 +1,210 @@
+"""The training data: from the real loop, a fair test kept fair, what the student is shown."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from shopbot.actions import Action, ActionSchema
+from shopbot.distil import phrasing as P
+from shopbot.distil.generate import customer_lines, fixture_lines, generate, read
+from shopbot.distil.heldout import unseen
+from shopbot.distil.scenarios import STORY_CUSTOMERS, draw, load_shop, split_of
+from shopbot.models.local import MAX_GRAMMAR_STRING, MAX_REPLY
+from shopbot.models.student import STUDENT_SYSTEM, action_text, grammar_order, student_view
+from tools import TOOLS
+
+DATA = Path(__file__).resolve().parents[2] / "fixtures" / "distil" / "steps.jsonl.gz"
+SCHEMA = ActionSchema(TOOLS)
+
+
+@pytest.fixture(scope="module")
+def rows() -> list[dict[str, Any]]:
+    return read(DATA)
+
+
+def test_the_committed_data_is_big_enough_and_covers_every_tool(rows: list[dict[str, Any]]) -> None:
+    train = [r for r in rows if r["split"] == "train"]
+    assert len(train) >= 3000
+    desk = {
+        "verify_identity",
+        "lookup_order",
+        "check_return_eligibility",
+        "create_return",
+        "send_return_label",
+        "search_policy",
+        "reply",
+        "escalate",
+    }
+    assert desk <= {r["tool"] for r in train}
+    assert {r["split"] for r in rows} == {"train", "dev", "test"}
+
+
+def test_the_student_reads_in_production_what_it_was_trained_on(
+    rows: list[dict[str, Any]],
+) -> None:
+    kept = [r for r in rows if "per_step" in r]  # held-out rows keep the loop's prompt
+    assert len(kept) > 1000
+    for row in kept:
+        assert student_view(row["per_step"]) == row["prompt"]
+
+
+def test_every_target_parses_and_was_allowed_at_its_step(rows: list[dict[str, Any]]) -> None:
+    for row in rows:
+        parsed = SCHEMA.parse(row["target"])
+        assert isinstance(parsed, Action), row["target"]
+        assert parsed.tool in row["allowed"]
+        assert row["system"] == STUDENT_SYSTEM
+
+
+def test_no_line_of_the_suites_is_in_the_training_data(rows: list[dict[str, Any]]) -> None:
+    suites = fixture_lines()
+    assert len(suites) > 50
+    train_lines = {
+        " ".join(x.split()).casefold()
+        for x in customer_lines([r for r in rows if r["split"] == "train"])
+    }
+    assert train_lines & suites == set()
+    texts = "\n".join(r["prompt"] for r in rows if r["split"] == "train").casefold()
+    for line in suites:
+        if len(line) > 25:  # a whole line of a suite, anywhere in what the student reads
+            assert line not in texts, line
+
+
+def test_held_out_phrasings_and_customers_never_reach_training(rows: list[dict[str, Any]]) -> None:
+    customers, _ = load_shop()
+    story_emails = {customers[c]["email"].casefold() for c in STORY_CUSTOMERS}
+    for row in rows:
+        if row["split"] != "train":
+            continue
+        assert all(split_of(f) == "train" for f in row["families"]), row["families"]
+        assert not any(e in row["prompt"].casefold() for e in story_emails)
+    families = Counter(f for r in rows for f in r["families"])
+    held_out = {f for f in families if split_of(f) == "test"}
+    assert held_out, "some phrasing families are held out for test"
+
+
+def test_a_phrasing_has_one_family_whatever_its_role() -> None:
+    texts = [text for bank in P.BANKS.values() for text in bank]
+    assert len(texts) == len(set(texts)), "a template in two banks would get two families"
+    keys = {P.family(bank, i) for bank in P.BANKS.values() for i in range(len(bank))}
+    assert len(keys) == len(texts)
+
+
+def test_unseen_leaves_out_held_out_steps_whose_words_were_trained_on() -> None:
+    def row(split: str, said: str) -> dict[str, Any]:
+        return {
+            "split": split,
+            "prompt": f"Conversation:\nCustomer: {said}\nCustomer: Yes, please.",
+        }
+
+    rows = [
+        row("train", "can I talk to a human"),
+        row("test", "Can I talk to a  human"),
+        row("test", "is there a person around"),
+    ]
+    assert unseen(rows) == [rows[2]]
+
+
+def test_every_target_fits_the_grammar(rows: list[dict[str, Any]]) -> None:
+    for row in rows:
+        action = json.loads(row["target"])["action"]
+        for name, value in action["args"].items():
+            if isinstance(value, str):
+                bound = (
+                    MAX_REPLY
+                    if (action["tool"], name) == ("reply", "message")
+                    else MAX_GRAMMAR_STRING
+                )
+                assert len(value) <= bound, (action["tool"], name, len(value))
+
+
+def test_draws_are_reproducible_and_story_customers_are_test() -> None:
+    first, second = draw(60, seed=3), draw(60, seed=3)
+    assert [d.scenario.model_dump() for d in first] == [d.scenario.model_dump() for d in second]
+    for d in first:
+        if d.scenario.persona.emails[-1] in {"jane.doe@example.com", "tom.becker@example.org"}:
+            assert d.split == "test"
+
+
+async def test_generated_steps_come_from_the_real_loop(eval_policy: Any) -> None:
+    rows, counts = await generate(6, seed=11, policy_index=eval_policy)
+    assert counts["conversations"] + counts["conversations dropped"] == 6
+    assert counts["conversations dropped"] == 0, "the teacher is never denied"
+    assert rows
+    for row in rows:
+        assert row["prompt"] == student_view(row["per_step"])
+        assert isinstance(SCHEMA.parse(row["target"]), Action)
+    # A step after a tool shows that tool's observation, as the loop recorded it.
+    later = [r for r in rows if "This turn:" in r["prompt"]]
+    assert later and all("   -> " in r["prompt"] for r in later)
+
+
+def test_the_view_puts_what_grows_first_and_what_changes_last() -> None:
+    per_step = "\n".join(
+        [
+            "State: customer verified (Ann, by email).",
+            "Order numbers the customer wrote: 111111",
+            "Hint: something",
+            "",
+            "Conversation:",
+            *(f"Customer: message {i}" for i in range(11)),
+            "",
+            "This turn so far:",
+            '1. {"tool": "lookup_order", "args": {"order_id": "111111"}}',
+            '   -> {"order_id": "111111", "status": "delivered", "price": 9, "lines": [{"line": 1, "name": "Hat"}]}',
+            "",
+            "Allowed now: lookup_order, reply",
+            "Your next step, as one JSON object:",
+        ]
+    )
+    view = student_view(per_step)
+    conversation, steps, state = view.split("\n\n")
+    # 11 lines > 8: dropped in blocks of 4 so the start stays put for several turns.
+    assert conversation.splitlines()[1:] == [f"Customer: message {i}" for i in range(4, 11)]
+    assert (
+        steps.splitlines()[2] == "   -> order_id 111111, status delivered, lines [line 1, name Hat]"
+    )
+    assert state.splitlines() == [
+        "State: customer verified (Ann, by email).",
+        "Hint: something",
+        "Allowed now: lookup_order, reply",
+    ]
+
+
+def test_policy_hits_show_enough_of_the_best_one_to_quote() -> None:
+    hit = {"anchor": "a#b", "section": "S", "title": "T", "text": "x" * 500, "score": 1}
+    per_step = "\n".join(
+        [
+            "State: customer NOT verified (failed attempts: 0).",
+            "Conversation:",
+            "Customer: q?",
+            "This turn so far:",
+            '1. {"tool": "search_policy", "args": {"query": "q?"}}',
+            "   -> " + json.dumps({"hits": [hit, hit]}),
+            "Allowed now: reply",
+        ]
+    )
+    line = student_view(per_step).split("\n\n")[1].splitlines()[2]
+    assert line.startswith("   -> hits [a#b] S: " + "x" * 400)
+    assert " | [a#b] S: " in line
+
+
+def test_actions_are_written_in_the_grammars_order() -> None:
+    create = SCHEMA.args_models["create_return"].model_json_schema()
+    assert grammar_order(create) == ["order_id", "lines", "reason"]
+    text = action_text(
+        "create_return", {"reason": "r", "lines": [1], "order_id": "1"}, grammar_order(create)
+    )
+    assert (
+        text
+        == '{"action": {"tool": "create_return", "args": {"order_id": "1", "lines": [1], "reason": "r"}}}'
+    )
+    reply = SCHEMA.args_models["reply"].model_json_schema()
+    assert action_text("reply", {"message": "hé", "citations": []}, grammar_order(reply)) == (
+        '{"action": {"tool": "reply", "args": {"message": "hé"}}}'
+    )
