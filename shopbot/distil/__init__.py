@@ -1,0 +1,1 @@
+"""Training the embedded student: data from the real loop, LoRA, export, report (`shopbot distil`)."""

@@ -20,7 +20,8 @@ def heldout(rows: list[dict[str, Any]], split: str, limit: int, seed: int = 7) -
     """The shipped student (packaged base + adapter) on `limit` steps of a held-out split."""
     from shopbot.models.local import RETURNS_ADAPTER, LocalModel
 
-    chosen = unseen(rows, split)
+    fresh = unseen(rows, split)
+    chosen = list(fresh)
     random.Random(seed).shuffle(chosen)
     chosen = sorted(chosen[:limit], key=lambda r: (r["scenario"], r["step"]))
     model = LocalModel(adapter=RETURNS_ADAPTER, n_threads=2)

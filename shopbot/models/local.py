@@ -14,9 +14,9 @@ LoRA adapter, `adapters/`) reads a compact view of the step (`shopbot.models.stu
 bare base model reads a short system prompt and the nearest annotated exemplars.
 
 `stream` is the one way to generate (`complete` joins its pieces): llama.cpp loads and
-decodes on one dedicated thread and hands each piece to the event loop through a queue. A consumer that stops
-early stops the decoding at the next token; the context is then left at "prompt + what was
-generated", a state llama.cpp's prefix matching handles like any other.
+decodes on one dedicated thread and hands each piece to the event loop through a queue. A
+consumer that stops early stops the decoding at the next token; the context is then left at
+"prompt + what was generated", a state llama.cpp's prefix matching handles like any other.
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from shopbot.exemplars import compact
+from shopbot.exemplars import TURN_SO_FAR, compact
 
 STUDENT_SYSTEM = (
     "You are ShopBot, an online shop's customer-service assistant. Answer with one JSON action."
@@ -23,7 +23,6 @@ CONVERSATION_LINES = 8
 """The conversation lines a view keeps; older ones are dropped in blocks (see `_recent`)."""
 LINE_CHARS = 320
 """A conversation line or an observation is cut to this many characters."""
-TURN_SO_FAR = "This turn so far:"
 DROP = frozenset({"options", "price", "placed_on", "score", "document", "message", "total"})
 """Observation fields a step view leaves out: they only lengthen it."""
 
