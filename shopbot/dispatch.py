@@ -66,6 +66,8 @@ def observe(
             state.failed_verifications += 1
         else:
             state.customer_id, state.proven_by = conversation.customer_id, conversation.proven_by
+    if action.tool == "check_return_eligibility" and not error:
+        state.eligibility = data
     for hit in data.get("hits", []) if not error else []:
         state.retrieved[hit["anchor"]] = Citation(
             anchor=hit["anchor"],

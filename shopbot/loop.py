@@ -54,7 +54,13 @@ from shopbot.guard import Guard
 from shopbot.models.base import ChatModel, ModelRequest, StreamingChatModel
 from shopbot.prompts import PromptBuilder, Step
 from shopbot.record import Announcer, Recorder, StoredListener
-from shopbot.state import ConversationState, HistoryLine, load_state, load_step_facts
+from shopbot.state import (
+    ConversationState,
+    HistoryLine,
+    load_own_orders,
+    load_state,
+    load_step_facts,
+)
 from shopbot.streaming import ReplyDraft
 from shopbot.turns import Lease, MessageRate, give_back, release, take_lease
 from tools import Needs, ToolContext
@@ -277,6 +283,7 @@ class Agent:
         parse_failures = denials = 0
         for step in range(1, self.settings.max_steps + 1):
             allowed = self.guard.allowed(state)
+            await load_own_orders(session, state)
             request = ModelRequest(
                 messages=self.prompts.build(state, steps, allowed),
                 allowed=allowed,
@@ -285,6 +292,9 @@ class Agent:
                     "order_id": state.mentioned_order_ids,
                     "email": state.mentioned_emails,
                     "citation": list(state.retrieved),
+                    "lines": [
+                        f"{oid}:{n}" for oid, lines in state.named_items().items() for n in lines
+                    ],
                 },
                 conversation_id=conversation.id,
             )

@@ -114,6 +114,10 @@ def _summary(state: ConversationState) -> str:
         lines.append("Order numbers the customer wrote: " + ", ".join(state.mentioned_order_ids))
     if state.mentioned_emails:
         lines.append("Emails the customer wrote: " + ", ".join(state.mentioned_emails))
+    for order_id, numbers in state.named_items().items():
+        order = state.own_orders[order_id]
+        named = ", ".join(f"line {n} ({order.lines[n].name})" for n in numbers)
+        lines.append(f"Items the customer named in order {order_id}: {named}")
     conf = state.confirmation
     if conf is not None:
         lines.append(
@@ -131,7 +135,7 @@ def _next_hint(state: ConversationState) -> str | None:
     if conf is not None and conf.status == "approved":
         return f"the customer approved: call {conf.tool} with exactly these args now."
     if state.proven:
-        return None
+        return _eligibility_hint(state) if conf is None else None
     orders, emails = state.mentioned_order_ids, state.mentioned_emails
     if orders and emails and state.failed_verifications == 0:
         return (
@@ -141,3 +145,23 @@ def _next_hint(state: ConversationState) -> str | None:
     if orders and not emails:
         return "ask for the email address used for the order before looking it up."
     return None
+
+
+def _eligibility_hint(state: ConversationState) -> str | None:
+    report = state.eligibility
+    if report is None:
+        return None
+    lines: list[dict[str, Any]] = report.get("lines", [])
+    ok = [str(x["line"]) for x in lines if x.get("eligible")]
+    refused = [str(x["line"]) for x in lines if not x.get("eligible")]
+    if ok and not refused:
+        return (
+            f"line {', '.join(ok)} can go back: call create_return for it with the reason "
+            "the customer gave (the customer is asked to confirm)."
+        )
+    if not ok:
+        return "nothing checked can go back: tell the customer why."
+    return (
+        f"line {', '.join(refused)} cannot go back: tell the customer why, and ask whether to "
+        f"return line {', '.join(ok)}."
+    )

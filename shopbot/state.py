@@ -29,7 +29,14 @@ from db import (
 )
 from shopbot.events import Citation
 from tools.base import Needs
-from tools.facts import OrderFacts, ReturnFacts, load_orders, load_return_facts
+from tools.facts import (
+    OrderFacts,
+    ReturnFacts,
+    load_order_facts,
+    load_orders,
+    load_return_facts,
+    named_lines,
+)
 from tools.retail.facts import RetailFacts, load_retail_facts
 from tools.retail.identity import fold
 
@@ -90,6 +97,12 @@ class ConversationState:
     """Facts of the returns the current step touches."""
     retail: RetailFacts | None = None
     """Retail desk facts of the current step (orders, payment methods, variants it names)."""
+    own_orders: dict[str, OrderFacts] = field(default_factory=dict[str, OrderFacts])
+    """The verified customer's orders that the customer wrote the numbers of."""
+    looked_for: set[str] = field(default_factory=set[str])
+    """Order numbers already looked for in `own_orders` (found or not)."""
+    eligibility: dict[str, Any] | None = None
+    """This turn's latest eligibility report, as the tool returned it."""
 
     @property
     def proven(self) -> bool:
@@ -119,6 +132,11 @@ class ConversationState:
     def mentioned_emails(self) -> list[str]:
         found = (m.group(0) for text in self.customer_texts for m in _EMAIL.finditer(text))
         return list(dict.fromkeys(found))
+
+    def named_items(self) -> dict[str, list[int]]:
+        """The lines of the customer's own orders that their words name, by order number."""
+        found = {oid: named_lines(self.customer_texts, o) for oid, o in self.own_orders.items()}
+        return {oid: lines for oid, lines in found.items() if lines}
 
 
 _FAILED_CHECK = (ActionLog.verdict == "allow") & or_(
@@ -244,6 +262,23 @@ async def load_state(
         confirmation=LiveConfirmation.of(live) if live and live.expires_at > now else None,
         customer_texts=[text for role, text in messages if role is Role.CUSTOMER],
         history=[HistoryLine(role, text) for role, text in messages[-history:]],
+    )
+
+
+async def load_own_orders(session: AsyncSession, state: ConversationState) -> None:
+    """Once the customer is verified, load the orders of theirs whose numbers they wrote: the
+    prompt then says which lines their words name ("the jeans" is line 1), and no lookup is
+    needed to know it. Each number is looked for once a turn; others' orders are left out."""
+    if not state.proven:
+        return
+    wanted = [o.lstrip("#") for o in state.mentioned_order_ids]
+    missing = [o for o in wanted if o not in state.looked_for]
+    if not missing:
+        return
+    state.looked_for.update(missing)
+    found = await load_order_facts(session, missing)
+    state.own_orders.update(
+        (oid, facts) for oid, facts in found.items() if facts.customer_id == state.customer_id
     )
 
 

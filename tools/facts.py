@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -48,6 +50,61 @@ class OrderFacts:
                 for item in order.items
             },
         )
+
+
+def order_facts(order_id: str, *names: str, customer_id: str = "cust_jane") -> OrderFacts:
+    """A delivered order of active lines with these names (for tests and examples)."""
+    return OrderFacts(
+        order_id=order_id,
+        customer_id=customer_id,
+        email="jane.doe@example.com",
+        status=OrderStatus.DELIVERED,
+        delivered_at=None,
+        lines={
+            n: LineFacts(line=n, name=name, status=ItemStatus.ACTIVE, final_sale=False)
+            for n, name in enumerate(names, 1)
+        },
+    )
+
+
+_WORD = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
+_ALL = re.compile(
+    r"\b(both|all of them|all of it|everything|all the item|all item|the whole order)\b"
+)
+
+
+def _words(text: str) -> list[str]:
+    decomposed = unicodedata.normalize("NFD", text)
+    plain = "".join(ch for ch in decomposed if not unicodedata.combining(ch)).casefold()
+    # "boots" names the Leather Boots and "boot" does too: compare words without a plural s.
+    return [w.removesuffix("s") if len(w) > 3 else w for w in _WORD.findall(plain)]
+
+
+def named_lines(texts: Iterable[str], order: OrderFacts) -> list[int]:
+    """The lines of `order` that the customer's latest message naming any of them names.
+
+    A line is named by its last word ("the jeans"); where lines share it ("Linen Shirt",
+    "Oxford Shirt") by the words that tell them apart ("the linen shirt"), and by all of them
+    when nothing does. "Both" or "everything" names every line. A misspelt name is not
+    matched: the model still reads the customer's words."""
+    for text in reversed(list(texts)):
+        said = _words(text)
+        heard = set(said)
+        by_head: dict[str, dict[int, int]] = {}
+        for line in order.lines.values():
+            name = _words(line.name)
+            if name and name[-1] in heard:
+                by_head.setdefault(name[-1], {})[line.line] = sum(w in heard for w in name)
+        if by_head:
+            return sorted(
+                n
+                for scores in by_head.values()
+                for n, score in scores.items()
+                if score == max(scores.values())
+            )
+        if _ALL.search(" ".join(said)):
+            return sorted(order.lines)
+    return []
 
 
 async def load_order_facts(

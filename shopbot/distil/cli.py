@@ -36,7 +36,7 @@ def _fail(message: str) -> typer.Exit:
 
 @distil_app.command("data")
 def data_command(
-    conversations: Annotated[int, typer.Option(help="Synthetic conversations to play.")] = 1300,
+    conversations: Annotated[int, typer.Option(help="Synthetic conversations to play.")] = 1400,
     seed: Annotated[int, typer.Option(help="Draws the scenarios and the customers' words.")] = 7,
     out: Annotated[Path, typer.Option(help="The steps, gzipped JSON lines.")] = DATA,
 ) -> None:
@@ -65,8 +65,8 @@ def data_command(
 def train_command(
     data: Annotated[Path, typer.Option(help="Steps from `shopbot distil data`.")] = DATA,
     out: Annotated[Path, typer.Option(help="Checkpoints, log and summary.")] = RUN,
-    epochs: Annotated[float, typer.Option(help="Passes over the training split.")] = 1.0,
-    minutes: Annotated[float, typer.Option(help="Stop and save after this long.")] = 75.0,
+    epochs: Annotated[float, typer.Option(help="Passes over the training split.")] = 1.5,
+    minutes: Annotated[float, typer.Option(help="Stop and save after this long.")] = 85.0,
     limit: Annotated[
         int | None, typer.Option(help="Train on the first N steps (a smoke run).")
     ] = None,

@@ -330,17 +330,19 @@ class Drawer:
 
     def draw(self) -> Drawn:
         roll = self.rng.random()
-        if roll < 0.30:
+        # Policy questions are one search step each: drawn more often than their share of
+        # real traffic, so the student sees enough of them to tell a question from a request.
+        if roll < 0.28:
             return self.return_()
-        if roll < 0.40:
+        if roll < 0.37:
             return self.return_(several=True)
-        if roll < 0.55:
+        if roll < 0.50:
             return self.return_(eligible=False)
-        if roll < 0.58:
+        if roll < 0.53:
             return self.return_(eligible=False, several=True)
-        if roll < 0.75:
+        if roll < 0.65:
             return self.status()
-        if roll < 0.90:
+        if roll < 0.88:
             return self.policy()
         return self.chat()
 

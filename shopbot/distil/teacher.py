@@ -44,6 +44,20 @@ def first_sentences(text: str, limit: int = ANSWER_CHARS) -> str:
 
 
 class Teacher(Oracle):
+    named: list[str] | None = None
+    """The order lines the prompt says the customer named, as "order:line" (`hints["lines"]`)."""
+
+    def decide(self, request: ModelRequest) -> Step:
+        self.named = request.hints.get("lines", [])
+        return super().decide(request)
+
+    def knows_lines(self) -> bool:
+        # When the prompt names exactly the goal's lines, the student goes straight to the
+        # eligibility check: a lookup would only tell it what it has been told.
+        goal = self.scenario.goal
+        wanted = sorted(f"{goal.order_id}:{n}" for n in goal.lines)
+        return self.scenario.persona.items is None and sorted(self.named or []) == wanted
+
     def _answer_policy(self, t: Transcript) -> Step:
         found = t.observed("search_policy", this_turn=True)
         if not found:

@@ -193,6 +193,10 @@ class Oracle:
             text += f". Tracking number: {', '.join(order['tracking'])}"
         return _reply(text + ".")
 
+    def knows_lines(self) -> bool:
+        """Whether the goal's lines are known without a lookup (the oracle always looks)."""
+        return False
+
     def _eligibility(self, t: Transcript) -> list[dict[str, Any]]:
         reports = t.observed("check_return_eligibility")
         return list(reports[-1]["lines"]) if reports else []
@@ -201,7 +205,7 @@ class Oracle:
         goal, persona = self.scenario.goal, self.scenario.persona
         order_id = str(goal.order_id)
         lookups = t.observed("lookup_order")
-        if not lookups:
+        if not lookups and not self.knows_lines():
             return "lookup_order", {"order_id": order_id}
         asked_items = any("Which items" in s for s in self.said)
         if persona.items is not None and not asked_items:
@@ -247,7 +251,9 @@ class Oracle:
             f"Done! Return R-{ret['return_id']} for order {ret['order_id']} is registered "
             f"({', '.join(ret['items'])})."
         )
-        if sent:
+        if sent and "error" in sent[-1]:  # the carrier failed: say so, promise nothing else
+            text += " The return label could not be created just now; please ask me again later."
+        elif sent:
             label = sent[-1]
             text += (
                 f" The prepaid {label['carrier']} return label was emailed to "

@@ -540,3 +540,28 @@ async def test_an_answer_to_no_confirmation_counts_no_turn(agent: Agent) -> None
     async with agent.sessions() as s:
         row = await s.get(Conversation, cid)
         assert row is not None and (row.turn_owner, row.turns) == (None, 0)
+
+
+class Recording(ScriptedModel):
+    """A scripted model that keeps each step's per-step prompt."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.prompts: list[str] = []
+
+    async def complete(self, request: ModelRequest) -> str:
+        self.prompts.append(str(request.messages[-1].content))
+        return await super().complete(request)
+
+
+async def test_the_prompt_names_the_items_only_of_the_verified_customers_own_orders(
+    agent: Agent,
+) -> None:
+    agent.model = Recording()
+    cid = await start_conversation(agent.sessions, agent.settings)
+    said = "Return the jeans from 482913 and the belt from 600123, jane.doe@example.com"
+    await turn(agent, cid, CustomerText(said), VERIFY, act("reply", message="Checking."))
+    before, after = agent.model.prompts
+    assert "Items the customer named" not in before  # nothing before the identity check
+    assert "Items the customer named in order 482913: line 1 (Slim Fit Jeans)" in after
+    assert "600123:" not in after and "Leather Belt" not in after  # Tom's order stays his

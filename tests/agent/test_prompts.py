@@ -1,7 +1,9 @@
-"""The prompt's stable part: each desk's role and rules, and a shop's own instructions."""
+"""The prompt: each desk's role and rules, a shop's own instructions, and the per-step
+summary of what the state knows (the items named, what the eligibility check said)."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -10,7 +12,9 @@ from shopbot.app import RETAIL_ROLE, build_agent
 from shopbot.config import Settings
 from shopbot.models.scripted import ScriptedModel
 from shopbot.prompts import ROLE
+from shopbot.state import ConversationState
 from shopbot.tau2.data import missing_reason, tau2_dir
+from tools.facts import order_facts
 
 
 def system_prompt(**overrides: object) -> str:
@@ -39,3 +43,37 @@ def test_a_shops_own_instructions_replace_the_role_and_rules(tmp_path: Path) -> 
     prompt = system_prompt(instructions_file=own)
     assert prompt.startswith("You are the help desk of Acme Bikes. Be brief.\n\nTools:")
     assert ROLE not in prompt
+
+
+def per_step(state: ConversationState) -> str:
+    agent = build_agent(Settings(_env_file=None), ScriptedModel(), None)  # type: ignore[call-arg, arg-type]
+    return agent.prompts.per_step(state, [], frozenset({"reply"}))
+
+
+JANE = order_facts("482913", "Slim Fit Jeans", "Linen Shirt", "Swim Shorts")
+
+
+def jane(*said: str) -> ConversationState:
+    state = ConversationState("c1", datetime(2026, 12, 6, tzinfo=UTC), customer_texts=list(said))
+    state.customer_id, state.proven_by = "cust_jane", "email"
+    state.own_orders = {"482913": JANE}
+    return state
+
+
+def test_the_summary_says_which_lines_the_verified_customers_words_name() -> None:
+    prompt = per_step(jane("I want to return the jeans from order 482913", "jane.doe@example.com"))
+    assert "Items the customer named in order 482913: line 1 (Slim Fit Jeans)" in prompt
+    assert "Items the customer named" not in per_step(jane("I'd like to send something back"))
+
+
+def test_the_eligibility_report_becomes_the_next_steps_hint() -> None:
+    state = jane("the jeans and the swim shorts please")
+    state.eligibility = {"lines": [{"line": 1, "eligible": True}, {"line": 3, "eligible": False}]}
+    assert (
+        "Hint: line 3 cannot go back: tell the customer why, and ask whether to return line 1."
+        in per_step(state)
+    )
+    state.eligibility = {"lines": [{"line": 1, "eligible": True}]}
+    assert "Hint: line 1 can go back: call create_return" in per_step(state)
+    state.eligibility = {"lines": [{"line": 3, "eligible": False}]}
+    assert "Hint: nothing checked can go back: tell the customer why." in per_step(state)

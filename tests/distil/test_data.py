@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -208,3 +209,19 @@ def test_actions_are_written_in_the_grammars_order() -> None:
     assert action_text("reply", {"message": "hé", "citations": []}, grammar_order(reply)) == (
         '{"action": {"tool": "reply", "args": {"message": "hé"}}}'
     )
+
+
+def test_named_lines_take_the_teacher_straight_to_the_eligibility_check(
+    rows: list[dict[str, Any]],
+) -> None:
+    """Where the prompt names the lines, the eligibility check follows the identity check
+    with those lines; where it does not ("I'd like to send something back"), the order is
+    looked up first."""
+    checks = [r for r in rows if r["tool"] == "check_return_eligibility"]
+    first_turn = [r for r in checks if '"tool": "verify_identity"' in r["prompt"]]
+    direct = [r for r in first_turn if '"tool": "lookup_order"' not in r["prompt"]]
+    assert direct and len(direct) < len(first_turn)
+    for row in direct:
+        named = next(x for x in row["prompt"].splitlines() if x.startswith("Items the"))
+        lines = json.loads(row["target"])["action"]["args"]["lines"]
+        assert [int(n) for n in re.findall(r"line (\d+)", named)] == lines, named
