@@ -22,6 +22,7 @@ from shopbot.guard import Guard
 from shopbot.identity import InvalidIdentity, verify_customer
 from shopbot.loop import Agent
 from shopbot.models.base import ChatModel
+from shopbot.signing_keys import identity_secret
 from tools import TOOLS, ToolSpec
 from tools.retail import RETAIL_TOOLS
 
@@ -168,9 +169,7 @@ async def start_conversation(
     conversation = Conversation(id=str(uuid.uuid4()), channel=channel)
     async with sessions() as session:
         if customer_token is not None:
-            customer_id = verify_customer(
-                customer_token, settings.identity_secret.get_secret_value()
-            )
+            customer_id = verify_customer(customer_token, identity_secret(settings))
             if await session.get(Customer, customer_id) is None:
                 raise InvalidIdentity("The signed customer does not exist.")
             conversation.customer_id, conversation.proven_by = customer_id, "token"

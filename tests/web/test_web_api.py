@@ -26,6 +26,7 @@ from db import Conversation, Event, Message, Return, utcnow
 from db.engine import create_engine, session_factory
 from shopbot.config import Settings
 from shopbot.identity import sign_customer
+from shopbot.signing_keys import identity_secret
 from shopbot.web import WebConfig, create_app
 from shopbot.web import app as web_app
 
@@ -147,7 +148,7 @@ async def test_a_policy_answer_carries_its_citation(api: Api) -> None:
 
 
 async def test_a_signed_customer_starts_verified(api: Api) -> None:
-    secret = api.settings.identity_secret.get_secret_value()
+    secret = identity_secret(api.settings)
     created = await api.client.post(
         "/v1/conversations", json={"customer_token": sign_customer("cust_jane", secret)}
     )
@@ -173,12 +174,18 @@ async def test_a_signed_customer_starts_verified(api: Api) -> None:
     [
         "bm90.YS10b2tlbg",
         sign_customer("cust_jane", "another-secret"),
-        sign_customer("cust_jane", "change-me-in-production", ttl_seconds=-10),
-        sign_customer("cust_nobody", "change-me-in-production"),
+        sign_customer("cust_jane", "change-me-in-production"),
+        "expired",
+        "unknown-customer",
     ],
-    ids=["malformed", "forged", "expired", "unknown-customer"],
+    ids=["malformed", "forged", "placeholder-secret", "expired", "unknown-customer"],
 )
 async def test_a_bad_customer_identity_is_refused(api: Api, token: str) -> None:
+    secret = identity_secret(api.settings)
+    if token == "expired":
+        token = sign_customer("cust_jane", secret, ttl_seconds=-10)
+    elif token == "unknown-customer":
+        token = sign_customer("cust_nobody", secret)
     response = await api.client.post("/v1/conversations", json={"customer_token": token})
     assert response.status_code == 401
     assert error_of(response) == "invalid_identity"

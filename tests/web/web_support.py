@@ -319,4 +319,6 @@ async def open_api(settings: Settings, web: WebConfig = TEST_WEB) -> AsyncIterat
         app.router.lifespan_context(app),
         httpx.AsyncClient(transport=transport, base_url="http://shopbot.test") as client,
     ):
-        yield Api(app, client, settings, model)
+        backend: Backend = app.state.backend
+        # The app's settings: its signing secrets resolved (from the data dir when unset).
+        yield Api(app, client, backend.settings, model)
