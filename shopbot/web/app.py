@@ -40,6 +40,7 @@ from shopbot.web.config import WebConfig, web_config
 from shopbot.web.errors import install_error_handlers
 from shopbot.web.feed import EventFeed, PostgresRelay, Relay, SqliteTail
 from shopbot.web.limits import Limiter, MemoryLimiter, SqlLimiter
+from shopbot.web.logs import quiet_payload_loggers
 from shopbot.web.middleware import BodyLimit
 from shopbot.web.outbox import OutboxKicker
 from shopbot.web.runner import TurnRunner
@@ -80,7 +81,8 @@ def create_app(
     """The app; `model`, `sessions` and `services` default to what `settings` name.
 
     Unset signing secrets are read from the data dir, generated there on first use
-    (`shopbot.signing_keys`).
+    (`shopbot.signing_keys`). Libraries that log payloads at DEBUG are kept quiet unless
+    configured by name (`shopbot.web.logs.quiet_payload_loggers`).
 
     `services` may be a ready dict (the caller closes it) or a factory opened at startup.
     `tune_gc` tunes the garbage collector of the whole process for serving once start-up is
@@ -88,6 +90,7 @@ def create_app(
     embedding program.
     """
     web = web or web_config(settings)
+    quiet_payload_loggers()
     # Resolved once: with neither secret set, both come from the data dir (`signing_keys`).
     settings = with_identity_secret(settings)
     conversation_secret = secret_value(web.conversation_secret, settings.data_dir, CONVERSATION)

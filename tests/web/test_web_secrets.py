@@ -192,9 +192,11 @@ def test_serve_refuses_a_weak_secret_off_loopback(
     assert len(uvicorn_runs) == 1
 
 
-def test_serve_with_no_configuration_starts(
+def test_serve_with_no_configuration_starts_and_redacts_its_access_log(
     plain_settings: Settings, uvicorn_runs: list[dict[str, Any]]
 ) -> None:
     web_server.serve(plain_settings, host="0.0.0.0")
-    assert len(uvicorn_runs) == 1
+    (ran,) = uvicorn_runs
+    access = ran["log_config"]["loggers"]["uvicorn.access"]
+    assert access["filters"] == ["redact_query_tokens"]
     assert os.environ[SETTINGS_ENV]
