@@ -15,6 +15,7 @@ from db.conversations import (
     Message,
     OutboxEmail,
     Role,
+    UsedIdentityToken,
 )
 from db.shop import (
     Address,
@@ -70,6 +71,7 @@ __all__ = [
     "ShippingLabel",
     "Transaction",
     "TransactionKind",
+    "UsedIdentityToken",
     "Variant",
     "utcnow",
 ]

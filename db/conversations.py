@@ -1,5 +1,5 @@
 """What ShopBot itself records: conversations, their messages and events, the action audit
-log, confirmations, and the email outbox."""
+log, confirmations, the email outbox, and the customer identity tokens already used."""
 
 from __future__ import annotations
 
@@ -41,6 +41,18 @@ class Conversation(Base):
     """Who runs this conversation's turn now: turns are serialized across workers."""
     turn_lease_until: Mapped[datetime | None]
     """A crashed worker's turn frees the conversation when its lease runs out."""
+
+
+class UsedIdentityToken(Base):
+    """A customer identity token that has opened its one conversation (`shopbot.identity`)."""
+
+    __tablename__ = "used_identity_tokens"
+
+    jti: Mapped[str] = mapped_column(String(64), primary_key=True)
+    """The token's nonce: a second conversation with it is refused."""
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+    """The token's own expiry: past it the token is refused anyway, and the row may go."""
+    used_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class Role(enum.StrEnum):

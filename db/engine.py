@@ -3,6 +3,10 @@
 The URL is what a user writes (`sqlite:///data/shopbot.db`, `postgresql://host/db`); the
 drivers are chosen here: aiosqlite and psycopg 3 for the application, their synchronous
 twins for Alembic.
+
+Engines hide bound parameters (`hide_parameters=True`): the values customers typed and the
+rows ShopBot writes (emails, addresses, messages) stay out of SQL logging and out of the text
+of database errors, which end up in logs.
 """
 
 from __future__ import annotations
@@ -68,6 +72,7 @@ def ensure_sqlite_dir(url: str | URL) -> None:
 def create_engine(url: str | URL, **kw: Any) -> AsyncEngine:
     """The application's async engine."""
     ensure_sqlite_dir(url)
+    kw.setdefault("hide_parameters", True)
     if is_sqlite(url):
         kw.setdefault("connect_args", {"timeout": 5})
     else:
@@ -83,6 +88,7 @@ def create_engine(url: str | URL, **kw: Any) -> AsyncEngine:
 def sync_engine(url: str | URL, **kw: Any) -> Engine:
     """A synchronous engine on the same URL (bulk imports and exports, Alembic's drivers)."""
     ensure_sqlite_dir(url)
+    kw.setdefault("hide_parameters", True)
     engine = create_sync_engine(_url(url, asynchronous=False), **kw)
     if is_sqlite(url):
         event.listen(engine, "connect", _sqlite_pragmas)

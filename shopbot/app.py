@@ -19,9 +19,10 @@ from shopbot.config import Settings
 from shopbot.errors import ConfigError, ModelError
 from shopbot.grounding import check_texts
 from shopbot.guard import Guard
-from shopbot.identity import InvalidIdentity, verify_customer
+from shopbot.identity import InvalidIdentity, spend_identity, verify_customer
 from shopbot.loop import Agent
 from shopbot.models.base import ChatModel
+from shopbot.signing_keys import identity_secret
 from tools import TOOLS, ToolSpec
 from tools.retail import RETAIL_TOOLS
 
@@ -164,16 +165,18 @@ async def start_conversation(
     channel: str = "cli",
     customer_token: str | None = None,
 ) -> str:
-    """A new conversation; a token signed by the shop's site proves the customer up front."""
+    """A new conversation; a token signed by the shop's site proves the customer up front.
+
+    The token is spent in the transaction that creates the conversation: used once, or
+    refused (`shopbot.identity`), and nothing is created."""
     conversation = Conversation(id=str(uuid.uuid4()), channel=channel)
     async with sessions() as session:
         if customer_token is not None:
-            customer_id = verify_customer(
-                customer_token, settings.identity_secret.get_secret_value()
-            )
-            if await session.get(Customer, customer_id) is None:
+            identity = verify_customer(customer_token, identity_secret(settings))
+            if await session.get(Customer, identity.customer_id) is None:
                 raise InvalidIdentity("The signed customer does not exist.")
-            conversation.customer_id, conversation.proven_by = customer_id, "token"
+            await spend_identity(session, identity)
+            conversation.customer_id, conversation.proven_by = identity.customer_id, "token"
         session.add(conversation)
         await session.commit()
     return conversation.id

@@ -241,11 +241,17 @@ def serve_command(
     port: Annotated[int, typer.Option(help="Port.")] = 8000,
     workers: Annotated[int, typer.Option(help="Worker processes (use PostgreSQL past 1).")] = 1,
 ) -> None:
-    """Serve the chat-widget backend: the API, the widget script and the demo shop at /demo."""
+    """Serve the chat-widget backend: the API, the widget script and the demo shop at /demo.
+
+    Unset signing secrets are generated into the data dir on the first run; weak ones given
+    explicitly are refused off loopback (`shopbot.signing_keys`)."""
     from shopbot.web.server import serve
 
     console.print(f"ShopBot on http://{host}:{port} (demo shop: /demo, API docs: /docs)")
-    serve(Settings(), host, port, workers)
+    try:
+        serve(Settings(), host, port, workers)
+    except ConfigError as exc:
+        raise fail(str(exc)) from None
 
 
 @app.command("replay")

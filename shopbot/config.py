@@ -104,8 +104,10 @@ class Settings(BaseSettings):
     """`smtp://user:pass@host:port` (STARTTLS when offered); default a Maildir."""
     mail_from: str = "Harbor & Pine Returns <returns@shop.example>"
     returns_centre: ReturnsCentre = ReturnsCentre()
-    identity_secret: SecretStr = SecretStr("change-me-in-production")
-    """Shared with the shop's website to sign customer identities (HMAC-SHA256)."""
+    identity_secret: SecretStr | None = None
+    """Shared with the shop's website to sign customer identities (HMAC-SHA256), 32 bytes or
+    more. Unset: generated once into `<data_dir>/secrets/identity.secret` (`shopbot.signing_keys`);
+    there is no default secret."""
     max_steps: int = Field(default=8, ge=1, le=50)
     """Model steps allowed in one customer turn."""
     max_parse_retries: int = Field(default=2, ge=0, le=10)

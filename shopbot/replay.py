@@ -38,6 +38,7 @@ from shopbot.harness import open_harness
 from shopbot.identity import sign_customer
 from shopbot.loop import ConfirmationAnswer, CustomerText, Incoming
 from shopbot.models.scripted import ScriptedModel
+from shopbot.signing_keys import identity_secret
 from tools.mailer.loopback import LoopbackInbox
 
 
@@ -223,7 +224,7 @@ async def _converse(
     failures: list[str] = []
     token = None
     if script.signed_in_as:
-        token = sign_customer(script.signed_in_as, settings.identity_secret.get_secret_value())
+        token = sign_customer(script.signed_in_as, identity_secret(settings))
     cid = await start_conversation(sessions, settings, customer_token=token)
     pending: str | None = None
     seen: dict[str, Any] = {}

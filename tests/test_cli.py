@@ -95,3 +95,27 @@ def test_an_unavailable_model_is_one_clear_line(
     assert result.exit_code == 2
     assert "cannot reach the model" in result.output
     assert "Traceback" not in result.output
+
+
+def test_serve_refuses_a_placeholder_secret_off_loopback_in_one_line(
+    data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from shopbot.web import server
+
+    served: list[str] = []
+
+    def run(target: str, **_options: object) -> None:
+        served.append(target)
+
+    monkeypatch.setattr(server.uvicorn, "run", run)
+    monkeypatch.setenv(server.SETTINGS_ENV, "")  # serve sets it; restored afterwards
+    monkeypatch.setenv("SHOPBOT_IDENTITY_SECRET", "change-me-in-production")
+    result = runner.invoke(app, ["serve", "--host", "0.0.0.0"])
+    assert result.exit_code == 2
+    (error,) = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert "SHOPBOT_IDENTITY_SECRET is a placeholder" in error
+    assert served == []
+    assert runner.invoke(app, ["serve"]).exit_code == 0, "on loopback it only warns"
+    monkeypatch.delenv("SHOPBOT_IDENTITY_SECRET")
+    assert runner.invoke(app, ["serve", "--host", "0.0.0.0"]).exit_code == 0, "none: generated"
+    assert served == ["shopbot.web.app:app_from_env"] * 2

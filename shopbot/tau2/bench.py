@@ -37,6 +37,7 @@ from shopbot.events import (
 from shopbot.harness import open_harness
 from shopbot.identity import sign_customer
 from shopbot.models.base import ChatModel
+from shopbot.signing_keys import identity_secret
 from shopbot.tau2.data import Data, Task, expected_database, load_db, read_json
 from shopbot.tau2.replay import implied_user
 from tools.mailer.loopback import LoopbackInbox
@@ -214,7 +215,7 @@ class Tau2Trials:
                 async with h.sessions() as session:
                     user = await implied_user(session, task.task)
                 if user is not None:
-                    token = sign_customer(user, settings.identity_secret.get_secret_value())
+                    token = sign_customer(user, identity_secret(settings))
             cid = await start_conversation(
                 h.sessions, settings, channel="tau2", customer_token=token
             )

@@ -32,6 +32,7 @@ from db.engine import bound_engine, create_engine, is_sqlite, session_factory
 from shopbot.app import build_agent, build_model, open_services
 from shopbot.config import Settings
 from shopbot.models.base import ChatModel
+from shopbot.signing_keys import CONVERSATION, secret_value, with_identity_secret
 from shopbot.turns import MessageRate
 from shopbot.web import api, stream
 from shopbot.web.backend import Backend
@@ -39,6 +40,7 @@ from shopbot.web.config import WebConfig, web_config
 from shopbot.web.errors import install_error_handlers
 from shopbot.web.feed import EventFeed, PostgresRelay, Relay, SqliteTail
 from shopbot.web.limits import Limiter, MemoryLimiter, SqlLimiter
+from shopbot.web.logs import quiet_payload_loggers
 from shopbot.web.middleware import BodyLimit
 from shopbot.web.outbox import OutboxKicker
 from shopbot.web.runner import TurnRunner
@@ -78,12 +80,20 @@ def create_app(
 ) -> FastAPI:
     """The app; `model`, `sessions` and `services` default to what `settings` name.
 
+    Unset signing secrets are read from the data dir, generated there on first use
+    (`shopbot.signing_keys`). Libraries that log payloads at DEBUG are kept quiet unless
+    configured by name (`shopbot.web.logs.quiet_payload_loggers`).
+
     `services` may be a ready dict (the caller closes it) or a factory opened at startup.
     `tune_gc` tunes the garbage collector of the whole process for serving once start-up is
     done (`_settle_gc`): a worker process of `shopbot serve` asks for it, not a test or an
     embedding program.
     """
     web = web or web_config(settings)
+    quiet_payload_loggers()
+    # Resolved once: with neither secret set, both come from the data dir (`signing_keys`).
+    settings = with_identity_secret(settings)
+    conversation_secret = secret_value(web.conversation_secret, settings.data_dir, CONVERSATION)
     owned: list[AsyncEngine] = []
     running = web.max_running_turns or (4 if is_sqlite(settings.db_url) else 8)
     if sessions is None:
@@ -113,7 +123,6 @@ def create_app(
         SqliteTail(feed, reads, web.tail_seconds) if sqlite else PostgresRelay(feed, engine.url)
     )
     store = EventStore(reads)
-    secret = web.conversation_secret or settings.identity_secret
     limiter: Limiter = (
         SqlLimiter(sessions) if web.rate_limit_store == "database" else MemoryLimiter()
     )
@@ -126,7 +135,7 @@ def create_app(
         feed=feed,
         relay=relay,
         runner=runner,
-        tokens=ConversationTokens(secret.get_secret_value(), web.conversation_token_ttl_seconds),
+        tokens=ConversationTokens(conversation_secret, web.conversation_token_ttl_seconds),
         limiter=limiter,
         clock=clock,
     )

@@ -1,7 +1,7 @@
 """The widget backend's settings: `SHOPBOT_WEB__*` (nested in `Settings.web`).
 
-Every default suits the demo on one machine; a shop sets `cors_origins` to its own site and
-a `conversation_secret` of its own before going live.
+Every default suits the demo on one machine; a shop sets `cors_origins` to its own site, and
+past one machine a `conversation_secret` shared by every machine.
 """
 
 from __future__ import annotations
@@ -22,7 +22,9 @@ class WebConfig(BaseModel):
     """Origins whose pages may call the API (the shop's site), e.g. `["https://shop.example"]`.
     Empty: same origin only (the demo page)."""
     conversation_secret: SecretStr | None = None
-    """Signs conversation tokens; default a key derived from `identity_secret`."""
+    """Signs conversation tokens, 32 bytes or more. Unset: generated once into
+    `<data_dir>/secrets/conversation.secret` (`shopbot.signing_keys`), never derived from the
+    identity secret the shop's site holds."""
     conversation_token_ttl_seconds: int = Field(default=12 * 3600, ge=60)
     """How long a conversation token opens its conversation."""
     conversations_per_ip_per_minute: int = Field(default=10, ge=1)

@@ -39,6 +39,7 @@ from shopbot.errors import (
 )
 from shopbot.identity import InvalidIdentity
 from shopbot.loop import MessageTooLong
+from shopbot.redact import mask_emails
 from shopbot.web.tokens import InvalidToken
 
 log = logging.getLogger(__name__)
@@ -122,7 +123,7 @@ def from_shopbot_error(exc: ShopBotError) -> ApiError:
     for kind, status, code in _MAPPED:
         if isinstance(exc, kind):
             return ApiError(status, code, str(exc))
-    log.error("unmapped ShopBot error: %r", exc)
+    log.error("unmapped ShopBot error: %s", mask_emails(repr(exc)))
     return ApiError(500, "internal_error", "Something went wrong on our side.")
 
 

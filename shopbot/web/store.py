@@ -58,7 +58,7 @@ def reader_engine(url: str | URL, pool_size: int) -> AsyncEngine:
     target = make_url(url).set(drivername="sqlite+aiosqlite")
     in_memory = target.database in (None, "", ":memory:")
     pool = {} if in_memory else {"pool_size": pool_size, "max_overflow": 0}
-    engine = create_async_engine(target, connect_args={"timeout": 5}, **pool)
+    engine = create_async_engine(target, connect_args={"timeout": 5}, hide_parameters=True, **pool)
     event.listen(engine.sync_engine, "connect", _reader_pragmas)
     return engine
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import secrets
+import time
+from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
 from types import SimpleNamespace
 from typing import Any
@@ -22,10 +24,12 @@ from web_support import (
     services_for_tests,
 )
 
-from db import Conversation, Event, Message, Return, utcnow
+from db import Conversation, Event, Message, Return, UsedIdentityToken, utcnow
 from db.engine import create_engine, session_factory
 from shopbot.config import Settings
-from shopbot.identity import sign_customer
+from shopbot.identity import AUDIENCE, sign_customer
+from shopbot.signing import sign
+from shopbot.signing_keys import identity_secret
 from shopbot.web import WebConfig, create_app
 from shopbot.web import app as web_app
 
@@ -147,7 +151,7 @@ async def test_a_policy_answer_carries_its_citation(api: Api) -> None:
 
 
 async def test_a_signed_customer_starts_verified(api: Api) -> None:
-    secret = api.settings.identity_secret.get_secret_value()
+    secret = identity_secret(api.settings)
     created = await api.client.post(
         "/v1/conversations", json={"customer_token": sign_customer("cust_jane", secret)}
     )
@@ -168,21 +172,74 @@ async def test_a_signed_customer_starts_verified(api: Api) -> None:
         assert (conversation.customer_id, conversation.proven_by) == ("cust_jane", "token")
 
 
-@pytest.mark.parametrize(
-    "token",
-    [
-        "bm90.YS10b2tlbg",
-        sign_customer("cust_jane", "another-secret"),
-        sign_customer("cust_jane", "change-me-in-production", ttl_seconds=-10),
-        sign_customer("cust_nobody", "change-me-in-production"),
-    ],
-    ids=["malformed", "forged", "expired", "unknown-customer"],
-)
-async def test_a_bad_customer_identity_is_refused(api: Api, token: str) -> None:
+def claims(**changes: Any) -> dict[str, Any]:
+    """What `sign_customer` signs for Jane now, with `changes` (None drops a claim)."""
+    now = int(time.time())
+    base: dict[str, Any] = {
+        "sub": "cust_jane",
+        "aud": AUDIENCE,
+        "exp": now + 300,
+        "jti": secrets.token_urlsafe(16),
+    }
+    base.update(changes)
+    return {name: value for name, value in base.items() if value is not None}
+
+
+BAD_IDENTITIES: dict[str, Callable[[str], str]] = {
+    "malformed": lambda _secret: "bm90.YS10b2tlbg",
+    "forged": lambda _secret: sign_customer("cust_jane", "another-secret"),
+    "placeholder-secret": lambda _secret: sign_customer("cust_jane", "change-me-in-production"),
+    "expired": lambda secret: sign_customer("cust_jane", secret, ttl_seconds=-10),
+    "unknown-customer": lambda secret: sign_customer("cust_nobody", secret),
+    "exp-1e30": lambda secret: sign(claims(exp=10**30), secret.encode()),
+    "lives-a-day": lambda secret: sign(claims(exp=int(time.time()) + 86400), secret.encode()),
+    "no-exp": lambda secret: sign(claims(exp=None), secret.encode()),
+    "no-audience": lambda secret: sign(claims(aud=None), secret.encode()),
+    "other-audience": lambda secret: sign(claims(aud="shop-newsletter"), secret.encode()),
+    "no-jti": lambda secret: sign(claims(jti=None), secret.encode()),
+}
+
+
+@pytest.mark.parametrize("make", BAD_IDENTITIES.values(), ids=BAD_IDENTITIES.keys())
+async def test_a_bad_customer_identity_is_refused(api: Api, make: Callable[[str], str]) -> None:
+    token = make(identity_secret(api.settings))
     response = await api.client.post("/v1/conversations", json={"customer_token": token})
     assert response.status_code == 401
     assert error_of(response) == "invalid_identity"
     assert await count(api, Conversation) == 0
+    assert await count(api, UsedIdentityToken) == 0
+
+
+async def test_an_identity_token_opens_one_conversation_only(api: Api) -> None:
+    token = sign_customer("cust_jane", identity_secret(api.settings))
+    first = await api.client.post("/v1/conversations", json={"customer_token": token})
+    assert first.status_code == 201
+    assert first.json()["verified"] is True
+    again = await api.client.post("/v1/conversations", json={"customer_token": token})
+    assert again.status_code == 401
+    assert error_of(again) == "invalid_identity"
+    assert "used" in again.json()["error"]["message"]
+    assert await count(api, Conversation) == 1
+    racing = [sign_customer("cust_jane", identity_secret(api.settings))] * 4
+    answers = await asyncio.gather(
+        *(api.client.post("/v1/conversations", json={"customer_token": t}) for t in racing)
+    )
+    assert sorted(a.status_code for a in answers) == [201, 401, 401, 401]
+    assert await count(api, Conversation) == 2
+
+
+async def test_spent_identity_tokens_are_pruned_once_expired(api: Api) -> None:
+    async with api.backend.sessions() as session:
+        session.add(
+            UsedIdentityToken(jti="spent-long-ago-0000", expires_at=utcnow() - timedelta(1))
+        )
+        await session.commit()
+    token = sign_customer("cust_jane", identity_secret(api.settings))
+    assert (await api.client.post("/v1/conversations", json={"customer_token": token})).is_success
+    async with api.backend.sessions() as session:
+        kept = (await session.scalars(select(UsedIdentityToken.jti))).all()
+    assert len(kept) == 1
+    assert kept[0] != "spent-long-ago-0000"
 
 
 async def test_a_customer_token_off_the_format_is_a_validation_error(api: Api) -> None:

@@ -213,11 +213,16 @@ def serve_in_thread(app: FastAPI) -> Generator[str]:
 
 
 @contextmanager
-def serving(app: FastAPI) -> Generator[tuple[str, uvicorn.Server]]:
-    """`serve_in_thread`, yielding the server too (to shut it down from the test)."""
-    config = uvicorn.Config(
-        app, host="127.0.0.1", port=0, log_level="warning", timeout_graceful_shutdown=2
-    )
+def serving(app: FastAPI, **options: Any) -> Generator[tuple[str, uvicorn.Server]]:
+    """`serve_in_thread`, yielding the server too (to shut it down from the test); `options`
+    override the `uvicorn.Config` arguments."""
+    defaults: dict[str, Any] = {
+        "host": "127.0.0.1",
+        "port": 0,
+        "log_level": "warning",
+        "timeout_graceful_shutdown": 2,
+    }
+    config = uvicorn.Config(app, **(defaults | options))
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="shopbot-web", daemon=True)
     thread.start()
@@ -319,4 +324,6 @@ async def open_api(settings: Settings, web: WebConfig = TEST_WEB) -> AsyncIterat
         app.router.lifespan_context(app),
         httpx.AsyncClient(transport=transport, base_url="http://shopbot.test") as client,
     ):
-        yield Api(app, client, settings, model)
+        backend: Backend = app.state.backend
+        # The app's settings: its signing secrets resolved (from the data dir when unset).
+        yield Api(app, client, backend.settings, model)

@@ -47,6 +47,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from db import EmailStatus, OutboxEmail, utcnow
 from shopbot.config import Settings
+from shopbot.redact import mask_emails
 from tools.mailer.errors import MailError, PermanentMailError, TemporaryMailError
 from tools.mailer.message import build_message
 from tools.mailer.senders import Sender, sender_from_settings
@@ -288,4 +289,8 @@ def _log_outcome(
         log.info("outbox: %s sent (attempt %d)", claim.message_id, claim.attempt)
     else:
         outcome = "will retry" if report.retried else "failed"
-        log.warning("outbox: %s attempt %d %s: %s", claim.message_id, claim.attempt, outcome, error)
+        # SMTP refusals quote the recipient: the log gets the address masked.
+        detail = mask_emails(str(error))
+        log.warning(
+            "outbox: %s attempt %d %s: %s", claim.message_id, claim.attempt, outcome, detail
+        )
