@@ -1,8 +1,9 @@
 """The demo shop: loading `fixtures/shop/*.yaml` into the database, and clearing it again.
 
 The fixture files say when things happened in whole days before the seed day
-(`placed_days_ago: 12`); the loader turns them into UTC datetimes at noon of that day, so
-the same orders are inside a return window whenever the shop is seeded.
+(`placed_days_ago: 12`); the loader turns them into datetimes (stored in UTC) at noon of that
+day in the shop's time zone, so the same orders are inside a return window, which is counted
+in the shop's calendar days, whenever and wherever the shop is seeded.
 
 The functions take a synchronous `Session` and flush but never commit: the caller owns the
 transaction. From async code: `await session.run_sync(load_demo_shop)`.
@@ -15,7 +16,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -60,8 +61,8 @@ __all__ = [
 ]
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "shop"
-SEED_TIME = time(12, 0, tzinfo=UTC)
-"""Every seeded event happened at noon UTC of its day."""
+SEED_TIME = time(12, 0)
+"""Every seeded event happened at noon of its day, in the shop's time zone."""
 
 SHOP_TABLES: tuple[type[Base], ...] = (
     ShippingLabel, ReturnItem, Return, ExchangeItem, Exchange, Cancellation, Transaction,
@@ -127,12 +128,17 @@ def clear_shop(session: Session) -> None:
 
 
 def load_demo_shop(
-    session: Session, *, today: date | None = None, fixtures: Path = FIXTURES
+    session: Session,
+    *,
+    today: date | None = None,
+    fixtures: Path = FIXTURES,
+    zone: tzinfo = UTC,
 ) -> SeedSummary:
-    """Load the demo shop as it stands on `today` (default: today in UTC); flushes only."""
+    """Load the demo shop as it stands on `today` (default: today in `zone`, the shop's time
+    zone; `shopbot db seed` passes `PolicyConfig.zone`); flushes only."""
     if is_seeded(session):
         raise ShopNotEmptyError("the shop already holds data: clear_shop() first")
-    clock = _Clock(today or datetime.now(UTC).date())
+    clock = _Clock(today or datetime.now(zone).date(), zone)
     products, customers, orders = (
         _read(fixtures / name) for name in ("products.yaml", "customers.yaml", "orders.yaml")
     )
@@ -158,12 +164,14 @@ def _read(path: Path) -> list[Record]:
 
 @dataclass(frozen=True)
 class _Clock:
-    """Day offsets in the fixtures -> aware datetimes, counted back from `today`."""
+    """Day offsets in the fixtures -> aware UTC datetimes, counted back from `today`."""
 
     today: date
+    zone: tzinfo = UTC
 
     def at(self, days_ago: int) -> datetime:
-        return datetime.combine(self.today - timedelta(days=days_ago), SEED_TIME)
+        day = self.today - timedelta(days=days_ago)
+        return datetime.combine(day, SEED_TIME, tzinfo=self.zone).astimezone(UTC)
 
     def maybe(self, days_ago: int | None) -> datetime | None:
         return None if days_ago is None else self.at(days_ago)

@@ -69,7 +69,7 @@ def db_seed(
         elif is_seeded(session):
             console.print("the demo shop is already loaded (use --reset to reload it)")
             return
-        summary = load_demo_shop(session)
+        summary = load_demo_shop(session, zone=settings.policy.zone)
         session.commit()
     console.print(f"loaded the demo shop: {summary}")
 

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import Engine, func, select
@@ -316,6 +317,16 @@ def test_clear_shop_empties_the_shop_and_unlinks_shopbot_records(scratch: Sessio
         assert session.scalar(select(func.count()).select_from(model)) == 0, model.__tablename__
     assert session.get(Conversation, "c1") is not None
     assert (conversation.customer_id, email.return_id) == (None, None)
+
+
+def test_dates_are_noon_in_the_shops_time_zone(scratch: Session) -> None:
+    portland = ZoneInfo("America/New_York")
+    clear_shop(scratch)
+    load_demo_shop(scratch, today=TODAY, zone=portland)
+    order = scratch.get_one(Order, "482913")
+    assert order.delivered_at is not None
+    assert order.delivered_at.utcoffset() == timedelta(0)  # stored in UTC
+    assert order.delivered_at.astimezone(portland) == datetime(2026, 11, 11, 12, tzinfo=portland)
 
 
 def test_dates_count_back_from_today_by_default(scratch: Session) -> None:
