@@ -25,8 +25,8 @@ import yaml
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
-from db.base import Base
-from db.conversations import Conversation, OutboxEmail
+from db.base import Base, utcnow
+from db.conversations import Confirmation, ConfirmationStatus, Conversation, OutboxEmail
 from db.shop import (
     Address,
     Cancellation,
@@ -113,14 +113,32 @@ def is_seeded(session: Session) -> bool:
 def clear_shop(session: Session) -> None:
     """Delete every shop row (for `seed --reset`).
 
-    ShopBot's own records stay; their links into the shop are cleared, so a conversation
-    that had proven a customer's identity has to prove it again.
+    ShopBot's own records (conversations, messages, audit log, outbox) stay, and every link
+    into the shop goes with the shop, so nothing is left pointing at a row that is gone or,
+    once ids restart, at another customer's row: a conversation that had proven a customer's
+    identity is unproven as a whole (customer, how and with which order) and has to prove it
+    again, and the confirmations still open in it expire (they name orders and returns of
+    the old shop). The carrier's labels are the caller's to clear (`shopbot db seed --reset`
+    clears the embedded sandbox's).
     """
     session.execute(
         update(OutboxEmail).where(OutboxEmail.return_id.is_not(None)).values(return_id=None)
     )
+    proven = (
+        Conversation.customer_id.is_not(None)
+        | Conversation.proven_by.is_not(None)
+        | Conversation.proven_order_id.is_not(None)
+    )
     session.execute(
-        update(Conversation).where(Conversation.customer_id.is_not(None)).values(customer_id=None)
+        update(Conversation)
+        .where(proven)
+        .values(customer_id=None, proven_by=None, proven_order_id=None)
+    )
+    open_statuses = (ConfirmationStatus.PENDING, ConfirmationStatus.APPROVED)
+    session.execute(
+        update(Confirmation)
+        .where(Confirmation.status.in_(open_statuses))
+        .values(status=ConfirmationStatus.EXPIRED, decided_at=utcnow())
     )
     for model in SHOP_TABLES:
         session.execute(delete(model))

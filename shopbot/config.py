@@ -151,3 +151,8 @@ class Settings(BaseSettings):
     @cached_property
     def db_url(self) -> str:
         return self.database_url or f"sqlite:///{self.data_dir / 'shopbot.db'}"
+
+    @property
+    def sandbox_carrier_dir(self) -> Path:
+        """Where the embedded carrier sandbox keeps its labels (with `carrier_url` unset)."""
+        return self.data_dir / "carrier"
