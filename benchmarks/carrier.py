@@ -12,6 +12,7 @@ import argparse
 import asyncio
 import statistics
 import time
+import uuid
 from collections.abc import Awaitable, Callable
 
 from tools.carrier import SANDBOX_API_KEY, LabelClient, create_sandbox_app
@@ -39,13 +40,14 @@ async def timed(n: int, call: Callable[[int], Awaitable[object]]) -> list[float]
 async def round_trips(client: LabelClient, n: int, where: str) -> list[str]:
     request = example_label_request()
     ids: list[str] = []
+    run = uuid.uuid4().hex  # as a return's uid: this run's keys are its own
 
     async def create(i: int) -> None:
-        key = idempotency_key_for_return(i, namespace=f"bench-{where.replace(' ', '-')}")
+        key = idempotency_key_for_return(i, run, namespace=f"bench-{where.replace(' ', '-')}")
         ids.append((await client.create_label(request, idempotency_key=key)).id)
 
     async def replay(i: int) -> None:
-        key = idempotency_key_for_return(i, namespace=f"bench-{where.replace(' ', '-')}")
+        key = idempotency_key_for_return(i, run, namespace=f"bench-{where.replace(' ', '-')}")
         await client.create_label(request, idempotency_key=key)
 
     creates = await timed(n, create)

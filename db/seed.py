@@ -1,8 +1,9 @@
 """The demo shop: loading `fixtures/shop/*.yaml` into the database, and clearing it again.
 
 The fixture files say when things happened in whole days before the seed day
-(`placed_days_ago: 12`); the loader turns them into UTC datetimes at noon of that day, so
-the same orders are inside a return window whenever the shop is seeded.
+(`placed_days_ago: 12`); the loader turns them into datetimes (stored in UTC) at noon of that
+day in the shop's time zone, so the same orders are inside a return window, which is counted
+in the shop's calendar days, whenever and wherever the shop is seeded.
 
 The functions take a synchronous `Session` and flush but never commit: the caller owns the
 transaction. From async code: `await session.run_sync(load_demo_shop)`.
@@ -15,7 +16,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -24,8 +25,8 @@ import yaml
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
-from db.base import Base
-from db.conversations import Conversation, OutboxEmail
+from db.base import Base, utcnow
+from db.conversations import Confirmation, ConfirmationStatus, Conversation, OutboxEmail
 from db.shop import (
     Address,
     Cancellation,
@@ -60,8 +61,8 @@ __all__ = [
 ]
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "shop"
-SEED_TIME = time(12, 0, tzinfo=UTC)
-"""Every seeded event happened at noon UTC of its day."""
+SEED_TIME = time(12, 0)
+"""Every seeded event happened at noon of its day, in the shop's time zone."""
 
 SHOP_TABLES: tuple[type[Base], ...] = (
     ShippingLabel, ReturnItem, Return, ExchangeItem, Exchange, Cancellation, Transaction,
@@ -112,14 +113,32 @@ def is_seeded(session: Session) -> bool:
 def clear_shop(session: Session) -> None:
     """Delete every shop row (for `seed --reset`).
 
-    ShopBot's own records stay; their links into the shop are cleared, so a conversation
-    that had proven a customer's identity has to prove it again.
+    ShopBot's own records (conversations, messages, audit log, outbox) stay, and every link
+    into the shop goes with the shop, so nothing is left pointing at a row that is gone or,
+    once ids restart, at another customer's row: a conversation that had proven a customer's
+    identity is unproven as a whole (customer, how and with which order) and has to prove it
+    again, and the confirmations still open in it expire (they name orders and returns of
+    the old shop). The carrier's labels are the caller's to clear (`shopbot db seed --reset`
+    clears the embedded sandbox's).
     """
     session.execute(
         update(OutboxEmail).where(OutboxEmail.return_id.is_not(None)).values(return_id=None)
     )
+    proven = (
+        Conversation.customer_id.is_not(None)
+        | Conversation.proven_by.is_not(None)
+        | Conversation.proven_order_id.is_not(None)
+    )
     session.execute(
-        update(Conversation).where(Conversation.customer_id.is_not(None)).values(customer_id=None)
+        update(Conversation)
+        .where(proven)
+        .values(customer_id=None, proven_by=None, proven_order_id=None)
+    )
+    open_statuses = (ConfirmationStatus.PENDING, ConfirmationStatus.APPROVED)
+    session.execute(
+        update(Confirmation)
+        .where(Confirmation.status.in_(open_statuses))
+        .values(status=ConfirmationStatus.EXPIRED, decided_at=utcnow())
     )
     for model in SHOP_TABLES:
         session.execute(delete(model))
@@ -127,12 +146,17 @@ def clear_shop(session: Session) -> None:
 
 
 def load_demo_shop(
-    session: Session, *, today: date | None = None, fixtures: Path = FIXTURES
+    session: Session,
+    *,
+    today: date | None = None,
+    fixtures: Path = FIXTURES,
+    zone: tzinfo = UTC,
 ) -> SeedSummary:
-    """Load the demo shop as it stands on `today` (default: today in UTC); flushes only."""
+    """Load the demo shop as it stands on `today` (default: today in `zone`, the shop's time
+    zone; `shopbot db seed` passes `PolicyConfig.zone`); flushes only."""
     if is_seeded(session):
         raise ShopNotEmptyError("the shop already holds data: clear_shop() first")
-    clock = _Clock(today or datetime.now(UTC).date())
+    clock = _Clock(today or datetime.now(zone).date(), zone)
     products, customers, orders = (
         _read(fixtures / name) for name in ("products.yaml", "customers.yaml", "orders.yaml")
     )
@@ -158,12 +182,14 @@ def _read(path: Path) -> list[Record]:
 
 @dataclass(frozen=True)
 class _Clock:
-    """Day offsets in the fixtures -> aware datetimes, counted back from `today`."""
+    """Day offsets in the fixtures -> aware UTC datetimes, counted back from `today`."""
 
     today: date
+    zone: tzinfo = UTC
 
     def at(self, days_ago: int) -> datetime:
-        return datetime.combine(self.today - timedelta(days=days_ago), SEED_TIME)
+        day = self.today - timedelta(days=days_ago)
+        return datetime.combine(day, SEED_TIME, tzinfo=self.zone).astimezone(UTC)
 
     def maybe(self, days_ago: int | None) -> datetime | None:
         return None if days_ago is None else self.at(days_ago)

@@ -8,6 +8,7 @@ that data (order items, fulfilments, payments, return and exchange items) keep a
 from __future__ import annotations
 
 import enum
+import uuid
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -239,10 +240,19 @@ class ReturnStatus(enum.StrEnum):
     REFUNDED = "refunded"
 
 
+def new_return_uid() -> str:
+    """A random id for a new return: 32 hex digits (a UUID4)."""
+    return uuid.uuid4().hex
+
+
 class Return(Base):
     __tablename__ = "returns"
 
     id: Mapped[int] = mapped_column(primary_key=True)
+    uid: Mapped[str] = mapped_column(String(32), unique=True, default=new_return_uid)
+    """Random and never reused, unlike `id`: ids restart after `shopbot db seed --reset` or a
+    restored backup, and every shop has a return 1. The carrier's idempotency key for the
+    return's label is derived from it (`tools.carrier.idempotency_key_for_return`)."""
     order_id: Mapped[str] = mapped_column(ForeignKey("orders.id"), index=True)
     status: Mapped[ReturnStatus] = enum_column(ReturnStatus, default=ReturnStatus.REQUESTED)
     reason: Mapped[str] = mapped_column(Text, default="")

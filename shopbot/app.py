@@ -93,7 +93,7 @@ async def open_services(
 
     if carrier_app is None and settings.carrier_url is None:
         # The embedded carrier keeps its labels on disk, so a retry after a restart finds them.
-        carrier_app = create_sandbox_app(data_dir=settings.data_dir / "carrier")
+        carrier_app = create_sandbox_app(data_dir=settings.sandbox_carrier_dir)
     async with carrier_http_client(settings.carrier_url, sandbox=carrier_app) as http:
         yield {
             "policy": policy if policy is not None else open_policy_index(settings),
@@ -103,6 +103,20 @@ async def open_services(
             "returns_address": Address(**settings.returns_centre.model_dump()),
             "outbox": outbox or Dispatcher.from_settings(settings, sessions),
         }
+
+
+def forget_sandbox_labels(settings: Settings) -> bool:
+    """Clear the embedded carrier sandbox's labels and keys, when it is the carrier: with the
+    shop's returns gone (`shopbot db seed --reset`), so are the labels bought for them. A
+    real carrier's labels (`carrier_url` set) are never touched. A process that embeds the
+    sandbox holds its own copy: restart it after a reset. True when labels were cleared."""
+    from tools.carrier.store import LabelStore
+
+    directory = settings.sandbox_carrier_dir
+    if settings.carrier_url is not None or not (directory / LabelStore.FILENAME).exists():
+        return False
+    LabelStore(directory).clear()
+    return True
 
 
 def open_policy_index(settings: Settings) -> Any:

@@ -51,7 +51,13 @@ def db_upgrade() -> None:
 
 @db_app.command("seed")
 def db_seed(
-    reset: Annotated[bool, typer.Option(help="Delete the shop's data first.")] = False,
+    reset: Annotated[
+        bool,
+        typer.Option(
+            help="Delete the shop's data first (and the sandbox carrier's labels); "
+            "conversations stay, unverified."
+        ),
+    ] = False,
 ) -> None:
     """Load the demo shop (customers, products, orders) from fixtures/shop."""
     from sqlalchemy import create_engine
@@ -59,6 +65,7 @@ def db_seed(
 
     from db.engine import upgrade
     from db.seed import clear_shop, is_seeded, load_demo_shop
+    from shopbot.app import forget_sandbox_labels
 
     settings = Settings()
     upgrade(settings.db_url)
@@ -69,8 +76,11 @@ def db_seed(
         elif is_seeded(session):
             console.print("the demo shop is already loaded (use --reset to reload it)")
             return
-        summary = load_demo_shop(session)
+        summary = load_demo_shop(session, zone=settings.policy.zone)
         session.commit()
+    engine.dispose()
+    if reset and forget_sandbox_labels(settings):
+        console.print(f"cleared the sandbox carrier's labels in {settings.sandbox_carrier_dir}")
     console.print(f"loaded the demo shop: {summary}")
 
 

@@ -6,7 +6,8 @@ PyPI package, the in-process carrier sandbox, and a Maildir.
 
 `PolicyConfig` holds the numbers of the shop's rules. The guard enforces them and the policy
 documents in `fixtures/policies/` state them; a test keeps the two in agreement, so a shop
-that changes a number here changes the documents too.
+that changes a number here changes the documents too. Its one setting that is not a number,
+the shop's time zone, is named in words by the documents (checked by reading, not by a test).
 """
 
 from __future__ import annotations
@@ -14,8 +15,9 @@ from __future__ import annotations
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ModelName = Literal["local", "openai", "scripted"]
@@ -41,6 +43,26 @@ class PolicyConfig(BaseModel):
     """How long a customer's pending confirmation stays valid."""
     max_verification_attempts: int = 5
     """Failed identity checks allowed in one conversation before it is handed to a human."""
+    timezone: str = "America/New_York"
+    """The shop's time zone (an IANA name). Windows are counted in its calendar days: an item
+    delivered on May 2, shop time, may be returned until the end of June 1, shop time,
+    whatever the hour of delivery. The demo shop is in Portland, Maine."""
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a folder ("America")
+            raise ValueError(
+                f"unknown time zone {value!r}: use an IANA name such as Europe/Berlin or UTC"
+            ) from None
+        return value
+
+    @property
+    def zone(self) -> ZoneInfo:
+        """The shop's time zone (`ZoneInfo` caches one instance per name)."""
+        return ZoneInfo(self.timezone)
 
 
 class GenerationConfig(BaseModel):
@@ -131,3 +153,8 @@ class Settings(BaseSettings):
     @cached_property
     def db_url(self) -> str:
         return self.database_url or f"sqlite:///{self.data_dir / 'shopbot.db'}"
+
+    @property
+    def sandbox_carrier_dir(self) -> Path:
+        """Where the embedded carrier sandbox keeps its labels (with `carrier_url` unset)."""
+        return self.data_dir / "carrier"

@@ -22,6 +22,7 @@ class EligibilityReport(Observation):
     order_id: str
     return_window_days: int
     returnable_until: date | None
+    """The last day, shop time, a return may be requested: the delivery date plus the window."""
     lines: list[LineEligibility]
 
 
@@ -37,11 +38,11 @@ async def check_return_eligibility(
     policy = ctx.settings.policy
     wanted = lines or [n for n, f in facts.lines.items() if f.status is ItemStatus.ACTIVE]
     verdicts = [line_eligibility(facts, n, policy, ctx.now) for n in wanted]
-    deadline = next((v.deadline for v in verdicts if v.deadline), None)
+    last_day = next((v.last_day for v in verdicts if v.last_day), None)
     return EligibilityReport(
         order_id=order_id,
         return_window_days=policy.return_window_days,
-        returnable_until=deadline.date() if deadline else None,
+        returnable_until=last_day,
         lines=[
             LineEligibility(
                 line=v.line,

@@ -9,6 +9,7 @@ from sqlalchemy.orm import selectinload
 
 from db import Order
 from tools.base import Needs, Observation, ToolContext, tool
+from tools.eligibility import shop_date
 
 
 class OrderSummary(Observation):
@@ -37,7 +38,7 @@ async def list_orders(ctx: ToolContext) -> OrderList:
             OrderSummary(
                 order_id=o.id,
                 status=o.status.value,
-                placed_on=o.placed_at.date() if o.placed_at else None,
+                placed_on=shop_date(o.placed_at, ctx.settings.policy) if o.placed_at else None,
                 items=[item.name for item in o.items],
             )
             for o in orders

@@ -17,4 +17,4 @@ async def lookup_order(ctx: ToolContext, order_id: OrderId) -> OrderView:
     # Loads what the session does not hold yet; the guard's facts query brought the lines.
     await order.awaitable_attrs.items
     await order.awaitable_attrs.fulfillments
-    return order_view(order)
+    return order_view(order, ctx.settings.policy)

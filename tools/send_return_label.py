@@ -5,9 +5,10 @@ the label will be emailed), so it asks for no second confirmation; the guard let
 for a return of this customer, created in this conversation, that has no label yet.
 
 Crash-safe by construction: the return row is committed before this runs, the carrier is
-asked with an idempotency key derived from the return (a retry, even after a crash, gets the
-same label), and the label row and the email row are written in one transaction, the email
-going out through the outbox exactly once.
+asked with an idempotency key derived from the return, its id and its random `uid` (a retry,
+even after a crash, gets the same label; a return that reuses an old id after a reseed or a
+restored backup, or another shop's return 1, does not), and the label row and the email row
+are written in one transaction, the email going out through the outbox exactly once.
 """
 
 from __future__ import annotations
@@ -84,7 +85,7 @@ async def send_return_label(ctx: ToolContext, return_id: ReturnId) -> LabelSent:
         ),
         to_address=returns_to,
     )
-    key = idempotency_key_for_return(ret.id)
+    key = idempotency_key_for_return(ret.id, ret.uid)
     label = await carrier.create_label(request, idempotency_key=key)
     pdf = await carrier.label_pdf(label.id)
     ctx.session.add(

@@ -1,4 +1,8 @@
-"""How orders look to the model: compact, typed, no more than a customer may see."""
+"""How orders look to the model: compact, typed, no more than a customer may see.
+
+Dates are the shop's calendar dates (`PolicyConfig.timezone`), the ones the return window is
+counted in: "delivered on" and "returnable until" never disagree by a time zone.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,9 @@ from decimal import Decimal
 from typing import Any
 
 from db import Order, OrderItem
+from shopbot.config import PolicyConfig
 from tools.base import Observation
+from tools.eligibility import shop_date
 
 
 class LineView(Observation):
@@ -40,12 +46,12 @@ def line_view(item: OrderItem) -> LineView:
     )
 
 
-def order_view(order: Order) -> OrderView:
+def order_view(order: Order, policy: PolicyConfig) -> OrderView:
     return OrderView(
         order_id=order.id,
         status=order.status.value,
-        placed_on=order.placed_at.date() if order.placed_at else None,
-        delivered_on=order.delivered_at.date() if order.delivered_at else None,
+        placed_on=shop_date(order.placed_at, policy) if order.placed_at else None,
+        delivered_on=shop_date(order.delivered_at, policy) if order.delivered_at else None,
         lines=[line_view(item) for item in order.items],
         tracking=[t for f in order.fulfillments for t in f.tracking_ids],
         total=sum((item.price for item in order.items), Decimal("0")),

@@ -26,7 +26,7 @@ should be 0 by construction; guard denials are counted separately (`TrialResult.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from email.message import EmailMessage
 from typing import Any
 
@@ -37,6 +37,7 @@ from db import Base
 from shopbot.config import PolicyConfig
 from shopbot.eval.scenario import Expect, Fact
 from shopbot.replay import check_emails
+from tools.eligibility import window_open
 
 WORLD_TABLES = (
     "customers",
@@ -278,8 +279,7 @@ def _not_returnable(
         return "no such line"
     if _plain(order["status"]) not in ("delivered", "return_requested"):
         return f"the order is {_plain(order['status'])}"
-    delivered = _when(order["delivered_at"])
-    if delivered is None or now > delivered + timedelta(days=policy.return_window_days):
+    if not window_open(_when(order["delivered_at"]), policy, now):
         return "outside the return window"
     if item["final_sale"]:
         return "final sale"

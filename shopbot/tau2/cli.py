@@ -40,6 +40,7 @@ def tau2_import(
     from db.engine import sync_engine, upgrade
     from db.seed import clear_shop, is_seeded
     from db.tau2 import Tau2Error, import_tau2
+    from shopbot.app import forget_sandbox_labels
 
     try:
         data = json.loads(path.read_text())
@@ -48,17 +49,21 @@ def tau2_import(
     settings = Settings()
     upgrade(settings.db_url)
     engine = sync_engine(settings.db_url)
+    cleared = False
     with Session(engine) as session:
         if is_seeded(session):
             if not replace:
                 raise _fail("the shop already holds data: use --replace to clear it first")
             clear_shop(session)
+            cleared = True
         try:
             import_tau2(session, data)
         except (Tau2Error, KeyError, TypeError) as exc:
             raise _fail(f"{path} is not τ²-bench retail data: {exc}") from None
         session.commit()
     engine.dispose()
+    if cleared:
+        forget_sandbox_labels(settings)
     counts = {table: len(data[table]) for table in ("products", "users", "orders")}
     console.print(f"imported {path}: " + ", ".join(f"{n} {t}" for t, n in counts.items()))
 

@@ -9,12 +9,13 @@ from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session, selectinload
 
-from db.conversations import Conversation, OutboxEmail
+from db.conversations import Confirmation, ConfirmationStatus, Conversation, OutboxEmail
 from db.seed import (
     FIXTURES,
     SHOP_TABLES,
@@ -301,12 +302,34 @@ def test_clear_shop_empties_the_shop_and_unlinks_shopbot_records(scratch: Sessio
     session = scratch
     returned = session.scalars(select(Return)).first()
     assert returned is not None
-    conversation = Conversation(id="c1", customer_id="cust_jane")
+    conversation = Conversation(
+        id="c1", customer_id="cust_jane", proven_by="email", proven_order_id="482913"
+    )
     email = OutboxEmail(
         message_id="<m1@shop>", to_address="jane.doe@example.com", subject="Your label",
         body_text="...", return_id=returned.id,
     )  # fmt: skip
     session.add_all([conversation, email])
+    session.flush()
+    later = datetime.now(UTC) + timedelta(minutes=15)
+    confirmations = {
+        status: Confirmation(
+            id=f"k-{status.value}",
+            conversation_id="c1",
+            tool="create_return",
+            args={},
+            digest="0" * 64,
+            summary="",
+            status=status,
+            expires_at=later,
+        )
+        for status in (
+            ConfirmationStatus.PENDING,
+            ConfirmationStatus.APPROVED,
+            ConfirmationStatus.CONSUMED,
+        )
+    }
+    session.add_all(confirmations.values())
     session.flush()
 
     clear_shop(session)
@@ -315,7 +338,25 @@ def test_clear_shop_empties_the_shop_and_unlinks_shopbot_records(scratch: Sessio
     for model in SHOP_TABLES:
         assert session.scalar(select(func.count()).select_from(model)) == 0, model.__tablename__
     assert session.get(Conversation, "c1") is not None
-    assert (conversation.customer_id, email.return_id) == (None, None)
+    # Unproven as a whole: no conversation is left verified with no customer.
+    proven = (conversation.customer_id, conversation.proven_by, conversation.proven_order_id)
+    assert proven == (None, None, None)
+    assert email.return_id is None
+    assert {s: c.status for s, c in confirmations.items()} == {
+        ConfirmationStatus.PENDING: ConfirmationStatus.EXPIRED,
+        ConfirmationStatus.APPROVED: ConfirmationStatus.EXPIRED,
+        ConfirmationStatus.CONSUMED: ConfirmationStatus.CONSUMED,
+    }
+
+
+def test_dates_are_noon_in_the_shops_time_zone(scratch: Session) -> None:
+    portland = ZoneInfo("America/New_York")
+    clear_shop(scratch)
+    load_demo_shop(scratch, today=TODAY, zone=portland)
+    order = scratch.get_one(Order, "482913")
+    assert order.delivered_at is not None
+    assert order.delivered_at.utcoffset() == timedelta(0)  # stored in UTC
+    assert order.delivered_at.astimezone(portland) == datetime(2026, 11, 11, 12, tzinfo=portland)
 
 
 def test_dates_count_back_from_today_by_default(scratch: Session) -> None:

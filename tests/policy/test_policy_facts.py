@@ -90,6 +90,15 @@ def test_documents_state_the_configured_numbers(policies_dir: Path) -> None:
     assert check_policy_numbers(policies_dir, PolicyConfig()) == []
 
 
+def test_the_return_window_ends_at_midnight_in_the_configured_time_zone(
+    policies_dir: Path,
+) -> None:
+    # Not a number, so no tag: the documents name the zone in words, for the default one.
+    assert PolicyConfig().timezone == "America/New_York"
+    for document in ("returns-and-refunds.md", "exchanges.md"):
+        assert "ends at midnight Eastern time" in (policies_dir / document).read_text()
+
+
 def test_every_other_number_is_a_reviewed_one(policies_dir: Path) -> None:
     found = {doc: sorted(amounts) for doc, amounts in untagged_numbers(policies_dir).items()}
 

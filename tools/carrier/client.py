@@ -1,7 +1,7 @@
 """`LabelClient`: ShopBot's client for the carrier's label API (`tools.carrier.contract`).
 
     client = LabelClient(http, api_key=settings.carrier_api_key.get_secret_value())
-    key = idempotency_key_for_return(return_id)
+    key = idempotency_key_for_return(ret.id, ret.uid)
     label = await client.create_label(request, idempotency_key=key)
     pdf = await client.label_pdf(label.id)
 
@@ -60,19 +60,23 @@ _RETRYABLE_ERRORS = (httpx.TimeoutException, httpx.NetworkError, httpx.ProtocolE
 
 
 def idempotency_key_for_return(
-    return_id: int, *, generation: int = 1, namespace: str = "shopbot"
+    return_id: int, uid: str, *, generation: int = 1, namespace: str = "shopbot"
 ) -> str:
-    """The idempotency key for the label of a return: `shopbot-return-1042-label-1`.
+    """The idempotency key for the label of a return: `shopbot-return-1042-<uid>-label-1`.
 
-    It is derived from the return, never random, so every retry of the create, including
-    one made after a crash by a process that only has the return row, sends the same key and
-    gets the same label back instead of buying a second one. `generation` is for the rare
-    deliberate second label (the first was voided); `namespace` separates shops or databases
-    that share one carrier account (a reseeded demo DB reuses return ids).
+    It is derived from the return, never drawn at the call, so every retry of the create,
+    including one made after a crash by a process that only has the return row, sends the
+    same key and gets the same label back instead of buying a second one. `uid` is the
+    return's random id (`db.Return.uid`): return ids restart after a reseed or a restored
+    backup and every shop has a return 1, so a key made of the id alone would get a new
+    return the label the carrier sold for an old one. `generation` is for the rare
+    deliberate second label (the first was voided); `namespace` names the caller.
     """
     if return_id < 1 or generation < 1:
         raise ValueError("return_id and generation must be positive")
-    key = f"{namespace}-return-{return_id}-label-{generation}"
+    if not re.fullmatch(r"[0-9A-Za-z]{8,64}", uid):
+        raise ValueError(f"uid {uid!r} is not 8-64 letters and digits")
+    key = f"{namespace}-return-{return_id}-{uid}-label-{generation}"
     if not re.fullmatch(IDEMPOTENCY_KEY_PATTERN, key):
         raise ValueError(f"namespace {namespace!r} makes an invalid idempotency key")
     return key

@@ -37,7 +37,8 @@ from tools.carrier.testing import FakeTime
 from tools.carrier.transport import carrier_http_client
 
 ClientFactory = Callable[..., LabelClient]
-KEY = idempotency_key_for_return(1042)
+UID = "9f1c2e4b7a6d4c3e8b5a0f1e2d3c4b5a"
+KEY = idempotency_key_for_return(1042, UID)
 
 
 def scripted(outcomes: Sequence[httpx.Response | Exception]) -> httpx.AsyncClient:
@@ -164,7 +165,7 @@ async def test_a_new_process_after_a_crash_gets_the_same_label(
     async with carrier_http_client(None, sandbox=sandbox) as http:
         first = LabelClient(http, api_key=SANDBOX_API_KEY)
         task = asyncio.create_task(
-            first.create_label(label_request, idempotency_key=idempotency_key_for_return(1042))
+            first.create_label(label_request, idempotency_key=idempotency_key_for_return(1042, UID))
         )
         async with asyncio.timeout(5):
             while not state.labels:  # noqa: ASYNC110 -- no event to wait on inside the sandbox
@@ -176,7 +177,7 @@ async def test_a_new_process_after_a_crash_gets_the_same_label(
     async with carrier_http_client(None, sandbox=sandbox) as http:
         second = LabelClient(http, api_key=SANDBOX_API_KEY)
         label = await second.create_label(
-            label_request, idempotency_key=idempotency_key_for_return(1042)
+            label_request, idempotency_key=idempotency_key_for_return(1042, UID)
         )
     assert list(state.labels) == [label.id]
 
@@ -392,19 +393,30 @@ def test_client_settings_are_validated() -> None:
 
 
 def test_idempotency_key_is_derived_from_the_return() -> None:
-    assert idempotency_key_for_return(1042) == "shopbot-return-1042-label-1"
-    assert idempotency_key_for_return(1042) == idempotency_key_for_return(1042)
-    assert idempotency_key_for_return(1042, generation=2) == "shopbot-return-1042-label-2"
-    assert idempotency_key_for_return(7, namespace="shop-eu") == "shop-eu-return-7-label-1"
-    assert re.fullmatch(IDEMPOTENCY_KEY_PATTERN, idempotency_key_for_return(1))
+    assert idempotency_key_for_return(1042, UID) == f"shopbot-return-1042-{UID}-label-1"
+    assert idempotency_key_for_return(1042, UID) == KEY
+    assert (
+        idempotency_key_for_return(1042, UID, generation=2) == f"shopbot-return-1042-{UID}-label-2"
+    )
+    assert (
+        idempotency_key_for_return(7, UID, namespace="shop-eu") == f"shop-eu-return-7-{UID}-label-1"
+    )
+    assert re.fullmatch(IDEMPOTENCY_KEY_PATTERN, idempotency_key_for_return(1, UID))
+
+
+def test_the_same_return_id_with_another_uid_is_another_key() -> None:
+    # A reseeded shop, a restored backup or a second shop: return 1 again, a new return.
+    assert idempotency_key_for_return(1, UID) != idempotency_key_for_return(1, UID[::-1])
 
 
 @pytest.mark.parametrize(
     ("kwargs", "problem"),
     [
-        ({"return_id": 0}, "positive"),
-        ({"return_id": 1, "generation": 0}, "positive"),
-        ({"return_id": 1, "namespace": "my shop"}, "invalid idempotency key"),
+        ({"return_id": 0, "uid": UID}, "positive"),
+        ({"return_id": 1, "uid": UID, "generation": 0}, "positive"),
+        ({"return_id": 1, "uid": UID, "namespace": "my shop"}, "invalid idempotency key"),
+        ({"return_id": 1, "uid": ""}, "not 8-64 letters and digits"),
+        ({"return_id": 1, "uid": "a b c d e f"}, "not 8-64 letters and digits"),
     ],
 )
 def test_idempotency_key_arguments_are_checked(kwargs: dict[str, Any], problem: str) -> None:

@@ -29,7 +29,7 @@ from tools.carrier.sandbox import SandboxState
 from tools.carrier.testing import FakeTime, serve_in_thread
 from tools.carrier.transport import carrier_http_client
 
-KEY = idempotency_key_for_return(1042)
+KEY = idempotency_key_for_return(1042, "9f1c2e4b7a6d4c3e8b5a0f1e2d3c4b5a")
 
 
 @dataclass
