@@ -33,8 +33,8 @@ def test_downgrade_to_base_and_back(db_url: str) -> None:
 
 
 def test_existing_returns_get_a_uid_each(db_url: str) -> None:
-    # 0003 adds returns.uid to a shop that already has returns (the seeded ones).
-    command.downgrade(alembic_config(db_url), "0002")
+    # 0004 adds returns.uid to a shop that already has returns (the seeded ones).
+    command.downgrade(alembic_config(db_url), "0003")
     command.upgrade(alembic_config(db_url), "head")
     engine = create_engine(_sync(db_url))
     with engine.connect() as conn:
