@@ -16,6 +16,7 @@ from tui_support import (
     SIZE,
     VERIFIED,
     Harness,
+    answer,
     confirmed_turn,
     return_turn,
     send,
@@ -111,8 +112,7 @@ async def test_confirm_button_runs_exactly_the_pending_action(harness: Harness) 
         assert ("create_return", "confirm") in verdicts(app)
         assert "Confirm or Cancel" in app.query_one("#message", Input).placeholder
 
-        await pilot.click("#confirm")
-        await settle(pilot)
+        await answer(pilot, "confirm")
 
         assert prompt.state == "approved"
         assert replies(app)[-1] == DONE
@@ -145,8 +145,7 @@ async def test_cancel_button_and_typed_yes(harness: Harness) -> None:
     async with app.run_test(size=SIZE) as pilot:
         await send(pilot, JANE)
         await send(pilot, JUST_THE_JEANS)
-        await pilot.click("#cancel")
-        await settle(pilot)
+        await answer(pilot, "cancel")
         first = app.query(ConfirmationPrompt).first()
         assert first.state == "cancelled"
         assert replies(app)[-1] == "No problem, I haven't registered anything."
@@ -216,8 +215,7 @@ async def test_resume_an_earlier_conversation_from_the_list(harness: Harness) ->
         assert prompt.open, "a pending confirmation gets its buttons back"
         assert "Confirm or Cancel" in app.query_one("#message", Input).placeholder
 
-        await pilot.click("#confirm")
-        await settle(pilot)
+        await answer(pilot, "confirm")
         assert prompt.state == "approved"
         assert replies(app)[-1] == DONE
     model.assert_complete()
