@@ -20,7 +20,13 @@ from db import Conversation
 from db import Event as EventRow
 
 EVENTS = EventRow.__table__
-HISTORY_KINDS = ("customer_message", "reply", "confirmation_requested", "confirmation_decided")
+HISTORY_KINDS = (
+    "customer_message",
+    "reply",
+    "confirmation_requested",
+    "confirmation_decided",
+    "confirmation_withdrawn",
+)
 """The events a customer's screen shows; the others (steps, verdicts) are the agent's work."""
 
 

@@ -165,6 +165,9 @@
       case "message_too_long":
       case "payload_too_large": return error.message || "That message is too long.";
       case "no_pending_confirmation": return "That request is no longer open.";
+      case "confirmation_withdrawn":
+        return "You wrote after that request, so it was withdrawn and nothing was done. " +
+          "Ask again if you still want it.";
       case "invalid_identity": return "Your sign-in could not be checked. Please reload the page.";
       default: return "Sorry, something went wrong. Please try again.";
     }
@@ -336,6 +339,9 @@
         closeOpenCards(event.confirmation_id);
         showConfirmation(event, true);
         break;
+      case "confirmation_withdrawn":
+        closeCard(event.confirmation_id, "Withdrawn: you wrote instead, so nothing was done");
+        break;
       case "escalated":
         var note = el("li", "msg note", "A colleague will follow up by email.");
         log.appendChild(note);
@@ -484,7 +490,8 @@
       method: "POST",
       body: { approve: approve }
     }).catch(function (error) {
-      if (error.code === "no_pending_confirmation") closeCard(id, "No longer open");
+      if (error.code === "confirmation_withdrawn") closeCard(id, "Withdrawn");
+      else if (error.code === "no_pending_confirmation") closeCard(id, "No longer open");
       else if (found) found.el.querySelectorAll("button").forEach(function (b) { b.disabled = false; });
       setStatus(explain(error));
       announce(explain(error));
