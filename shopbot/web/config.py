@@ -23,6 +23,9 @@ class WebConfig(BaseModel):
     Empty: same origin only (the demo page)."""
     conversation_secret: SecretStr | None = None
     """Signs conversation tokens; default a key derived from `identity_secret`."""
+    staff_token: SecretStr | None = Field(default=None, min_length=16)
+    """Opens the staff routes (`/v1/staff/...`: every event, the audit log) as
+    `Authorization: Bearer <staff_token>`. Unset, those routes answer 404 as if absent."""
     conversation_token_ttl_seconds: int = Field(default=12 * 3600, ge=60)
     """How long a conversation token opens its conversation."""
     conversations_per_ip_per_minute: int = Field(default=10, ge=1)

@@ -2,7 +2,7 @@
 
     code                     status  when
     invalid_token            401     the conversation token is missing, forged, expired or for
-                                     another conversation
+                                     another conversation (on staff routes: not the staff token)
     invalid_identity         401     the shop's signed customer identity is forged or expired
     not_found                404     no such route or conversation
     method_not_allowed       405

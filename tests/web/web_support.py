@@ -20,6 +20,7 @@ from typing import Any
 import httpx
 import uvicorn
 from fastapi import FastAPI
+from pydantic import SecretStr
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shopbot.app import open_services
@@ -297,7 +298,11 @@ async def create_conversation(
     return created["conversation_id"], {"Authorization": f"Bearer {created['token']}"}
 
 
+STAFF_TOKEN = "staff-token-for-the-tests"
+STAFF_AUTH = {"Authorization": f"Bearer {STAFF_TOKEN}"}
+
 TEST_WEB = WebConfig(
+    staff_token=SecretStr(STAFF_TOKEN),
     conversations_per_ip_per_minute=1000,
     messages_per_conversation_per_minute=1000,
     sse_poll_seconds=0.5,

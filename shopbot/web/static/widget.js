@@ -8,6 +8,7 @@
  * The widget lives in a shadow root, so the shop's styles and its own never mix. Replies
  * arrive as server-sent events read with fetch (so the token travels in a header); after a
  * drop the stream resumes with Last-Event-ID and events already shown are skipped by seq.
+ * The stream carries only what the customer may see (the agent's steps are for staff).
  */
 (function () {
   "use strict";
@@ -21,15 +22,6 @@
   var CUSTOMER_TOKEN = script.getAttribute("data-customer-token") || null;
   var TITLE = script.getAttribute("data-title") || "Customer service";
   var STORE_KEY = "shopbot:" + BASE;
-  var WORKING = {
-    verify_identity: "Checking your details…",
-    lookup_order: "Looking up your order…",
-    list_orders: "Looking up your orders…",
-    check_return_eligibility: "Checking the return policy…",
-    create_return: "Registering your return…",
-    send_return_label: "Getting your return label…",
-    search_policy: "Reading our policies…"
-  };
 
   /* ---- state ---- */
   var conversation = null; // {id, token, expires}
@@ -214,8 +206,9 @@
     if (animate) announce("ShopBot: " + event.text);
   }
 
-  // A draft is dropped when its step did not parse or was denied; the next step writes anew.
-  // Drafts can arrive before the stored events of the step before them, so the step decides.
+  // A draft is dropped when its step turned out not to be a reply (the server says
+  // draft_dropped: it did not parse or was denied); the next step writes anew. Drafts can
+  // arrive before the stored events of the step before them, so the step decides.
   function dropDraft(step) {
     if (!streamingBubble || (step !== undefined && step !== draftStep)) return;
     streamingBubble.remove();
@@ -311,9 +304,6 @@
         setRunning(true);
         setStatus("ShopBot is working on it…");
         break;
-      case "action":
-        setStatus(WORKING[event.tool] || "ShopBot is typing…");
-        break;
       case "reply_chunk":
         if (streamingBubble && event.step !== draftStep) dropDraft();
         if (!streamingBubble) {
@@ -325,11 +315,8 @@
         streamingBubble.querySelector(".text").textContent += event.text;
         scrollDown();
         break;
-      case "parse_failed":
+      case "draft_dropped":
         dropDraft(event.step);
-        break;
-      case "verdict":
-        if (event.decision === "deny") dropDraft(event.step);
         break;
       case "reply":
         if (isConfirmationPrompt(event.text)) dropDraft();
