@@ -120,6 +120,8 @@ class ConfirmationStatus(enum.StrEnum):
     CANCELLED = "cancelled"
     SUPERSEDED = "superseded"
     EXPIRED = "expired"
+    WITHDRAWN = "withdrawn"
+    """The customer wrote something other than a yes or a no while it was pending."""
 
 
 class Confirmation(Base):

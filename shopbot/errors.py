@@ -11,6 +11,7 @@
         ├── ConversationBusy another turn of this conversation is running
         ├── RateLimited      too many messages in a conversation; try again later
         └── NoPendingConfirmation
+            └── WithdrawnConfirmation  the customer wrote instead of answering it
 
 A model's unparsable output is not an exception: `shopbot.actions.parse_action` returns a
 `ParseFailure` value that goes back to the model as an observation.
@@ -74,3 +75,7 @@ class RateLimited(ConversationError):
 
 class NoPendingConfirmation(ConversationError):
     """The customer answered a confirmation that is not pending (any more)."""
+
+
+class WithdrawnConfirmation(NoPendingConfirmation):
+    """The customer answered a confirmation they had withdrawn by writing something else."""

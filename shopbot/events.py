@@ -93,6 +93,14 @@ class ConfirmationDecided(_Event):
     approved: bool
 
 
+class ConfirmationWithdrawn(_Event):
+    """A pending request ended unanswered: the customer wrote something other than a yes or
+    a no, so they answered it in words (`shopbot.loop`); approving it later changes nothing."""
+
+    kind: Literal["confirmation_withdrawn"] = "confirmation_withdrawn"
+    confirmation_id: str
+
+
 class Escalated(_Event):
     kind: Literal["escalated"] = "escalated"
     reason: str
@@ -117,6 +125,7 @@ Event = Annotated[
     | Reply
     | ConfirmationRequested
     | ConfirmationDecided
+    | ConfirmationWithdrawn
     | Escalated
     | TurnEnded,
     Field(discriminator="kind"),
@@ -129,6 +138,7 @@ __all__ = [
     "Citation",
     "ConfirmationDecided",
     "ConfirmationRequested",
+    "ConfirmationWithdrawn",
     "CustomerMessage",
     "Escalated",
     "Event",

@@ -5,6 +5,14 @@
 
 Every step is committed before the next one starts, so another process can pick the
 conversation up at any point. The loop never imports a concrete model backend or interface.
+
+A confirmation request ends with the customer's answer (approved, then consumed or expired
+with its turn; cancelled), with its expiry, with a newer request (superseded), or withdrawn:
+the customer's next message, when it is not a bare yes or no right after the request
+(`typed_answer`), answers it in words, and the request is withdrawn before the model reads
+the message. So a request is pending only while it is the last thing ShopBot said: a turn
+that replies without asking again leaves none open, and a later approval of a withdrawn one
+is refused (`WithdrawnConfirmation`) and runs nothing.
 """
 
 from __future__ import annotations
@@ -34,11 +42,18 @@ from shopbot.actions import (
 )
 from shopbot.config import Settings
 from shopbot.dispatch import dispatch, observe
-from shopbot.errors import ConversationError, ModelError, NoPendingConfirmation, ScriptError
+from shopbot.errors import (
+    ConversationError,
+    ModelError,
+    NoPendingConfirmation,
+    ScriptError,
+    WithdrawnConfirmation,
+)
 from shopbot.events import (
     ActionProposed,
     ConfirmationDecided,
     ConfirmationRequested,
+    ConfirmationWithdrawn,
     CustomerMessage,
     Escalated,
     Event,
@@ -87,6 +102,10 @@ class ConfirmationAnswer:
 
 Incoming = CustomerText | ConfirmationAnswer
 
+WITHDRAWN = (
+    "That request was withdrawn when you wrote instead of confirming it; nothing was done. "
+    "Ask again if you still want it."
+)
 LOOPED = "ERROR: say it once, in a sentence or two, or take another action."
 YES = frozenset({"y", "yes", "confirm", "ok", "okay", "yes please", "go ahead"})
 NO = frozenset({"n", "no", "cancel", "no thanks"})
@@ -237,9 +256,16 @@ class Agent:
                 rec.emit(CustomerMessage(text=text))
                 state.customer_texts.append(text)
                 state.history.append(HistoryLine(Role.CUSTOMER, text))
+                if pending is not None and pending.status is ConfirmationStatus.PENDING:
+                    # Answered in words: withdrawn, whatever the model makes of the words.
+                    await rec.withdraw(pending.id, now)
+                    rec.emit(ConfirmationWithdrawn(confirmation_id=pending.id))
+                    state.confirmation = None
             case ConfirmationAnswer(confirmation_id=cid, approve=approve):
                 conf = state.confirmation
                 if conf is None or conf.id != cid or not await rec.decide(cid, approve, now):
+                    if await rec.status_of(cid) is ConfirmationStatus.WITHDRAWN:
+                        raise WithdrawnConfirmation(WITHDRAWN)
                     raise NoPendingConfirmation("That confirmation is no longer open.")
                 said = f"{'Yes, go ahead' if approve else 'No, cancel'}: {conf.summary}"
                 rec.message(Role.CUSTOMER, said)

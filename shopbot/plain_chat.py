@@ -2,7 +2,7 @@
 
 When ShopBot asks for a confirmation, answer `yes` or `no` (the loop takes a bare yes or no
 right after the request as the answer: `shopbot.loop.typed_answer`); anything else is a new
-message and the request stays open until it expires.
+message, and it withdraws the request (ShopBot asks again if that is still what you want).
 """
 
 from __future__ import annotations
@@ -11,7 +11,14 @@ import sys
 from collections.abc import Callable
 
 from shopbot.errors import ShopBotError
-from shopbot.events import ConfirmationRequested, Escalated, Event, Reply, VerdictGiven
+from shopbot.events import (
+    ConfirmationRequested,
+    ConfirmationWithdrawn,
+    Escalated,
+    Event,
+    Reply,
+    VerdictGiven,
+)
 from shopbot.loop import Agent, CustomerText
 
 
@@ -24,6 +31,8 @@ def render(event: Event, *, steps: bool) -> str | None:
             return f"shopbot> {text}{notes}"
         case ConfirmationRequested():
             return "         (answer yes to confirm, no to cancel)"
+        case ConfirmationWithdrawn():
+            return "         (the request above is withdrawn: nothing was done)"
         case Escalated(reason=reason):
             return f"         (handed over to a human: {reason})"
         case VerdictGiven(tool=tool, decision=decision, reason=reason) if steps:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db import ActionLog, Base, Confirmation, ConfirmationStatus, Event, Message, Role, utcnow
@@ -195,6 +195,29 @@ class Recorder:
             .values(status=status, decided_at=now)
         )
         return _rowcount(result) == 1
+
+    async def withdraw(self, confirmation_id: str, now: datetime) -> bool:
+        """End a pending confirmation unanswered (`shopbot.loop`: the customer wrote something
+        else); False if it was not pending."""
+        result = await self.session.execute(
+            update(Confirmation)
+            .where(
+                Confirmation.id == confirmation_id,
+                Confirmation.conversation_id == self.conversation_id,
+                Confirmation.status == ConfirmationStatus.PENDING,
+            )
+            .values(status=ConfirmationStatus.WITHDRAWN, decided_at=now)
+        )
+        return _rowcount(result) == 1
+
+    async def status_of(self, confirmation_id: str) -> ConfirmationStatus | None:
+        """A confirmation's status; None when the conversation has none of that id."""
+        return await self.session.scalar(
+            select(Confirmation.status).where(
+                Confirmation.id == confirmation_id,
+                Confirmation.conversation_id == self.conversation_id,
+            )
+        )
 
     async def consume(self, confirmation_id: str, now: datetime) -> bool:
         """Use an approved confirmation once; False if it was used, withdrawn or expired."""

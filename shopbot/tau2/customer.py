@@ -6,7 +6,7 @@ only when asked, and ends with `###STOP###` when its goal is reached or it was t
 The conversation is shown to it with the roles swapped (the agent speaks as the user), as τ²
 does. When the agent asks for a confirmation, its reply answers it through the interface
 (`ConfirmationAnswer`): yes or no, as the reply begins; a reply that is neither goes to the
-agent as a message and the request stays open.
+agent as a message, which withdraws the request (`shopbot.loop`).
 """
 
 from __future__ import annotations

@@ -15,7 +15,9 @@ from textual.widgets import Button, Label, Static
 
 from shopbot.tui.format import arguments, clock
 
-State = Literal["pending", "sending", "approved", "cancelled", "superseded", "expired", "closed"]
+State = Literal[
+    "pending", "sending", "approved", "cancelled", "superseded", "expired", "withdrawn", "closed"
+]
 
 OUTCOMES: dict[State, str] = {
     "pending": "",
@@ -24,6 +26,7 @@ OUTCOMES: dict[State, str] = {
     "cancelled": "✗ You cancelled this.",
     "superseded": "Replaced by a newer request.",
     "expired": "This request has expired; ask ShopBot again if you still want it.",
+    "withdrawn": "Withdrawn: you wrote instead of confirming, so nothing was done.",
     "closed": "This request is no longer open.",
 }
 
@@ -50,7 +53,9 @@ class ConfirmationPrompt(Vertical):
         &.-decided > Horizontal { display: none; }
         &.-decided > .outcome { display: block; }
         &.-approved > .outcome { color: $text-success; }
-        &.-cancelled > .outcome, &.-expired > .outcome { color: $text-muted; }
+        &.-cancelled > .outcome, &.-expired > .outcome, &.-withdrawn > .outcome {
+            color: $text-muted;
+        }
     }
     """
 
@@ -125,7 +130,7 @@ class ConfirmationPrompt(Vertical):
     def _show(self, state: State) -> None:
         decided = state not in ("pending", "sending")
         self.set_class(decided, "-decided")
-        for name in ("approved", "cancelled", "expired"):
+        for name in ("approved", "cancelled", "expired", "withdrawn"):
             self.set_class(state == name, f"-{name}")
         if decided:
             self.border_title = "Confirmation"

@@ -37,7 +37,8 @@ Each step is a proposal of the model, checked by ShopBot's policy guard before a
 ## Confirmations
 
 A Confirm / Cancel box is bound to exactly the action shown in it, and stays open for
-{ttl} minutes. Typing `yes` or `no` answers it too.
+{ttl} minutes. Typing `yes` or `no` answers it too; typing anything else withdraws it
+(ShopBot asks again if that is still what you want).
 
 ## Keys
 

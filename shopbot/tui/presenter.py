@@ -17,6 +17,7 @@ from shopbot.events import (
     ActionProposed,
     ConfirmationDecided,
     ConfirmationRequested,
+    ConfirmationWithdrawn,
     CustomerMessage,
     Escalated,
     Event,
@@ -40,6 +41,7 @@ _AFTER_DECISION: dict[ConfirmationStatus, State] = {
     ConfirmationStatus.SUPERSEDED: "superseded",
     ConfirmationStatus.EXPIRED: "expired",
     ConfirmationStatus.CANCELLED: "cancelled",
+    ConfirmationStatus.WITHDRAWN: "withdrawn",
 }
 
 
@@ -101,6 +103,9 @@ class Presenter:
                     prompt.state = "approved" if approved else "cancelled"
                 if not live:
                     await self._customer(decision_text(approved))
+            case ConfirmationWithdrawn(confirmation_id=cid):
+                if (prompt := self.prompts.get(cid)) is not None:
+                    prompt.state = "withdrawn"
             case Thought() | ActionProposed() | VerdictGiven() | ParseFailed() | ObservationMade():
                 await self.steps.show(event)
                 if _drops_draft(event) and self._reply is not None:

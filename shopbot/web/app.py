@@ -34,7 +34,7 @@ from shopbot.config import Settings
 from shopbot.models.base import ChatModel
 from shopbot.signing_keys import CONVERSATION, secret_value, with_identity_secret
 from shopbot.turns import MessageRate
-from shopbot.web import api, stream
+from shopbot.web import api, staff, stream
 from shopbot.web.backend import Backend
 from shopbot.web.config import WebConfig, web_config
 from shopbot.web.errors import install_error_handlers
@@ -59,6 +59,10 @@ DESCRIPTION = """\
 The chat widget's backend. Start a conversation to get its token, send messages, and follow
 the replies on the conversation's event stream (server-sent events, resumable with
 Last-Event-ID). Errors are `{"error": {"code", "message"}}` with stable codes.
+
+Two audiences: a conversation's token opens what its customer may see (messages, replies,
+confirmations); the agent's steps, verdicts, observations and raw output are on the `staff`
+routes, opened by the shop's staff token only.
 """
 
 
@@ -179,6 +183,7 @@ def create_app(
     install_error_handlers(app)
     app.include_router(api.router)
     app.include_router(stream.router)
+    app.include_router(staff.router)
     app.include_router(widget_router(demo=web.demo))
 
     @app.get("/healthz", response_model=Health, tags=["operations"], summary="Liveness")

@@ -25,6 +25,9 @@ class WebConfig(BaseModel):
     """Signs conversation tokens, 32 bytes or more. Unset: generated once into
     `<data_dir>/secrets/conversation.secret` (`shopbot.signing_keys`), never derived from the
     identity secret the shop's site holds."""
+    staff_token: SecretStr | None = Field(default=None, min_length=16)
+    """Opens the staff routes (`/v1/staff/...`: every event, the audit log) as
+    `Authorization: Bearer <staff_token>`. Unset, those routes answer 404 as if absent."""
     conversation_token_ttl_seconds: int = Field(default=12 * 3600, ge=60)
     """How long a conversation token opens its conversation."""
     conversations_per_ip_per_minute: int = Field(default=10, ge=1)

@@ -2,12 +2,14 @@
 
     code                     status  when
     invalid_token            401     the conversation token is missing, forged, expired or for
-                                     another conversation
+                                     another conversation (on staff routes: not the staff token)
     invalid_identity         401     the shop's signed customer identity is forged or expired
     not_found                404     no such route or conversation
     method_not_allowed       405
     conversation_busy        409     ShopBot is still answering this conversation's last message
     no_pending_confirmation  409     the confirmation was answered, superseded or has expired
+    confirmation_withdrawn   409     the customer wrote instead of answering it: it was
+                                     withdrawn, and approving it now does nothing
     message_too_long         413     longer than `max_message_chars`; nothing was stored
     payload_too_large        413     the request body is larger than `max_body_bytes`
     validation_error         422     the request does not match the schema (or is not JSON)
@@ -36,6 +38,7 @@ from shopbot.errors import (
     NoPendingConfirmation,
     RateLimited,
     ShopBotError,
+    WithdrawnConfirmation,
 )
 from shopbot.identity import InvalidIdentity
 from shopbot.loop import MessageTooLong
@@ -51,6 +54,7 @@ ErrorCode = Literal[
     "method_not_allowed",
     "conversation_busy",
     "no_pending_confirmation",
+    "confirmation_withdrawn",
     "message_too_long",
     "payload_too_large",
     "validation_error",
@@ -95,6 +99,7 @@ _MAPPED: list[tuple[type[ShopBotError], int, ErrorCode]] = [
     (InvalidToken, 401, "invalid_token"),
     (InvalidIdentity, 401, "invalid_identity"),
     (ConversationBusy, 409, "conversation_busy"),
+    (WithdrawnConfirmation, 409, "confirmation_withdrawn"),
     (NoPendingConfirmation, 409, "no_pending_confirmation"),
     (MessageTooLong, 413, "message_too_long"),
     (ConversationError, 404, "not_found"),

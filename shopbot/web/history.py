@@ -13,6 +13,7 @@ from shopbot.events import (
     EVENT_ADAPTER,
     ConfirmationDecided,
     ConfirmationRequested,
+    ConfirmationWithdrawn,
     CustomerMessage,
     Reply,
 )
@@ -41,6 +42,10 @@ def fold_history(
                 what = f": {asked.summary}" if asked else ""
                 said = f"{'Yes, go ahead' if approved else 'No, cancel'}{what}"
                 messages.append(_message("customer", said, stored))
+                if pending is not None and pending.confirmation_id == cid:
+                    pending = None
+            case ConfirmationWithdrawn(confirmation_id=cid):
+                # The customer's message that withdrew it is in `messages` already.
                 if pending is not None and pending.confirmation_id == cid:
                     pending = None
             case _:

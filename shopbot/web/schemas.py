@@ -84,3 +84,131 @@ class ConversationView(BaseModel):
 
 class Health(BaseModel):
     status: Literal["ok"]
+
+
+class _Streamed(BaseModel):
+    """An event of a customer's stream: a stored event, as the customer may see it."""
+
+    model_config = ConfigDict(extra="forbid")
+    seq: int
+    """Its number in the conversation: the SSE `id`, what `Last-Event-ID` resumes after."""
+    turn: int
+
+
+class CustomerMessageSeen(_Streamed):
+    """What the customer wrote: a turn starts with it (or with `confirmation_decided`)."""
+
+    kind: Literal["customer_message"]
+    text: str
+
+
+class ReplyChunkSeen(BaseModel):
+    """A piece of a reply while it is written: live only, with no seq (and no SSE `id`)."""
+
+    model_config = ConfigDict(extra="forbid")
+    kind: Literal["reply_chunk"]
+    step: int
+    text: str
+
+
+class DraftDropped(_Streamed):
+    """The pieces of `step` were not a reply after all: remove them; another step follows."""
+
+    kind: Literal["draft_dropped"]
+    step: int
+
+
+class ReplySeen(_Streamed):
+    """ShopBot's reply, whole: it replaces the pieces shown while it was written."""
+
+    kind: Literal["reply"]
+    text: str
+    citations: list[Citation]
+
+
+class ConfirmationRequestedSeen(_Streamed):
+    """An action waits for the customer's Confirm or Cancel (`POST .../confirmations/{id}`)."""
+
+    kind: Literal["confirmation_requested"]
+    confirmation_id: str
+    tool: str
+    args: dict[str, Any]
+    summary: str
+    expires_at: datetime
+
+
+class ConfirmationDecidedSeen(_Streamed):
+    """The customer confirmed or cancelled: a turn starts with it."""
+
+    kind: Literal["confirmation_decided"]
+    confirmation_id: str
+    approved: bool
+
+
+class ConfirmationWithdrawnSeen(_Streamed):
+    """The customer wrote instead of answering: the request is closed and runs nothing."""
+
+    kind: Literal["confirmation_withdrawn"]
+    confirmation_id: str
+
+
+class EscalatedSeen(_Streamed):
+    """A colleague takes the conversation over (they follow up by email)."""
+
+    kind: Literal["escalated"]
+
+
+class TurnEndedSeen(_Streamed):
+    """ShopBot is done with the turn: the customer may write again."""
+
+    kind: Literal["turn_ended"]
+
+
+CUSTOMER_STREAM: tuple[type[BaseModel], ...] = (
+    CustomerMessageSeen,
+    ReplyChunkSeen,
+    DraftDropped,
+    ReplySeen,
+    ConfirmationRequestedSeen,
+    ConfirmationDecidedSeen,
+    ConfirmationWithdrawnSeen,
+    EscalatedSeen,
+    TurnEndedSeen,
+)
+"""Everything a customer's stream carries, one model per event kind."""
+
+
+class AuditStep(BaseModel):
+    """One model step of the audit log (`db.ActionLog`): for staff only."""
+
+    turn: int
+    step: int
+    raw_output: str
+    """What the model wrote, as it wrote it."""
+    thought: str
+    tool: str | None
+    args: dict[str, Any] | None
+    parse_error: str | None
+    verdict: str | None
+    reason: str | None
+    observation: dict[str, Any] | None
+    flags: list[str]
+    model_ms: float
+    guard_ms: float
+    tool_ms: float
+    created_at: datetime
+
+
+class StaffConversationView(BaseModel):
+    """A conversation as the shop's staff see it: every stored event and every step."""
+
+    conversation_id: str
+    status: str
+    customer_id: str | None
+    """The proven customer; None until they proved who they are."""
+    turns: int
+    busy: bool
+    last_seq: int
+    events: list[dict[str, Any]]
+    """Every stored event in order, as the staff stream sends it: `{seq, turn, kind, ...}`."""
+    steps: list[AuditStep]

@@ -16,21 +16,33 @@ from sqlalchemy import event, func, select
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from db import Conversation
+from db import ActionLog, Conversation
 from db import Event as EventRow
 
 EVENTS = EventRow.__table__
-HISTORY_KINDS = ("customer_message", "reply", "confirmation_requested", "confirmation_decided")
-"""The events a customer's screen shows; the others (steps, verdicts) are the agent's work."""
+HISTORY_KINDS = (
+    "customer_message",
+    "reply",
+    "confirmation_requested",
+    "confirmation_decided",
+    "confirmation_withdrawn",
+)
+"""The events a customer's history is folded from; the others (steps, verdicts) are the
+agent's work, for staff (`shopbot.web.audience`)."""
+AUDIT = ActionLog.__table__
 
 
 @dataclass(frozen=True)
 class ConversationInfo:
     status: str
-    verified: bool
+    customer_id: str | None
     turns: int
     lease_until: datetime | None
     """Set while a turn runs (or until a crashed worker's lease lapses)."""
+
+    @property
+    def verified(self) -> bool:
+        return self.customer_id is not None
 
 
 @dataclass(frozen=True)
@@ -79,8 +91,11 @@ class EventStore:
             rows = (await conn.execute(query)).all()
         return [StoredEvent(r.seq, r.turn, r.kind, r.payload) for r in rows]
 
-    async def history(self, conversation_id: str) -> tuple[list[StoredEvent], int]:
-        """The events a customer sees and the last seq, from one statement (one snapshot)."""
+    async def history(
+        self, conversation_id: str, kinds: tuple[str, ...] | None = HISTORY_KINDS
+    ) -> tuple[list[StoredEvent], int]:
+        """The events of `kinds` (None: all) and the last seq, from one statement (one
+        snapshot)."""
         last = (
             select(func.max(EVENTS.c.seq))
             .where(EVENTS.c.conversation_id == conversation_id)
@@ -88,9 +103,11 @@ class EventStore:
         )
         query = (
             select(EVENTS.c.seq, EVENTS.c.turn, EVENTS.c.kind, EVENTS.c.payload, last.label("last"))
-            .where(EVENTS.c.conversation_id == conversation_id, EVENTS.c.kind.in_(HISTORY_KINDS))
+            .where(EVENTS.c.conversation_id == conversation_id)
             .order_by(EVENTS.c.seq)
         )
+        if kinds is not None:
+            query = query.where(EVENTS.c.kind.in_(kinds))
         async with self.engine.connect() as conn:
             rows = (await conn.execute(query)).all()
         events = [StoredEvent(r.seq, r.turn, r.kind, r.payload) for r in rows]
@@ -107,9 +124,19 @@ class EventStore:
             row = (await conn.execute(query)).first()
         if row is None:
             return None
-        return ConversationInfo(
-            str(row.status), row.customer_id is not None, row.turns, row.turn_lease_until
+        return ConversationInfo(str(row.status), row.customer_id, row.turns, row.turn_lease_until)
+
+    async def audit(self, conversation_id: str) -> list[dict[str, Any]]:
+        """The conversation's audit log (`db.ActionLog`), step by step: for staff only."""
+        columns = [c for c in AUDIT.c if c.key not in ("id", "conversation_id")]
+        query = (
+            select(*columns)
+            .where(AUDIT.c.conversation_id == conversation_id)
+            .order_by(AUDIT.c.turn, AUDIT.c.step)
         )
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(query)).mappings().all()
+        return [dict(row) for row in rows]
 
     async def turn_start(self, conversation_id: str) -> tuple[int, int]:
         """The running (or last) turn of a conversation and the seq of its first event."""

@@ -25,10 +25,11 @@ from db import (
 )
 from db.engine import create_engine, session_factory
 from shopbot.app import build_agent, start_conversation
-from shopbot.errors import ModelError, NoPendingConfirmation, ScriptError
+from shopbot.errors import ModelError, NoPendingConfirmation, ScriptError, WithdrawnConfirmation
 from shopbot.events import (
     ConfirmationDecided,
     ConfirmationRequested,
+    ConfirmationWithdrawn,
     ParseFailed,
     Reply,
     ReplyChunk,
@@ -165,14 +166,41 @@ async def test_a_yes_after_something_else_was_said_is_a_message(agent: Agent) ->
         CustomerText("Is the label free?"),
         act("reply", message="It is. Anything else?"),
     )
-    # "no" answers "Anything else?", not the return still waiting for its Confirm.
+    # "no" answers "Anything else?": the return's request was withdrawn by the question.
     events = await turn(agent, cid, CustomerText("no"), act("reply", message="Bye!"))
-    assert not [e for e in events if isinstance(e, ConfirmationDecided)]
+    assert not [e for e in events if isinstance(e, ConfirmationDecided | ConfirmationWithdrawn)]
     async with agent.sessions() as s:
         status = await s.scalar(
             select(Confirmation.status).where(Confirmation.conversation_id == cid)
         )
-    assert status == ConfirmationStatus.PENDING
+    assert status == ConfirmationStatus.WITHDRAWN
+
+
+@pytest.mark.parametrize(
+    "words", ["Actually never mind, I'll keep them.", "yes but which label?", "Is the label free?"]
+)
+async def test_answering_in_words_withdraws_the_request(agent: Agent, words: str) -> None:
+    cid = await start_conversation(agent.sessions, agent.settings)
+    events = await turn(agent, cid, CustomerText(JANE), VERIFY, RETURN_JEANS)
+    conf = next(e for e in events if isinstance(e, ConfirmationRequested)).confirmation_id
+    events = await turn(agent, cid, CustomerText(words), act("reply", message="All right."))
+    assert [type(e).__name__ for e in events[:2]] == ["CustomerMessage", "ConfirmationWithdrawn"]
+    assert events[1] == ConfirmationWithdrawn(confirmation_id=conf)
+    # The model was not told of a request waiting: it is gone before the model reads.
+    model = agent.model
+    assert isinstance(model, ScriptedModel)
+    assert "Confirmation pending" not in str(model.calls[-1].messages[-1].content)
+    before = await count(agent, Event, Event.conversation_id == cid)
+    with pytest.raises(WithdrawnConfirmation, match="withdrawn"):
+        await turn(agent, cid, ConfirmationAnswer(conf, True))
+    assert await count(agent, Event, Event.conversation_id == cid) == before
+    assert await count(agent, Return, Return.conversation_id == cid) == 0
+    async with agent.sessions() as s:
+        row = await s.scalar(select(Confirmation).where(Confirmation.id == conf))
+        conversation = await s.get(Conversation, cid)
+    assert row is not None and row.status == ConfirmationStatus.WITHDRAWN
+    assert row.decided_at is not None and row.consumed_at is None
+    assert conversation is not None and conversation.turns == 2, "the refusal counts no turn"
 
 
 async def test_yes_in_a_sentence_is_a_message_not_an_answer(agent: Agent) -> None:
@@ -195,13 +223,15 @@ async def test_an_expired_confirmation_cannot_be_approved(agent: Agent) -> None:
         await turn(agent, cid, ConfirmationAnswer(conf, True))
 
 
-async def test_a_new_request_supersedes_the_pending_one(agent: Agent) -> None:
+async def test_a_new_request_follows_the_withdrawn_one(agent: Agent) -> None:
     cid = await start_conversation(agent.sessions, agent.settings)
     first = await turn(agent, cid, CustomerText(JANE), VERIFY, RETURN_JEANS)
     old = next(e for e in first if isinstance(e, ConfirmationRequested)).confirmation_id
     both = act("create_return", order_id="482913", lines=[1, 2], reason="too small")
-    await turn(agent, cid, CustomerText("and the shirt too"), both)
-    with pytest.raises(NoPendingConfirmation):
+    events = await turn(agent, cid, CustomerText("and the shirt too"), both)
+    assert ConfirmationWithdrawn(confirmation_id=old) in events, "answered in words first"
+    assert any(isinstance(e, ConfirmationRequested) for e in events)
+    with pytest.raises(WithdrawnConfirmation):
         await turn(agent, cid, ConfirmationAnswer(old, True))
 
 

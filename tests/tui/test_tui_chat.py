@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncGenerator
 from pathlib import Path
+from time import monotonic
 
 from sqlalchemy import func, select
 from textual.color import Color
@@ -16,6 +17,7 @@ from tui_support import (
     SIZE,
     VERIFIED,
     Harness,
+    answer,
     confirmed_turn,
     return_turn,
     send,
@@ -24,7 +26,14 @@ from tui_support import (
     verify_turn,
 )
 
-from db import Confirmation, ConfirmationStatus, Conversation, Return
+from db import (
+    Confirmation,
+    ConfirmationStatus,
+    Conversation,
+    OutboxEmail,
+    Return,
+    ShippingLabel,
+)
 from shopbot.app import build_agent
 from shopbot.errors import ModelError
 from shopbot.models.base import ModelRequest
@@ -111,8 +120,7 @@ async def test_confirm_button_runs_exactly_the_pending_action(harness: Harness) 
         assert ("create_return", "confirm") in verdicts(app)
         assert "Confirm or Cancel" in app.query_one("#message", Input).placeholder
 
-        await pilot.click("#confirm")
-        await settle(pilot)
+        await answer(pilot, "confirm")
 
         assert prompt.state == "approved"
         assert replies(app)[-1] == DONE
@@ -145,8 +153,7 @@ async def test_cancel_button_and_typed_yes(harness: Harness) -> None:
     async with app.run_test(size=SIZE) as pilot:
         await send(pilot, JANE)
         await send(pilot, JUST_THE_JEANS)
-        await pilot.click("#cancel")
-        await settle(pilot)
+        await answer(pilot, "cancel")
         first = app.query(ConfirmationPrompt).first()
         assert first.state == "cancelled"
         assert replies(app)[-1] == "No problem, I haven't registered anything."
@@ -168,7 +175,9 @@ async def test_cancel_button_and_typed_yes(harness: Harness) -> None:
     model.assert_complete()
 
 
-async def test_a_new_request_supersedes_the_open_one(harness: Harness) -> None:
+async def test_a_message_withdraws_the_open_request_and_a_new_one_may_follow(
+    harness: Harness,
+) -> None:
     other = step("create_return", order_id="482913", lines=[1, 2], reason="doesn't fit")
     app = harness.app([*verify_turn(), *return_turn(), other])
     async with app.run_test(size=SIZE) as pilot:
@@ -176,8 +185,68 @@ async def test_a_new_request_supersedes_the_open_one(harness: Harness) -> None:
         await send(pilot, JUST_THE_JEANS)
         await send(pilot, "And the shirt too.")
         first, second = app.query(ConfirmationPrompt)
-        assert (first.state, second.state) == ("superseded", "pending")
+        assert (first.state, second.state) == ("withdrawn", "pending")
         assert first.query_one("#confirm", Button).disabled
+
+
+async def test_never_mind_withdraws_the_request_and_a_late_confirm_does_nothing(
+    harness: Harness,
+) -> None:
+    model = ScriptedModel(
+        [
+            *verify_turn(),
+            *return_turn(),
+            step("reply", message="All right, nothing will be returned."),
+            step("reply", message="Anything else?"),
+        ]
+    )
+    app = harness.app(model)
+    async with app.run_test(size=SIZE) as pilot:
+        await send(pilot, JANE)
+        await send(pilot, JUST_THE_JEANS)
+        prompt = app.query_one(ConfirmationPrompt)
+        assert prompt.open
+        await send(pilot, "Actually never mind, keep it.")
+        assert prompt.state == "withdrawn"
+        assert "Withdrawn" in str(prompt.query_one(".outcome", Static).content)
+        assert all(b.disabled for b in prompt.query(Button))
+        assert replies(app)[-1] == "All right, nothing will be returned."
+        assert "Confirm or Cancel" not in app.query_one("#message", Input).placeholder
+        await send(pilot, "yes")  # no request is open: only a message
+        assert prompt.state == "withdrawn" and replies(app)[-1] == "Anything else?"
+
+        # A Confirm that arrives anyway (a click the screen had not caught up with) is
+        # refused by the loop.
+        errors = len(notes(app))
+        prompt.post_message(ConfirmationPrompt.Answered(prompt, approve=True))
+        deadline = monotonic() + 60
+        while len(notes(app)) == errors:
+            assert monotonic() < deadline, "the late answer was not answered"
+            await pilot.pause(0.01)
+        await settle(pilot)
+        assert prompt.state == "withdrawn"
+        assert "withdrawn" in notes(app)[-1].text and notes(app)[-1].kind == "error"
+    model.assert_complete()
+    async with harness.sessions() as session:
+        returns = select(func.count()).where(Return.conversation_id == app.conversation_id)
+        assert await session.scalar(returns) == 0
+        assert await session.scalar(select(func.count()).select_from(ShippingLabel)) == 0
+        assert await session.scalar(select(func.count()).select_from(OutboxEmail)) == 0
+        statuses = list(await session.scalars(select(Confirmation.status)))
+        assert statuses == [ConfirmationStatus.WITHDRAWN]
+
+
+async def test_a_withdrawn_request_reads_as_withdrawn_when_resumed(harness: Harness) -> None:
+    first = harness.app([*verify_turn(), *return_turn(), step("reply", message="Sure.")])
+    async with first.run_test(size=SIZE) as pilot:
+        await send(pilot, JANE)
+        await send(pilot, JUST_THE_JEANS)
+        await send(pilot, "Hmm, let me think about it.")
+    app = harness.app(conversation_id=first.conversation_id)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        assert app.query_one(ConfirmationPrompt).state == "withdrawn"
+        assert "Confirm or Cancel" not in app.query_one("#message", Input).placeholder
 
 
 async def test_resume_an_earlier_conversation_from_the_list(harness: Harness) -> None:
@@ -216,8 +285,7 @@ async def test_resume_an_earlier_conversation_from_the_list(harness: Harness) ->
         assert prompt.open, "a pending confirmation gets its buttons back"
         assert "Confirm or Cancel" in app.query_one("#message", Input).placeholder
 
-        await pilot.click("#confirm")
-        await settle(pilot)
+        await answer(pilot, "confirm")
         assert prompt.state == "approved"
         assert replies(app)[-1] == DONE
     model.assert_complete()

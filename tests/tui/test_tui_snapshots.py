@@ -23,11 +23,11 @@ from tui_support import (
     JUST_THE_JEANS,
     SIZE,
     Harness,
+    answer,
     confirmed_turn,
     return_turn,
     screen_text,
     send,
-    settle,
     verify_turn,
 )
 
@@ -90,8 +90,7 @@ async def test_resumed_and_confirmed(harness: Harness) -> None:
     app = harness.app(confirmed_turn(), conversation_id=earlier)
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause()
-        await pilot.click("#confirm")
-        await settle(pilot)
+        await answer(pilot, "confirm")
         assert await snapshot(pilot, "resumed") == external_file("snapshots/resumed.txt")
 
 

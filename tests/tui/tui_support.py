@@ -5,18 +5,20 @@ from __future__ import annotations
 import io
 from collections.abc import Iterable
 from datetime import UTC, date, datetime, time
-from typing import Any
+from time import monotonic
+from typing import Any, Literal
 
 from rich.console import Console
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from textual.app import App
 from textual.pilot import Pilot
-from textual.widgets import Input
+from textual.widgets import Button, Input
 
 from shopbot.app import build_agent
 from shopbot.config import Settings
 from shopbot.models.scripted import Output, ScriptedModel
 from shopbot.tui import ShopBotApp
+from shopbot.tui.confirmation import ConfirmationPrompt
 
 NOON = datetime.combine(date.today(), time(12, 0), UTC)
 """The agent's clock in these tests, so times on screen are the same every run."""
@@ -82,6 +84,21 @@ async def settle(pilot: Pilot[None]) -> None:
     """Wait for the running turn, then for the screen to catch up."""
     await pilot.app.workers.wait_for_complete()
     await pilot.pause()
+
+
+async def answer(pilot: Pilot[None], button: Literal["confirm", "cancel"]) -> None:
+    """Press Confirm or Cancel (the first on screen) and wait for the turn it starts.
+
+    The click reaches the app a few messages later, and under load Textual's idle check
+    (CPU time against wall time) can report idle before it does: wait until the box is no
+    longer open (the answer is on its way, its turn started), then for the turn."""
+    prompt = pilot.app.query_one(f"#{button}", Button).query_ancestor(ConfirmationPrompt)
+    await pilot.click(f"#{button}")
+    deadline = monotonic() + 60
+    while prompt.open:
+        assert monotonic() < deadline, f"pressing {button} did not reach the app"
+        await pilot.pause(0.01)
+    await settle(pilot)
 
 
 async def send(pilot: Pilot[None], text: str) -> None:

@@ -463,13 +463,46 @@ async def test_the_openapi_document_describes_routes_and_errors(api: Api) -> Non
         "/v1/conversations/{conversation_id}/messages",
         "/v1/conversations/{conversation_id}/confirmations/{confirmation_id}",
         "/v1/conversations/{conversation_id}/events",
+        "/v1/staff/conversations/{conversation_id}",
+        "/v1/staff/conversations/{conversation_id}/events",
         "/healthz",
     }
     post = paths["/v1/conversations/{conversation_id}/messages"]["post"]
     assert {"202", "401", "409", "413", "422", "429"} <= set(post["responses"])
     codes = spec["components"]["schemas"]["ErrorDetail"]["properties"]["code"]["enum"]
-    assert "conversation_busy" in codes
-    assert "ConversationToken" in spec["components"]["securitySchemes"]
+    assert {"conversation_busy", "confirmation_withdrawn"} <= set(codes)
+    assert {"ConversationToken", "StaffToken"} <= set(spec["components"]["securitySchemes"])
+
+    def stream_of(path: str) -> dict[str, Any]:
+        ok = paths[path]["get"]["responses"]["200"]["content"]
+        assert set(ok) == {"text/event-stream"}, path
+        event: dict[str, Any] = ok["text/event-stream"]["schema"]
+        return event
+
+    customer = stream_of("/v1/conversations/{conversation_id}/events")
+    kinds = customer["properties"]["event"]["enum"]
+    assert set(kinds) == {
+        "customer_message",
+        "reply_chunk",
+        "draft_dropped",
+        "reply",
+        "confirmation_requested",
+        "confirmation_decided",
+        "confirmation_withdrawn",
+        "escalated",
+        "turn_ended",
+    }
+    data = customer["properties"]["data"]
+    assert data["contentMediaType"] == "application/json"
+    shapes = data["contentSchema"]["oneOf"]
+    assert sorted(shape["properties"]["kind"]["const"] for shape in shapes) == sorted(kinds)
+    assert all(shape["additionalProperties"] is False for shape in shapes)
+    escalated = next(s for s in shapes if s["properties"]["kind"]["const"] == "escalated")
+    assert set(escalated["properties"]) == {"seq", "turn", "kind"}, "no reason for the customer"
+    staff = stream_of("/v1/staff/conversations/{conversation_id}/events")
+    assert {"thought", "action", "verdict", "observation"} <= set(
+        staff["properties"]["event"]["enum"]
+    )
 
 
 async def test_the_widget_and_demo_are_served(api: Api) -> None:

@@ -18,6 +18,7 @@ from sqlalchemy import select, text
 from sse_starlette.sse import AppStatus
 from web_support import (
     JANE_RETURN,
+    STAFF_AUTH,
     TEST_WEB,
     ShopModel,
     Sse,
@@ -35,6 +36,7 @@ from db.testing import DEFAULT_POSTGRES_URL, postgres_reachable
 from shopbot.config import Settings
 from shopbot.web import WebConfig, create_app
 from shopbot.web import feed as feed_module
+from shopbot.web.audience import CUSTOMER, STAFF, for_customer
 from shopbot.web.feed import MAX_PAYLOAD, EventFeed, PostgresRelay, SqliteTail, Subscription
 from shopbot.web.store import StoredEvent
 from shopbot.web.stream import _events
@@ -60,6 +62,7 @@ def workers(settings: Settings) -> Generator[list[str]]:
 
 
 async def stored_events(settings: Settings, cid: str) -> list[dict[str, Any]]:
+    """Every stored event, as the staff stream sends it."""
     engine = create_engine(settings.db_url)
     try:
         async with session_factory(engine)() as session:
@@ -71,6 +74,15 @@ async def stored_events(settings: Settings, cid: str) -> list[dict[str, Any]]:
         await engine.dispose()
 
 
+async def shown_events(settings: Settings, cid: str) -> list[dict[str, Any]]:
+    """The stored events as the customer's stream sends them."""
+    shown = [
+        for_customer(StoredEvent(e["seq"], e["turn"], e["kind"], e))
+        for e in await stored_events(settings, cid)
+    ]
+    return [e for e in shown if e is not None]
+
+
 async def follow(
     client: httpx.AsyncClient,
     cid: str,
@@ -79,12 +91,15 @@ async def follow(
     after: int = 0,
     stop_after: int | None = None,
     until_turn_ends: int = 1,
+    staff: bool = False,
 ) -> list[Sse]:
-    """Read the stream from `after` until `stop_after` events or `until_turn_ends` turns end."""
+    """Read the stream from `after` until `stop_after` events or `until_turn_ends` turns end;
+    the customer's stream, or with `staff` (and the staff token as `auth`) the staff's."""
     got: list[Sse] = []
     headers = {**auth, "Last-Event-ID": str(after)}
     ended = 0
-    async with client.stream("GET", f"/v1/conversations/{cid}/events", headers=headers) as r:
+    path = f"/v1/{'staff/' if staff else ''}conversations/{cid}/events"
+    async with client.stream("GET", path, headers=headers) as r:
         assert r.status_code == 200
         assert r.headers["content-type"].startswith("text/event-stream")
         async for event in sse_events(r):
@@ -116,16 +131,16 @@ async def test_a_cut_stream_resumes_on_another_worker_with_nothing_lost_or_repea
         assert "turn_ended" not in [e.event for e in before]
         after = await follow(b, cid, auth, after=int(before[-1].id or 0))
     seen = [e.json() for e in before + after]
-    assert [e["seq"] for e in seen] == list(range(1, len(seen) + 1))
     assert [e.id for e in before + after] == [str(e["seq"]) for e in seen]
     assert [e.event for e in before + after] == [e["kind"] for e in seen]
-    assert seen == await stored_events(settings, cid)
+    assert seen == await shown_events(settings, cid)
     assert seen[-1]["kind"] == "turn_ended"
     assert "confirmation_requested" in [e["kind"] for e in seen]
 
 
+@pytest.mark.parametrize("staff", [False, True], ids=["customer", "staff"])
 async def test_every_cut_point_gives_every_event_exactly_once(
-    workers: list[str], settings: Settings
+    workers: list[str], settings: Settings, staff: bool
 ) -> None:
     """Reconnect after every single event, alternating workers, while the turn runs."""
     async with (
@@ -138,9 +153,11 @@ async def test_every_cut_point_gives_every_event_exactly_once(
         while not seen or seen[-1].event != "turn_ended":
             client = (a, b)[len(seen) % 2]
             last = int(seen[-1].id or 0) if seen else 0
-            seen += await follow(client, cid, auth, after=last, stop_after=1)
-    stored = await stored_events(settings, cid)
-    assert [e.json() for e in seen] == stored
+            seen += await follow(
+                client, cid, STAFF_AUTH if staff else auth, after=last, stop_after=1, staff=staff
+            )
+    everything = await (stored_events if staff else shown_events)(settings, cid)
+    assert [e.json() for e in seen] == everything
 
 
 async def test_two_conversations_never_see_each_others_events(
@@ -172,8 +189,8 @@ async def test_two_conversations_never_see_each_others_events(
         got_a, got_b = await asyncio.gather(*streams)
         denied = await client.get(f"/v1/conversations/{b}/events", headers=auth_a)
         assert denied.status_code == 401
-    assert [e.json() for e in got_a] == await stored_events(settings, a)
-    assert [e.json() for e in got_b] == await stored_events(settings, b)
+    assert [e.json() for e in got_a] == await shown_events(settings, a)
+    assert [e.json() for e in got_b] == await shown_events(settings, b)
     texts_a = {e.json().get("text") for e in got_a}
     assert all("(from b)" not in (t or "") for t in texts_a)
     assert any("(from b)" in (e.json().get("text") or "") for e in got_b)
@@ -199,8 +216,8 @@ async def test_a_stream_accepts_the_token_in_the_query_and_after(
         )
         assert bad.status_code == 422
         assert bad.json()["error"]["code"] == "validation_error"
-    assert got[0].id == "2"
-    assert [e.json() for e in got] == (await stored_events(settings, cid))[1:]
+    assert [e.json() for e in got] == (await shown_events(settings, cid))[1:]
+    assert got[0].event == "reply", "after the customer's message; the steps are not theirs"
 
 
 async def test_streams_end_and_say_how_to_come_back(settings: Settings) -> None:
@@ -267,7 +284,7 @@ async def test_a_reply_streams_live_to_every_worker_before_it_is_stored(
                 await asyncio.sleep(0.01)
             await a.post(f"/v1/conversations/{cid}/messages", json={"text": "hi"}, headers=auth)
             streams = {"here": await here, "there": await there}
-    stored = await stored_events(settings, cid)
+    stored = await shown_events(settings, cid)
     reply = next(e for e in stored if e["kind"] == "reply")
     for name, got in streams.items():
         drafts = [e for e in got if e.event == "reply_chunk"]
@@ -387,8 +404,14 @@ async def test_postgres_sends_a_replys_drafts_before_the_news_of_the_reply() -> 
         assert order == ["Your ", "label ", "is sent.", "reply"]
 
 
-async def test_a_long_history_streams_batch_after_batch_without_waiting() -> None:
-    history = [StoredEvent(seq, 1, "thought", {"text": "..."}) for seq in range(1, 451)]
+@pytest.mark.parametrize("audience", ["staff", "customer"])
+async def test_a_long_history_streams_batch_after_batch_without_waiting(audience: str) -> None:
+    """Also when most of it is kept from the customer: the stream moves past it at once."""
+    history = [
+        StoredEvent(seq, 1, "reply" if seq % 50 == 0 else "thought", {"text": "..."})
+        for seq in range(1, 451)
+    ]
+    expected = [e.seq for e in history if audience == "staff" or e.kind == "reply"]
 
     class Store:
         async def after(self, conversation_id: str, seq: int, limit: int) -> list[StoredEvent]:
@@ -399,14 +422,15 @@ async def test_a_long_history_streams_batch_after_batch_without_waiting() -> Non
     got: list[str] = []
 
     async def follow() -> None:
-        async for event in _events(cast(Any, backend), "c", 0):
+        view = STAFF if audience == "staff" else CUSTOMER
+        async for event in _events(cast(Any, backend), "c", 0, view):
             if event.id is not None:
                 got.append(event.id)
-            if len(got) == len(history):
+            if len(got) == len(expected):
                 return
 
     await asyncio.wait_for(follow(), 5)  # a stall would wait for the 30 s poll
-    assert got == [str(seq) for seq in range(1, 451)]
+    assert got == [str(seq) for seq in expected]
 
 
 async def test_a_stalled_draft_sender_delays_no_commit(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -11,7 +11,9 @@ import pytest
 from fastapi import FastAPI
 from playwright.async_api import Browser, Page, async_playwright, expect
 from web_support import (
+    KEPT,
     LABEL_EMAILED,
+    NEVER_MIND,
     POLICY_ANSWER,
     TEST_WEB,
     ShopModel,
@@ -158,3 +160,25 @@ async def test_a_customer_never_reads_a_looping_reply(
         # The greeting, "hello" and the retry's answer (the loop was cut off and not stored).
         await expect(log.locator(".msg")).to_have_count(3)
         await expect(log).not_to_contain_text("Sorry")
+
+
+async def test_writing_instead_of_confirming_closes_the_card(
+    browser: Browser, sqlite_url: str, tmp_path: Path
+) -> None:
+    app = shop(ShopModel(), sqlite_url, tmp_path)
+    with serve_in_thread(app) as url:
+        page = await browser.new_page()
+        await open_chat(page, url)
+        await say(page, RETURN_REQUEST)
+        card = page.get_by_role("group", name="Confirmation needed")
+        await expect(card.get_by_role("button", name="Confirm")).to_be_visible()
+        await say(page, NEVER_MIND)
+        log = page.get_by_role("log", name="Conversation")
+        await expect(log.get_by_text(KEPT)).to_be_visible()
+        await expect(card).to_contain_text("Withdrawn")
+        await expect(card.get_by_role("button")).to_have_count(0)
+        # After a reload the request is not offered again.
+        await page.reload()
+        await open_chat(page, url)
+        await expect(log.get_by_text(KEPT)).to_have_count(1)
+        await expect(page.get_by_role("button", name="Confirm")).to_have_count(0)

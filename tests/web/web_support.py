@@ -20,6 +20,7 @@ from typing import Any
 import httpx
 import uvicorn
 from fastapi import FastAPI
+from pydantic import SecretStr
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shopbot.app import open_services
@@ -32,6 +33,8 @@ from tools.carrier import create_sandbox_app
 JANE_RETURN = "Hi, I'd like to return the jeans from order 482913. My email is jane.doe@example.com"
 LABEL_EMAILED = "Your return is registered and your return label has been emailed to you."
 POLICY_ANSWER = "You can return items within 30 days of delivery."
+NEVER_MIND = "Actually never mind, I'll keep them."
+KEPT = "All right, I won't return anything."
 
 _STEP = re.compile(r"^\d+\. (\{.*\})$")
 _APPROVED = re.compile(r"^Confirmation approved: .* = (\{.*\})$", re.MULTILINE)
@@ -125,6 +128,8 @@ class ShopModel:
             return reply(LABEL_EMAILED)
         if said.startswith("No, cancel"):
             return reply("All right, I've cancelled that. Anything else?")
+        if "never mind" in said.lower():
+            return reply(KEPT)
         if "search_policy" in done:
             hits = done["search_policy"].data().get("hits", [])
             return reply(POLICY_ANSWER, [hit["anchor"] for hit in hits[:1]])
@@ -278,6 +283,16 @@ async def sse_events(response: httpx.Response) -> AsyncIterator[Sse]:
             data.append(value)
 
 
+async def read_stream(
+    client: httpx.AsyncClient, path: str, headers: dict[str, str]
+) -> tuple[str, list[Sse]]:
+    """A whole stream of an app with `SHORT_STREAMS` (it ends by itself): text and events."""
+    response = await client.get(path, headers=headers)
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"].startswith("text/event-stream")
+    return response.text, [event async for event in sse_events(response)]
+
+
 async def create_conversation(
     client: httpx.AsyncClient, customer_token: str | None = None
 ) -> tuple[str, dict[str, str]]:
@@ -288,12 +303,20 @@ async def create_conversation(
     return created["conversation_id"], {"Authorization": f"Bearer {created['token']}"}
 
 
+STAFF_TOKEN = "staff-token-for-the-tests"
+STAFF_AUTH = {"Authorization": f"Bearer {STAFF_TOKEN}"}
+
 TEST_WEB = WebConfig(
+    staff_token=SecretStr(STAFF_TOKEN),
     conversations_per_ip_per_minute=1000,
     messages_per_conversation_per_minute=1000,
     sse_poll_seconds=0.5,
     tail_seconds=0.02,
 )
+
+
+SHORT_STREAMS = TEST_WEB.model_copy(update={"sse_max_seconds": 0.3})
+"""Streams end soon, so a test reads one whole with a plain GET (`read_stream`)."""
 
 
 @dataclass

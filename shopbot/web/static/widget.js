@@ -8,6 +8,7 @@
  * The widget lives in a shadow root, so the shop's styles and its own never mix. Replies
  * arrive as server-sent events read with fetch (so the token travels in a header); after a
  * drop the stream resumes with Last-Event-ID and events already shown are skipped by seq.
+ * The stream carries only what the customer may see (the agent's steps are for staff).
  */
 (function () {
   "use strict";
@@ -21,15 +22,6 @@
   var CUSTOMER_TOKEN = script.getAttribute("data-customer-token") || null;
   var TITLE = script.getAttribute("data-title") || "Customer service";
   var STORE_KEY = "shopbot:" + BASE;
-  var WORKING = {
-    verify_identity: "Checking your details…",
-    lookup_order: "Looking up your order…",
-    list_orders: "Looking up your orders…",
-    check_return_eligibility: "Checking the return policy…",
-    create_return: "Registering your return…",
-    send_return_label: "Getting your return label…",
-    search_policy: "Reading our policies…"
-  };
 
   /* ---- state ---- */
   var conversation = null; // {id, token, expires}
@@ -165,6 +157,9 @@
       case "message_too_long":
       case "payload_too_large": return error.message || "That message is too long.";
       case "no_pending_confirmation": return "That request is no longer open.";
+      case "confirmation_withdrawn":
+        return "You wrote after that request, so it was withdrawn and nothing was done. " +
+          "Ask again if you still want it.";
       case "invalid_identity": return "Your sign-in could not be checked. Please reload the page.";
       default: return "Sorry, something went wrong. Please try again.";
     }
@@ -211,8 +206,9 @@
     if (animate) announce("ShopBot: " + event.text);
   }
 
-  // A draft is dropped when its step did not parse or was denied; the next step writes anew.
-  // Drafts can arrive before the stored events of the step before them, so the step decides.
+  // A draft is dropped when its step turned out not to be a reply (the server says
+  // draft_dropped: it did not parse or was denied); the next step writes anew. Drafts can
+  // arrive before the stored events of the step before them, so the step decides.
   function dropDraft(step) {
     if (!streamingBubble || (step !== undefined && step !== draftStep)) return;
     streamingBubble.remove();
@@ -308,9 +304,6 @@
         setRunning(true);
         setStatus("ShopBot is working on it…");
         break;
-      case "action":
-        setStatus(WORKING[event.tool] || "ShopBot is typing…");
-        break;
       case "reply_chunk":
         if (streamingBubble && event.step !== draftStep) dropDraft();
         if (!streamingBubble) {
@@ -322,11 +315,8 @@
         streamingBubble.querySelector(".text").textContent += event.text;
         scrollDown();
         break;
-      case "parse_failed":
+      case "draft_dropped":
         dropDraft(event.step);
-        break;
-      case "verdict":
-        if (event.decision === "deny") dropDraft(event.step);
         break;
       case "reply":
         if (isConfirmationPrompt(event.text)) dropDraft();
@@ -335,6 +325,9 @@
       case "confirmation_requested":
         closeOpenCards(event.confirmation_id);
         showConfirmation(event, true);
+        break;
+      case "confirmation_withdrawn":
+        closeCard(event.confirmation_id, "Withdrawn: you wrote instead, so nothing was done");
         break;
       case "escalated":
         var note = el("li", "msg note", "A colleague will follow up by email.");
@@ -484,7 +477,8 @@
       method: "POST",
       body: { approve: approve }
     }).catch(function (error) {
-      if (error.code === "no_pending_confirmation") closeCard(id, "No longer open");
+      if (error.code === "confirmation_withdrawn") closeCard(id, "Withdrawn");
+      else if (error.code === "no_pending_confirmation") closeCard(id, "No longer open");
       else if (found) found.el.querySelectorAll("button").forEach(function (b) { b.disabled = false; });
       setStatus(explain(error));
       announce(explain(error));
