@@ -17,7 +17,10 @@ so. Path and query parameters use it too (`shopbot.web.api`, `shopbot.web.stream
 
 
 class _Request(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    """A request body: exactly the document's fields and types (strict: no `0` for `false`,
+    no `"yes"` for `true`), else 422 `validation_error`."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class NewConversation(_Request):
