@@ -7,7 +7,8 @@
     ├── ToolError            raised by a tool handler; the model sees it as an observation
     │   ├── ToolRetry        fix the arguments and try again (unknown order, bad item id)
     │   └── ToolFailure      the tool cannot do this; change course (carrier down)
-    └── ConversationError    the conversation cannot take this input now
+    └── ConversationError    the conversation cannot take this input (a NUL in a message)
+        ├── ConversationNotFound  there is no such conversation
         ├── ConversationBusy another turn of this conversation is running
         ├── RateLimited      too many messages in a conversation; try again later
         └── NoPendingConfirmation
@@ -58,6 +59,10 @@ class ToolFailure(ToolError):
 
 class ConversationError(ShopBotError):
     """The conversation cannot take this input now."""
+
+
+class ConversationNotFound(ConversationError):
+    """No conversation has this id."""
 
 
 class ConversationBusy(ConversationError):

@@ -24,7 +24,7 @@ from sqlalchemy.sql.dml import ReturningUpdate
 
 from db import Base, Conversation, Message, Role
 from db.pipeline import Update, alone_if_idle, psycopg_of
-from shopbot.errors import ConversationBusy, ConversationError, RateLimited
+from shopbot.errors import ConversationBusy, ConversationNotFound, RateLimited
 from shopbot.state import StoredFacts, messages_column, state_columns
 
 
@@ -157,7 +157,7 @@ async def _refused(
     """Why the lease was not taken: no such conversation, too many messages, or busy."""
     exists = select(Conversation.id).where(Conversation.id == conversation_id)
     if await session.scalar(exists) is None:
-        raise ConversationError(f"No conversation {conversation_id}.")
+        raise ConversationNotFound(f"No conversation {conversation_id}.")
     if rate is not None:
         recent = _customer_messages(conversation_id, now - rate.window)
         count, oldest = (

@@ -13,6 +13,7 @@ from shopbot.web.backend import BackendDep
 from shopbot.web.errors import ApiError, responses
 from shopbot.web.history import fold_history
 from shopbot.web.schemas import (
+    NO_NUL,
     ConfirmationAnswerIn,
     ConversationCreated,
     ConversationView,
@@ -28,7 +29,8 @@ bearer = HTTPBearer(
     scheme_name="ConversationToken",
     description="The token `POST /v1/conversations` returned; it opens that conversation only.",
 )
-ConversationId = Annotated[str, Path(min_length=1, max_length=64)]
+ConversationId = Annotated[str, Path(min_length=1, max_length=64, pattern=NO_NUL)]
+ConfirmationId = Annotated[str, Path(min_length=1, max_length=64, pattern=NO_NUL)]
 Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
 
 
@@ -134,7 +136,7 @@ async def post_message(
 )
 async def answer_confirmation(
     conversation_id: Opened,
-    confirmation_id: Annotated[str, Path(min_length=1, max_length=64)],
+    confirmation_id: ConfirmationId,
     body: ConfirmationAnswerIn,
     backend: BackendDep,
 ) -> TurnAccepted:

@@ -12,7 +12,8 @@
                                      withdrawn, and approving it now does nothing
     message_too_long         413     longer than `max_message_chars`; nothing was stored
     payload_too_large        413     the request body is larger than `max_body_bytes`
-    validation_error         422     the request does not match the schema (or is not JSON)
+    validation_error         422     the request does not match the schema (or is not JSON), or
+                                     holds text no database stores (a NUL character)
     rate_limited             429     too many requests; `Retry-After` says when to try again
     internal_error           500
 
@@ -35,6 +36,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from shopbot.errors import (
     ConversationBusy,
     ConversationError,
+    ConversationNotFound,
     NoPendingConfirmation,
     RateLimited,
     ShopBotError,
@@ -102,7 +104,9 @@ _MAPPED: list[tuple[type[ShopBotError], int, ErrorCode]] = [
     (WithdrawnConfirmation, 409, "confirmation_withdrawn"),
     (NoPendingConfirmation, 409, "no_pending_confirmation"),
     (MessageTooLong, 413, "message_too_long"),
-    (ConversationError, 404, "not_found"),
+    (ConversationNotFound, 404, "not_found"),
+    # Input the conversation cannot take (the schema refuses what it knows of first).
+    (ConversationError, 422, "validation_error"),
 ]
 _BY_STATUS: dict[int, ErrorCode] = {
     401: "invalid_token",

@@ -9,9 +9,18 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from shopbot.events import Citation
 
+NO_NUL = r"^[^\x00]*$"
+"""Every text the API takes: no NUL character. No database stores one (PostgreSQL refuses it
+in text, and the loop would refuse it after the request was accepted), so it is a 422
+`validation_error` at the schema, before anything is stored, and the OpenAPI document says
+so. Path and query parameters use it too (`shopbot.web.api`, `shopbot.web.stream`)."""
+
 
 class _Request(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    """A request body: exactly the document's fields and types (strict: no `0` for `false`,
+    no `"yes"` for `true`), else 422 `validation_error`."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class NewConversation(_Request):
@@ -32,9 +41,11 @@ class ConversationCreated(BaseModel):
 
 
 class CustomerMessageIn(_Request):
-    text: str = Field(min_length=1, pattern=r"^[^\x00]*\S[^\x00]*$")
-    """What the customer wrote: not blank, no NUL characters (no database stores them).
-    Longer than `max_message_chars` is refused with 413."""
+    text: str = Field(min_length=1, pattern=r"^[^\x00]*[^\s\x00][^\x00]*$")
+    """What the customer wrote: at least one visible character and no NUL (`NO_NUL`), else
+    422. The visible one must not be a NUL either: NUL is not white space, so a pattern that
+    only asked for some non-space let "hi", NUL, "there" through to the loop. Longer than
+    `max_message_chars` is refused with 413."""
 
 
 class ConfirmationAnswerIn(_Request):

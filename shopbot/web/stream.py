@@ -28,7 +28,7 @@ from shopbot.web.api import ConversationId, Credentials
 from shopbot.web.audience import CUSTOMER, CUSTOMER_KINDS, Audience
 from shopbot.web.backend import Backend, BackendDep
 from shopbot.web.errors import responses
-from shopbot.web.schemas import CUSTOMER_STREAM
+from shopbot.web.schemas import CUSTOMER_STREAM, NO_NUL
 
 router = APIRouter(prefix="/v1/conversations", tags=["conversations"])
 BATCH = 200
@@ -109,7 +109,10 @@ async def _opened_for_stream(
     backend: BackendDep,
     access_token: Annotated[
         str | None,
-        Query(description="The conversation token, for clients that cannot send headers."),
+        Query(
+            pattern=NO_NUL,
+            description="The conversation token, for clients that cannot send headers.",
+        ),
     ] = None,
 ) -> str:
     token = credentials.credentials if credentials else access_token

@@ -27,11 +27,13 @@ from web_support import (
 from db import Conversation, Event, Message, Return, UsedIdentityToken, utcnow
 from db.engine import create_engine, session_factory
 from shopbot.config import Settings
+from shopbot.errors import ConversationError, ConversationNotFound
 from shopbot.identity import AUDIENCE, sign_customer
 from shopbot.signing import sign
 from shopbot.signing_keys import identity_secret
 from shopbot.web import WebConfig, create_app
 from shopbot.web import app as web_app
+from shopbot.web.errors import from_shopbot_error
 
 
 def error_of(response: httpx.Response) -> str:
@@ -367,6 +369,49 @@ async def test_invalid_messages_are_validation_errors(api: Api, body: Any) -> No
     response = await api.client.post(f"/v1/conversations/{cid}/messages", json=body, headers=auth)
     assert response.status_code == 422
     assert error_of(response) == "validation_error"
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["hi\u0000there", "\u0000", "hi\u0000", "\u0000 "],
+    ids=["inside", "alone", "end", "blank"],
+)
+async def test_a_nul_in_a_message_is_a_validation_error_and_nothing_is_stored(
+    api: Api, text: str
+) -> None:
+    # Issue #18: this was a 404 not_found, from the loop's refusal mapped as a missing
+    # conversation; the schema's pattern let it through (NUL is not white space).
+    cid, auth = await create_conversation(api.client)
+    response = await api.client.post(
+        f"/v1/conversations/{cid}/messages", json={"text": text}, headers=auth
+    )
+    assert response.status_code == 422, response.text
+    assert error_of(response) == "validation_error"
+    await api.settle()
+    assert await count(api, Message, Message.conversation_id == cid) == 0
+    assert await count(api, Event, Event.conversation_id == cid) == 0
+    assert (await history(api, cid, auth))["turns"] == 0
+
+
+async def test_a_nul_in_any_text_parameter_is_a_validation_error(api: Api) -> None:
+    cid, auth = await create_conversation(api.client)
+    answer = await api.client.post(
+        f"/v1/conversations/{cid}/confirmations/abc%00", json={"approve": True}, headers=auth
+    )
+    stream = await api.client.get(f"/v1/conversations/{cid}/events?access_token=a%00b")
+    read = await api.client.get("/v1/conversations/a%00b", headers=auth)
+    for response in (answer, stream, read):
+        assert response.status_code == 422, response.text
+        assert error_of(response) == "validation_error"
+    openapi = (await api.client.get("/openapi.json")).json()
+    text = openapi["components"]["schemas"]["CustomerMessageIn"]["properties"]["text"]
+    assert "\\x00" in text["pattern"]
+
+
+def test_conversation_errors_map_to_their_status() -> None:
+    assert from_shopbot_error(ConversationNotFound("No conversation x.")).status == 404
+    refused = from_shopbot_error(ConversationError("A character that cannot be stored."))
+    assert (refused.status, refused.code) == (422, "validation_error")
 
 
 async def test_unknown_routes_and_methods_answer_in_the_error_shape(api: Api) -> None:
