@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import ColumnElement, and_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db import ActionLog, Base, Confirmation, ConfirmationStatus, Event, Message, Role, utcnow
@@ -181,17 +181,19 @@ class Recorder:
         self.session.add(row)
         return row
 
+    def _pending(self, confirmation_id: str) -> ColumnElement[bool]:
+        return and_(
+            Confirmation.id == confirmation_id,
+            Confirmation.conversation_id == self.conversation_id,
+            Confirmation.status == ConfirmationStatus.PENDING,
+        )
+
     async def decide(self, confirmation_id: str, approve: bool, now: datetime) -> bool:
         """Approve or cancel a pending, unexpired confirmation; False if it is not one."""
         status = ConfirmationStatus.APPROVED if approve else ConfirmationStatus.CANCELLED
         result = await self.session.execute(
             update(Confirmation)
-            .where(
-                Confirmation.id == confirmation_id,
-                Confirmation.conversation_id == self.conversation_id,
-                Confirmation.status == ConfirmationStatus.PENDING,
-                Confirmation.expires_at > now,
-            )
+            .where(self._pending(confirmation_id), Confirmation.expires_at > now)
             .values(status=status, decided_at=now)
         )
         return _rowcount(result) == 1
@@ -201,11 +203,7 @@ class Recorder:
         else); False if it was not pending."""
         result = await self.session.execute(
             update(Confirmation)
-            .where(
-                Confirmation.id == confirmation_id,
-                Confirmation.conversation_id == self.conversation_id,
-                Confirmation.status == ConfirmationStatus.PENDING,
-            )
+            .where(self._pending(confirmation_id))
             .values(status=ConfirmationStatus.WITHDRAWN, decided_at=now)
         )
         return _rowcount(result) == 1

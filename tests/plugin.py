@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from db import ItemStatus, OrderStatus
 from db.testing import (
     DEFAULT_POSTGRES_URL,
     PostgresTemplate,
@@ -27,6 +28,7 @@ from db.testing import (
 )
 from shopbot.config import Settings
 from shopbot.replay import Script, replay
+from tools.facts import LineFacts, OrderFacts
 
 BACKENDS = ("sqlite", "postgresql")
 POLICIES = Path(__file__).resolve().parents[1] / "fixtures" / "policies"
@@ -158,3 +160,18 @@ class ReplayItem(pytest.Item):
 
     def reportinfo(self) -> tuple[Path, int, str]:
         return self.path, 0, f"replay: {self.script.title} [{self.backend}]"
+
+
+def order_facts(order_id: str, *names: str, customer_id: str = "cust_jane") -> OrderFacts:
+    """A delivered order of active lines with these names (for tests)."""
+    return OrderFacts(
+        order_id=order_id,
+        customer_id=customer_id,
+        email="jane.doe@example.com",
+        status=OrderStatus.DELIVERED,
+        delivered_at=None,
+        lines={
+            n: LineFacts(line=n, name=name, status=ItemStatus.ACTIVE, final_sale=False)
+            for n, name in enumerate(names, 1)
+        },
+    )

@@ -52,21 +52,6 @@ class OrderFacts:
         )
 
 
-def order_facts(order_id: str, *names: str, customer_id: str = "cust_jane") -> OrderFacts:
-    """A delivered order of active lines with these names (for tests and examples)."""
-    return OrderFacts(
-        order_id=order_id,
-        customer_id=customer_id,
-        email="jane.doe@example.com",
-        status=OrderStatus.DELIVERED,
-        delivered_at=None,
-        lines={
-            n: LineFacts(line=n, name=name, status=ItemStatus.ACTIVE, final_sale=False)
-            for n, name in enumerate(names, 1)
-        },
-    )
-
-
 _WORD = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
 _ALL = re.compile(
     r"\b(both|all of them|all of it|everything|all the item|all item|the whole order)\b"

@@ -14,7 +14,7 @@ from shopbot.models.scripted import ScriptedModel
 from shopbot.prompts import ROLE
 from shopbot.state import ConversationState
 from shopbot.tau2.data import missing_reason, tau2_dir
-from tools.facts import order_facts
+from tests.plugin import order_facts
 
 
 def system_prompt(**overrides: object) -> str:

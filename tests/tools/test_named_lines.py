@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from tools.facts import OrderFacts, named_lines, order_facts
+from tests.plugin import order_facts
+from tools.facts import OrderFacts, named_lines
 
 
 def order(*names: str) -> OrderFacts:

@@ -11,7 +11,7 @@ from typing import Any, get_args
 import httpx
 import pytest
 from pydantic import BaseModel
-from sqlalchemy import func, select
+from sqlalchemy import select
 from web_support import (
     JANE_RETURN,
     LABEL_EMAILED,
@@ -20,9 +20,12 @@ from web_support import (
     Api,
     ShopModel,
     act,
+    count,
     create_conversation,
+    history,
     open_api,
     read_stream,
+    say,
     services_for_tests,
     steps_of,
 )
@@ -56,27 +59,6 @@ class Guesser(ShopModel):
 async def api(settings: Settings) -> AsyncIterator[Api]:
     async for opened in open_api(settings, SHORT_STREAMS):
         yield opened
-
-
-async def say(api: Api, cid: str, auth: dict[str, str], text: str) -> None:
-    sent = await api.client.post(
-        f"/v1/conversations/{cid}/messages", json={"text": text}, headers=auth
-    )
-    assert sent.status_code == 202, sent.text
-    await api.settle()
-
-
-async def history(api: Api, cid: str, auth: dict[str, str]) -> dict[str, Any]:
-    response = await api.client.get(f"/v1/conversations/{cid}", headers=auth)
-    assert response.status_code == 200, response.text
-    found: dict[str, Any] = response.json()
-    return found
-
-
-async def count(api: Api, table: Any, *where: Any) -> int:
-    async with api.backend.sessions() as session:
-        found = await session.scalar(select(func.count()).select_from(table).where(*where))
-    return int(found or 0)
 
 
 def strings(node: Any) -> Iterator[str]:

@@ -4,10 +4,9 @@ and changes nothing; a bare yes right after the request still approves it."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import select
 from web_support import (
     JANE_RETURN,
     KEPT,
@@ -15,9 +14,12 @@ from web_support import (
     NEVER_MIND,
     SHORT_STREAMS,
     Api,
+    count,
     create_conversation,
+    history,
     open_api,
     read_stream,
+    say,
 )
 
 from db import (
@@ -36,27 +38,6 @@ from shopbot.config import Settings
 async def api(settings: Settings) -> AsyncIterator[Api]:
     async for opened in open_api(settings, SHORT_STREAMS):
         yield opened
-
-
-async def say(api: Api, cid: str, auth: dict[str, str], text: str) -> None:
-    sent = await api.client.post(
-        f"/v1/conversations/{cid}/messages", json={"text": text}, headers=auth
-    )
-    assert sent.status_code == 202, sent.text
-    await api.settle()
-
-
-async def history(api: Api, cid: str, auth: dict[str, str]) -> dict[str, Any]:
-    response = await api.client.get(f"/v1/conversations/{cid}", headers=auth)
-    assert response.status_code == 200, response.text
-    found: dict[str, Any] = response.json()
-    return found
-
-
-async def count(api: Api, table: Any, *where: Any) -> int:
-    async with api.backend.sessions() as session:
-        found = await session.scalar(select(func.count()).select_from(table).where(*where))
-    return int(found or 0)
 
 
 async def test_answering_in_words_withdraws_the_request(api: Api) -> None:

@@ -21,6 +21,7 @@ import httpx
 import uvicorn
 from fastapi import FastAPI
 from pydantic import SecretStr
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shopbot.app import open_services
@@ -350,3 +351,27 @@ async def open_api(settings: Settings, web: WebConfig = TEST_WEB) -> AsyncIterat
         backend: Backend = app.state.backend
         # The app's settings: its signing secrets resolved (from the data dir when unset).
         yield Api(app, client, backend.settings, model)
+
+
+# Driving a conversation through the API.
+
+
+async def say(api: Api, cid: str, auth: dict[str, str], text: str) -> None:
+    sent = await api.client.post(
+        f"/v1/conversations/{cid}/messages", json={"text": text}, headers=auth
+    )
+    assert sent.status_code == 202, sent.text
+    await api.settle()
+
+
+async def history(api: Api, cid: str, auth: dict[str, str]) -> dict[str, Any]:
+    response = await api.client.get(f"/v1/conversations/{cid}", headers=auth)
+    assert response.status_code == 200, response.text
+    found: dict[str, Any] = response.json()
+    return found
+
+
+async def count(api: Api, table: Any, *where: Any) -> int:
+    async with api.backend.sessions() as session:
+        found = await session.scalar(select(func.count()).select_from(table).where(*where))
+    return int(found or 0)
