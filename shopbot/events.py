@@ -44,6 +44,15 @@ class VerdictGiven(_Event):
     reason: str
 
 
+class ToolStarted(_Event):
+    """An allowed tool runs: what the customer reads meanwhile (the tool's `activity`)."""
+
+    kind: Literal["working"] = "working"
+    step: int
+    tool: str
+    text: str
+
+
 class ObservationMade(_Event):
     kind: Literal["observation"] = "observation"
     step: int
@@ -120,6 +129,7 @@ Event = Annotated[
     | ActionProposed
     | ParseFailed
     | VerdictGiven
+    | ToolStarted
     | ObservationMade
     | ReplyChunk
     | Reply
@@ -147,6 +157,7 @@ __all__ = [
     "Reply",
     "ReplyChunk",
     "Thought",
+    "ToolStarted",
     "TurnEnded",
     "VerdictGiven",
 ]

@@ -62,6 +62,7 @@ from shopbot.events import (
     Reply,
     ReplyChunk,
     Thought,
+    ToolStarted,
     TurnEnded,
     VerdictGiven,
 )
@@ -418,8 +419,11 @@ class Agent:
                     )
                     steps.append(Step(_render(action), f"DENIED: {entry.reason}"))
                 else:
+                    rec.emit(ToolStarted(step=step, tool=action.tool, text=spec.activity))
                     if spec.side_effect:
                         await rec.commit()  # the attempt is on record before it acts
+                        for event in rec.drain():  # the customer sees it is under way
+                            yield event
                     t2 = perf_counter()
                     ctx = ToolContext(
                         session,

@@ -21,6 +21,8 @@ from shopbot.events import (
 )
 from shopbot.loop import Agent, CustomerText
 
+CONFIRM_HINT = "         (answer yes to confirm, no to cancel)"
+
 
 def render(event: Event, *, steps: bool) -> str | None:
     match event:
@@ -29,8 +31,6 @@ def render(event: Event, *, steps: bool) -> str | None:
                 f"\n    [{i}] {c.document} > {c.section}" for i, c in enumerate(citations, 1)
             )
             return f"shopbot> {text}{notes}"
-        case ConfirmationRequested():
-            return "         (answer yes to confirm, no to cancel)"
         case ConfirmationWithdrawn():
             return "         (the request above is withdrawn: nothing was done)"
         case Escalated(reason=reason):
@@ -58,10 +58,14 @@ async def chat(
             return
         if not line:
             continue
+        asked = False
         try:
             async for event in agent.run_turn(conversation_id, CustomerText(line)):
+                asked = asked or isinstance(event, ConfirmationRequested)
                 if (text := render(event, steps=steps)) is not None:
                     write(text)
+            if asked:  # after the reply that says what would be done
+                write(CONFIRM_HINT)
         except ShopBotError as exc:
             write(f"shopbot> {exc}")
         sys.stdout.flush()

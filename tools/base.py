@@ -104,6 +104,13 @@ class ToolSpec:
     confirm_text: str = ""
     """What the customer is asked to confirm, formatted with the arguments (and `{items}`:
     the order lines named, as "Slim Fit Jeans (line 1)")."""
+    doing: str = ""
+    """What the customer reads while it runs ("Checking your order…"): never its internals."""
+
+    @property
+    def activity(self) -> str:
+        """`doing`, or a plain default: tools that say nothing still show progress."""
+        return self.doing or ("Working on it…" if self.side_effect else "Looking that up…")
 
     async def __call__(self, ctx: ToolContext, args: BaseModel) -> Observation:
         values = {name: getattr(args, name) for name in type(args).model_fields}
@@ -111,7 +118,7 @@ class ToolSpec:
 
 
 def tool(
-    *, needs: Needs = Needs.NOTHING, side_effect: bool = False, confirm: str = ""
+    *, needs: Needs = Needs.NOTHING, side_effect: bool = False, confirm: str = "", doing: str = ""
 ) -> Callable[[Handler], ToolSpec]:
     """Turn `async def name(ctx: ToolContext, **typed_args) -> Observation` into a ToolSpec."""
 
@@ -139,6 +146,7 @@ def tool(
             ),
             side_effect=side_effect,
             confirm_text=confirm,
+            doing=doing,
         )
 
     return wrap

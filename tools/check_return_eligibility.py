@@ -26,7 +26,7 @@ class EligibilityReport(Observation):
     lines: list[LineEligibility]
 
 
-@tool(needs=Needs.OWN_ORDER)
+@tool(needs=Needs.OWN_ORDER, doing="Checking whether your items can go back…")
 async def check_return_eligibility(
     ctx: ToolContext, order_id: OrderId, lines: Lines | None = None
 ) -> EligibilityReport:

@@ -30,6 +30,7 @@ class ReturnCreated(Observation):
         "Return {items} from order {order_id} (reason: {reason}); a prepaid Parcelo "
         "label will be emailed to the address on the order"
     ),
+    doing="Registering your return…",
 )
 async def create_return(
     ctx: ToolContext, order_id: OrderId, lines: Lines, reason: Reason

@@ -23,7 +23,7 @@ class OrderList(Observation):
     orders: list[OrderSummary]
 
 
-@tool(needs=Needs.PROVEN)
+@tool(needs=Needs.PROVEN, doing="Looking up your orders…")
 async def list_orders(ctx: ToolContext) -> OrderList:
     """List the verified customer's orders (number, status, date, item names), newest first."""
     orders = await ctx.session.scalars(

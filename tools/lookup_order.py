@@ -8,7 +8,7 @@ from tools.base import Needs, OrderId, ToolContext, tool
 from tools.views import OrderView, order_view
 
 
-@tool(needs=Needs.OWN_ORDER)
+@tool(needs=Needs.OWN_ORDER, doing="Checking your order…")
 async def lookup_order(ctx: ToolContext, order_id: OrderId) -> OrderView:
     """Show one of the verified customer's orders: status, dates, lines, tracking numbers."""
     order = await ctx.session.get(Order, order_id)

@@ -50,7 +50,7 @@ def _country(name: str) -> str:
     return COUNTRIES.get(name, name[:2].upper())
 
 
-@tool(needs=Needs.OWN_RETURN)
+@tool(needs=Needs.OWN_RETURN, doing="Getting your return label…")
 async def send_return_label(ctx: ToolContext, return_id: ReturnId) -> LabelSent:
     """Buy the prepaid return label for a return created in this conversation and email it
     (PDF attached) to the email address on the order. Call it right after create_return."""

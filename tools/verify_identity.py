@@ -32,7 +32,7 @@ class IdentityResult(Observation):
 MISMATCH = "The order number and email address do not match our records."
 
 
-@tool()
+@tool(doing="Checking your details…")
 async def verify_identity(ctx: ToolContext, order_id: OrderId, email: Email) -> IdentityResult:
     """Verify the customer: the order number and the email address used for that order, both as
     the customer wrote them. On success the customer may see and act on their own orders."""

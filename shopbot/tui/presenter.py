@@ -26,6 +26,7 @@ from shopbot.events import (
     Reply,
     ReplyChunk,
     Thought,
+    ToolStarted,
     TurnEnded,
     VerdictGiven,
 )
@@ -112,6 +113,8 @@ class Presenter:
                     await self._reply.retract()
                 if live and self._reply is not None:
                     self._reply.activity = _activity(event) or self._reply.activity
+            case ToolStarted():
+                pass  # the customer's words for a step: the terminal shows the step itself
             case ReplyChunk(text=text):
                 await (await self._reply_view()).stream(text)
             case Reply(text=text, citations=citations):

@@ -129,6 +129,14 @@ class DraftDropped(_Streamed):
     step: int
 
 
+class WorkingSeen(_Streamed):
+    """What ShopBot is doing in `step` ("Checking your order…"): a status, until the next."""
+
+    kind: Literal["working"]
+    step: int
+    text: str
+
+
 class ReplySeen(_Streamed):
     """ShopBot's reply, whole: it replaces the pieces shown while it was written."""
 
@@ -179,6 +187,7 @@ CUSTOMER_STREAM: tuple[type[BaseModel], ...] = (
     CustomerMessageSeen,
     ReplyChunkSeen,
     DraftDropped,
+    WorkingSeen,
     ReplySeen,
     ConfirmationRequestedSeen,
     ConfirmationDecidedSeen,

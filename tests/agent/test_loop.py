@@ -477,7 +477,9 @@ async def test_the_line_chat_answers_a_request_with_a_typed_yes(agent: Agent) ->
 
     await chat(agent, cid, read=read, write=said.append)
     model.assert_complete()
-    assert "         (answer yes to confirm, no to cancel)" in said
+    # The hint comes after the reply that says what would be done, not before it.
+    hint = said.index("         (answer yes to confirm, no to cancel)")
+    assert said[hint - 1].startswith("shopbot> Please confirm: Return Slim Fit Jeans (line 1)")
     assert said[-2:] == ["shopbot> Done.", ""]
     assert await count(agent, Return, Return.conversation_id == cid) == 1
 

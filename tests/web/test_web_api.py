@@ -530,6 +530,7 @@ async def test_the_openapi_document_describes_routes_and_errors(api: Api) -> Non
         "customer_message",
         "reply_chunk",
         "draft_dropped",
+        "working",
         "reply",
         "confirmation_requested",
         "confirmation_decided",

@@ -118,6 +118,17 @@ async def test_the_customer_sees_the_conversation_and_staff_see_the_work(
         models[event.json()["kind"]].model_validate(event.json())  # no extra fields
     replies = [e.json()["text"] for e in seen if e.event == "reply"]
     assert replies[-2] == LABEL_EMAILED and replies[-1].startswith("Order 482913 is")
+    # What ShopBot is doing reaches the customer in their words, never the tool's name; the
+    # refused guess did not run, so it shows nothing.
+    working = [e.json() for e in seen if e.event == "working"]
+    assert [w["text"] for w in working] == [
+        "Checking your details…",
+        "Checking whether your items can go back…",
+        "Registering your return…",
+        "Getting your return label…",
+        "Checking your order…",
+    ]
+    assert all(set(w) == {"seq", "turn", "kind", "step", "text"} for w in working)
 
     # Staff see every event as stored, and the audit log with the model's raw output.
     stored = staff_view["events"]

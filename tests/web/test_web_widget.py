@@ -182,3 +182,43 @@ async def test_writing_instead_of_confirming_closes_the_card(
         await open_chat(page, url)
         await expect(log.get_by_text(KEPT)).to_have_count(1)
         await expect(page.get_by_role("button", name="Confirm")).to_have_count(0)
+
+
+async def test_the_widget_says_what_shopbot_is_doing_and_starts_afresh(
+    browser: Browser, sqlite_url: str, tmp_path: Path
+) -> None:
+    # Each step thinks for a second, so the status of the step before stays on screen.
+    app = shop(ShopModel(delay=1.0), sqlite_url, tmp_path)
+    with serve_in_thread(app) as url:
+        page = await browser.new_page()
+        created: list[str] = []
+        page.on(
+            "request",
+            lambda r: (
+                created.append(r.url)
+                if r.method == "POST" and r.url.endswith("/v1/conversations")
+                else None
+            ),
+        )
+        await open_chat(page, url)
+        restart = page.get_by_role("button", name="New conversation")
+        await say(page, RETURN_REQUEST)
+        status = page.get_by_role("status")
+        await expect(status).to_have_text("Checking your details…")
+        await expect(restart).to_be_disabled()  # a turn under way ends where it began
+        card = page.get_by_role("group", name="Confirmation needed")
+        await expect(card.get_by_role("button", name="Confirm")).to_be_visible()
+        await expect(status).to_have_text("")
+
+        await restart.click()
+        log = page.get_by_role("log", name="Conversation")
+        await expect(log.locator(".msg")).to_have_count(1)  # the greeting only
+        await expect(log).not_to_contain_text(RETURN_REQUEST)
+        await say(page, "hello")
+        await expect(log.locator(".msg")).to_have_count(3)
+        # A reload keeps the new conversation, not the old one.
+        await page.reload()
+        await open_chat(page, url)
+        await expect(log).not_to_contain_text(RETURN_REQUEST)
+        await expect(log.get_by_text("hello", exact=True)).to_have_count(1)
+    assert len(created) == 2

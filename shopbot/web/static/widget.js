@@ -3,6 +3,8 @@
  *   <script src="https://shopbot.example/widget.js"
  *           data-shopbot-url="https://shopbot.example"   (default: where this file came from)
  *           data-customer-token="..."                     (optional: signed by the shop's site)
+ *           data-customer-token-url="/shopbot-token"      (optional: the shop's endpoint for a
+ *                                                           fresh one; see "New conversation")
  *           data-title="Customer service" defer></script>
  *
  * The widget lives in a shadow root, so the shop's styles and its own never mix. Replies
@@ -20,6 +22,9 @@
   var BASE = (script.getAttribute("data-shopbot-url") || new URL(script.src, location.href).origin)
     .replace(/\/+$/, "");
   var CUSTOMER_TOKEN = script.getAttribute("data-customer-token") || null;
+  // An identity token opens one conversation (the backend accepts it once). For the next one
+  // the widget asks the shop's site for a fresh token, or starts signed out.
+  var TOKEN_URL = script.getAttribute("data-customer-token-url") || null;
   var TITLE = script.getAttribute("data-title") || "Customer service";
   var STORE_KEY = "shopbot:" + BASE;
 
@@ -45,7 +50,8 @@
     '<span class="launcher-dot" aria-hidden="true"></span><span>Chat with us</span></button>' +
     '<section class="panel" id="sb-panel" role="region" aria-labelledby="sb-title" hidden>' +
     '<header class="head"><h2 id="sb-title"></h2>' +
-    '<button class="close" type="button" aria-label="Close chat">&times;</button></header>' +
+    '<span class="head-actions"><button class="restart" type="button">New conversation</button>' +
+    '<button class="close" type="button" aria-label="Close chat">&times;</button></span></header>' +
     '<ol class="log" role="log" aria-live="off" aria-label="Conversation" tabindex="0"></ol>' +
     '<p class="status" role="status" aria-live="polite"></p>' +
     '<div class="sr-only" aria-live="polite" aria-atomic="true" data-announcer></div>' +
@@ -60,6 +66,7 @@
   var launcher = root.querySelector(".launcher");
   var panel = root.querySelector(".panel");
   var closeButton = root.querySelector(".close");
+  var restartButton = root.querySelector(".restart");
   var log = root.querySelector(".log");
   var statusLine = root.querySelector(".status");
   var announcer = root.querySelector("[data-announcer]");
@@ -104,6 +111,7 @@
   function setRunning(running) {
     turnRunning = running;
     sendButton.disabled = running;
+    restartButton.disabled = running; // a turn under way finishes in the conversation it began
     panel.classList.toggle("running", running);
     if (!running) setStatus("");
   }
@@ -304,6 +312,9 @@
         setRunning(true);
         setStatus("ShopBot is working on it…");
         break;
+      case "working":
+        setStatus(event.text); // what ShopBot is doing now, in the customer's words
+        break;
       case "reply_chunk":
         if (streamingBubble && event.step !== draftStep) dropDraft();
         if (!streamingBubble) {
@@ -413,11 +424,44 @@
     setRunning(false);
   }
 
+  function greet() {
+    bubble("assistant", "Hi! I can help with your orders, returns and our policies. " +
+      "What can I do for you?").classList.add("greeting");
+  }
+
+  function restart() {
+    if (turnRunning) return;
+    forget();
+    cards = {};
+    dropDraft();
+    log.textContent = "";
+    greet();
+    setStatus("");
+    announce("New conversation. Write a message to start.");
+    input.focus();
+  }
+
   /* ---- conversation ---- */
+  function identity() {
+    if (CUSTOMER_TOKEN) {
+      var token = CUSTOMER_TOKEN;
+      CUSTOMER_TOKEN = null; // used once
+      return Promise.resolve(token);
+    }
+    if (!TOKEN_URL) return Promise.resolve(null);
+    return fetch(TOKEN_URL, { credentials: "same-origin" }).then(function (response) {
+      return response.ok ? response.text() : null;
+    }).then(function (text) {
+      return text ? text.trim() : null;
+    }).catch(function () { return null; });
+  }
+
   function ensureConversation() {
     if (conversation) return Promise.resolve(conversation);
-    var body = CUSTOMER_TOKEN ? { customer_token: CUSTOMER_TOKEN } : {};
-    return api("/v1/conversations", { method: "POST", body: body }).then(function (created) {
+    return identity().then(function (token) {
+      var body = token ? { customer_token: token } : {};
+      return api("/v1/conversations", { method: "POST", body: body });
+    }).then(function (created) {
       conversation = {
         id: created.conversation_id,
         token: created.token,
@@ -493,8 +537,7 @@
     input.focus();
     if (!started) {
       started = true;
-      bubble("assistant", "Hi! I can help with your orders, returns and our policies. " +
-        "What can I do for you?").classList.add("greeting");
+      greet();
       restore();
     }
   }
@@ -511,6 +554,7 @@
     else close();
   });
   closeButton.addEventListener("click", close);
+  restartButton.addEventListener("click", restart);
   panel.addEventListener("keydown", function (event) {
     if (event.key === "Escape") {
       event.preventDefault();
