@@ -4,7 +4,9 @@ Per conversation, the limit is counted from the conversation's own messages in t
 so it holds on every worker with no extra state (`shopbot.web.api`). Per client address,
 new conversations are counted by a `Limiter`: `MemoryLimiter` (this worker only: with N
 workers an address gets up to N times the limit) or `SqlLimiter`, which keeps the counters in
-the `rate_limits` table that every worker shares.
+the `rate_limits` table that every worker shares. Failed staff sign-ins are counted the same
+way, per account and per address (`shopbot.web.signin`): `blocked` asks before the password
+is checked, and only a failure is a `hit`.
 """
 
 from __future__ import annotations
@@ -15,7 +17,16 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
-from sqlalchemy import Column, Integer, MetaData, PrimaryKeyConstraint, String, Table, delete
+from sqlalchemy import (
+    Column,
+    Integer,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    delete,
+    select,
+)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -36,6 +47,11 @@ class Limiter(Protocol):
         """Count one hit; None when within the limit, else seconds until the window resets."""
         ...
 
+    async def blocked(self, key: str, limit: int, window_seconds: int) -> float | None:
+        """Count nothing; None while `key` has fewer than `limit` hits in this window, else
+        seconds until the window resets."""
+        ...
+
 
 class MemoryLimiter:
     def __init__(self, clock: Callable[[], float] = time.time) -> None:
@@ -49,6 +65,12 @@ class MemoryLimiter:
             self._counts = {k: v for k, v in self._counts.items() if k[1] >= start}
         hits = self._counts[key, start] = self._counts.get((key, start), 0) + 1
         return None if hits <= limit else start + window_seconds - now
+
+    async def blocked(self, key: str, limit: int, window_seconds: int) -> float | None:
+        now = self.clock()
+        start = int(now // window_seconds) * window_seconds
+        hits = self._counts.get((key, start), 0)
+        return None if hits < limit else start + window_seconds - now
 
 
 class SqlLimiter:
@@ -79,6 +101,16 @@ class SqlLimiter:
                 )
             await session.commit()
         return None if hits <= limit else start + window_seconds - now
+
+    async def blocked(self, key: str, limit: int, window_seconds: int) -> float | None:
+        now = self.clock()
+        start = int(now // window_seconds) * window_seconds
+        statement = select(RATE_LIMITS.c.hits).where(
+            RATE_LIMITS.c.key == key, RATE_LIMITS.c.window_start == start
+        )
+        async with self.sessions() as session:
+            hits = int(await session.scalar(statement) or 0)
+        return None if hits < limit else start + window_seconds - now
 
 
 def retry_after(oldest: float, window_seconds: float, now: float) -> float:

@@ -19,6 +19,7 @@ from typing import Any
 
 import httpx
 import uvicorn
+from argon2 import PasswordHasher
 from fastapi import FastAPI
 from pydantic import SecretStr
 from sqlalchemy import func, select
@@ -318,6 +319,8 @@ TEST_WEB = WebConfig(
 
 SHORT_STREAMS = TEST_WEB.model_copy(update={"sse_max_seconds": 0.3})
 """Streams end soon, so a test reads one whole with a plain GET (`read_stream`)."""
+FAST_HASHER = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
+"""Staff passwords hashed in microseconds: the real parameters take seconds on a busy CI."""
 
 
 @dataclass
@@ -340,13 +343,21 @@ class Api:
             await next(iter(self.backend.runner.running))
 
 
-async def open_api(settings: Settings, web: WebConfig = TEST_WEB) -> AsyncIterator[Api]:
-    model = ShopModel()
-    app = create_app(settings, model=model, services=services_for_tests, web=web)
+async def open_api(
+    settings: Settings,
+    web: WebConfig = TEST_WEB,
+    *,
+    model: ShopModel | None = None,
+    base_url: str = "http://shopbot.test",
+) -> AsyncIterator[Api]:
+    model = model or ShopModel()
+    app = create_app(
+        settings, model=model, services=services_for_tests, web=web, password_hasher=FAST_HASHER
+    )
     transport = httpx.ASGITransport(app=app)
     async with (
         app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=transport, base_url="http://shopbot.test") as client,
+        httpx.AsyncClient(transport=transport, base_url=base_url) as client,
     ):
         backend: Backend = app.state.backend
         # The app's settings: its signing secrets resolved (from the data dir when unset).
