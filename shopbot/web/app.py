@@ -40,6 +40,7 @@ from shopbot.web.accounts import StaffAccounts
 from shopbot.web.backend import Backend
 from shopbot.web.config import WebConfig, web_config
 from shopbot.web.csrf import SignInNonces
+from shopbot.web.docs import docs_router
 from shopbot.web.errors import install_error_handlers
 from shopbot.web.feed import EventFeed, PostgresRelay, Relay, SqliteTail
 from shopbot.web.limits import Limiter, MemoryLimiter, SqlLimiter
@@ -196,6 +197,8 @@ def create_app(
         version=_version(),
         description=DESCRIPTION,
         lifespan=lifespan,
+        docs_url=None,  # served from a package, not a CDN: `shopbot.web.docs`
+        redoc_url=None,
     )
     app.state.backend = backend
     install_error_handlers(app)
@@ -205,6 +208,7 @@ def create_app(
     app.include_router(staff.router)
     app.include_router(signin.router)
     app.include_router(staff_pages.router)
+    app.include_router(docs_router(title="ShopBot"))
     app.include_router(widget_router(demo=web.demo))
 
     @app.get("/healthz", response_model=Health, tags=["operations"], summary="Liveness")
