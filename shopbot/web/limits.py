@@ -5,8 +5,9 @@ so it holds on every worker with no extra state (`shopbot.web.api`). Per client 
 new conversations are counted by a `Limiter`: `MemoryLimiter` (this worker only: with N
 workers an address gets up to N times the limit) or `SqlLimiter`, which keeps the counters in
 the `rate_limits` table that every worker shares. Failed staff sign-ins are counted the same
-way, per account and per address (`shopbot.web.signin`): `blocked` asks before the password
-is checked, and only a failure is a `hit`.
+way, per account and per address (`shopbot.web.signin`): each attempt is a `hit` before its
+password is checked, so parallel guesses cannot all pass before their failures count, and a
+successful one is taken back (`forgive`).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from sqlalchemy import (
     String,
     Table,
     delete,
-    select,
+    update,
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -47,9 +48,8 @@ class Limiter(Protocol):
         """Count one hit; None when within the limit, else seconds until the window resets."""
         ...
 
-    async def blocked(self, key: str, limit: int, window_seconds: int) -> float | None:
-        """Count nothing; None while `key` has fewer than `limit` hits in this window, else
-        seconds until the window resets."""
+    async def forgive(self, key: str, window_seconds: int) -> None:
+        """Take back one hit of `key` in this window (none below zero)."""
         ...
 
 
@@ -66,11 +66,10 @@ class MemoryLimiter:
         hits = self._counts[key, start] = self._counts.get((key, start), 0) + 1
         return None if hits <= limit else start + window_seconds - now
 
-    async def blocked(self, key: str, limit: int, window_seconds: int) -> float | None:
-        now = self.clock()
-        start = int(now // window_seconds) * window_seconds
-        hits = self._counts.get((key, start), 0)
-        return None if hits < limit else start + window_seconds - now
+    async def forgive(self, key: str, window_seconds: int) -> None:
+        start = int(self.clock() // window_seconds) * window_seconds
+        if self._counts.get((key, start), 0) > 0:
+            self._counts[key, start] -= 1
 
 
 class SqlLimiter:
@@ -102,15 +101,20 @@ class SqlLimiter:
             await session.commit()
         return None if hits <= limit else start + window_seconds - now
 
-    async def blocked(self, key: str, limit: int, window_seconds: int) -> float | None:
-        now = self.clock()
-        start = int(now // window_seconds) * window_seconds
-        statement = select(RATE_LIMITS.c.hits).where(
-            RATE_LIMITS.c.key == key, RATE_LIMITS.c.window_start == start
+    async def forgive(self, key: str, window_seconds: int) -> None:
+        start = int(self.clock() // window_seconds) * window_seconds
+        statement = (
+            update(RATE_LIMITS)
+            .where(
+                RATE_LIMITS.c.key == key,
+                RATE_LIMITS.c.window_start == start,
+                RATE_LIMITS.c.hits > 0,
+            )
+            .values(hits=RATE_LIMITS.c.hits - 1)
         )
         async with self.sessions() as session:
-            hits = int(await session.scalar(statement) or 0)
-        return None if hits < limit else start + window_seconds - now
+            await session.execute(statement)
+            await session.commit()
 
 
 def retry_after(oldest: float, window_seconds: float, now: float) -> float:

@@ -8,9 +8,11 @@
 
 Failed sign-ins are counted per account and per client address (`staff_signin_failures` in
 `staff_signin_window_seconds`, by the app's `Limiter`); past either limit the form answers
-429 before any password is checked, even the right one. A wrong password and an unknown name
-read the same and cost the same (`shopbot.web.accounts`). Nothing changes on a failure but
-the counters: no session, no cookie.
+429 before any password is checked, even the right one. Each attempt counts before its
+password is checked, and a successful one is taken back: a burst of parallel guesses gets
+no more through than one at a time would. A wrong password and an unknown name read the same
+and cost the same (`shopbot.web.accounts`). Nothing changes on a failure but the counters:
+no session, no cookie.
 
 Pages and forms of the staff side take their signed-in member from `StaffMember`, and their
 POSTed fields from `StaffForm`, which refuses a POST without the session's CSRF token (403).
@@ -189,7 +191,7 @@ async def sign_in(request: Request, backend: BackendDep) -> Response:
         return _form(request, backend, status=403, error=STALE_FORM, name=name, back_to=back_to)
     limit, window = backend.web.staff_signin_failures, backend.web.staff_signin_window_seconds
     keys = _limit_keys(request, name)
-    waits = [await backend.limiter.blocked(key, limit, window) for key in keys]
+    waits = [await backend.limiter.hit(key, limit, window) for key in keys]
     wait = max((w for w in waits if w is not None), default=None)
     if wait is not None:
         minutes = max(1, math.ceil(wait / 60))
@@ -203,10 +205,10 @@ async def sign_in(request: Request, backend: BackendDep) -> Response:
         )
     account = await backend.accounts.authenticate(name, password)
     if account is None:
-        for key in keys:
-            await backend.limiter.hit(key, limit, window)
         log.warning("staff sign-in failed (wrong name or password)")
         return _form(request, backend, status=401, error=WRONG, name=name, back_to=back_to)
+    for key in keys:
+        await backend.limiter.forgive(key, window)
     previous = await current_staff(request)
     if isinstance(previous, SignedIn):
         await backend.staff_sessions.end(previous)

@@ -65,8 +65,8 @@ async def test_the_memory_limiter_counts_fixed_windows() -> None:
 
 
 @pytest.mark.parametrize("store", ["memory", "database"])
-async def test_blocked_asks_without_counting(settings: Settings, store: str) -> None:
-    """Failed sign-ins: `blocked` before the check, `hit` only for a failure."""
+async def test_forgive_takes_back_a_hit(settings: Settings, store: str) -> None:
+    """A staff sign-in counts as a hit before its password is checked; a success is forgiven."""
     now = [125.0]
     engine = create_engine(settings.db_url)
     if store == "database":
@@ -77,15 +77,15 @@ async def test_blocked_asks_without_counting(settings: Settings, store: str) -> 
         if store == "database"
         else MemoryLimiter(clock=lambda: now[0])
     )
-    for _ in range(3):
-        assert await limiter.blocked("k", 2, 60) is None
-    await limiter.hit("k", 2, 60)
-    assert await limiter.blocked("k", 2, 60) is None
-    await limiter.hit("k", 2, 60)
-    assert await limiter.blocked("k", 2, 60) == 55.0
-    assert await limiter.blocked("other", 2, 60) is None
+    await limiter.forgive("k", 60)  # nothing to take back: no credit either
+    assert [await limiter.hit("k", 2, 60) for _ in range(2)] == [None, None]
+    await limiter.forgive("k", 60)
+    assert await limiter.hit("k", 2, 60) is None
+    assert await limiter.hit("k", 2, 60) == 55.0
+    assert await limiter.hit("other", 2, 60) is None
     now[0] = 180.0
-    assert await limiter.blocked("k", 2, 60) is None
+    await limiter.forgive("k", 60)
+    assert await limiter.hit("k", 2, 60) is None
     await engine.dispose()
 
 
