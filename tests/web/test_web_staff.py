@@ -16,15 +16,16 @@ from argon2 import PasswordHasher
 from sqlalchemy import select, update
 from typer.testing import CliRunner
 from web_support import (
+    ASKS_FOR_A_PERSON,
+    ESCALATION_REASON,
     FAST_HASHER,
     STAFF_AUTH,
+    STAFF_PASSWORD,
     TEST_WEB,
     Api,
-    ShopModel,
-    act,
+    Escalates,
     count,
     create_conversation,
-    last_customer_text,
     open_api,
     say,
 )
@@ -32,31 +33,17 @@ from web_support import (
 from db import Staff, StaffSession, utcnow
 from shopbot.cli import app as cli
 from shopbot.config import Settings
-from shopbot.models.base import ModelRequest
 from shopbot.web import staff_cli
 from shopbot.web.csrf import SIGNIN_COOKIE
 from shopbot.web.limits import MemoryLimiter
 from shopbot.web.sessions import COOKIE
-
-PASSWORD = "harbor-and-pine-2026"
-ASKS_FOR_A_PERSON = "Can I talk to a human, please?"
-REASON = "The customer asked for a person."
-
-
-class Escalates(ShopModel):
-    """`ShopModel`, but a customer who asks for a human is handed to one."""
-
-    def decide(self, request: ModelRequest) -> str:
-        if "human" in last_customer_text(str(request.messages[-1].content)):
-            return act("escalate", "They want a person.", reason=REASON)
-        return super().decide(request)
 
 
 @pytest.fixture
 async def api(settings: Settings) -> AsyncIterator[Api]:
     # https: the session cookie is Secure off loopback, and the client sends it back.
     async for opened in open_api(settings, model=Escalates(), base_url="https://shopbot.test"):
-        await opened.backend.accounts.add("Sam", PASSWORD, "sam@shop.example")
+        await opened.backend.accounts.add("Sam", STAFF_PASSWORD, "sam@shop.example")
         yield opened
 
 
@@ -67,7 +54,7 @@ def csrf_of(html: str) -> str:
 
 
 async def sign_in(
-    client: httpx.AsyncClient, name: str = "sam", password: str = PASSWORD
+    client: httpx.AsyncClient, name: str = "sam", password: str = STAFF_PASSWORD
 ) -> httpx.Response:
     form = await client.get("/staff/login")
     assert form.status_code == 200
@@ -122,7 +109,7 @@ async def test_the_landing_page_lists_live_conversations_escalated_first(api: Ap
     listed = re.findall(r'data-conversation="([^"]+)"', home.text)
     assert listed == [second, third, first], "escalated first, then the newest"
     row = home.text.split(f'data-conversation="{second}"')[1].split("</tr>")[0]
-    assert "Escalated" in row and REASON in row
+    assert "Escalated" in row and ESCALATION_REASON in row
     assert re.search(r"<time datetime=[^>]+>\d+ (s|min)</time>", row), "how long they waited"
     assert "3 live conversations" in home.text
     assert "<b>there</b>" not in home.text and "&lt;b&gt;there&lt;/b&gt;" in home.text
@@ -130,12 +117,12 @@ async def test_the_landing_page_lists_live_conversations_escalated_first(api: Ap
 
 async def test_a_wrong_password_changes_nothing(api: Api) -> None:
     before = await _hash_of(api, "sam")
-    for name, password in [("sam", PASSWORD + "x"), ("nobody", PASSWORD), ("", "")]:
+    for name, password in [("sam", STAFF_PASSWORD + "x"), ("nobody", STAFF_PASSWORD), ("", "")]:
         refused = await sign_in(api.client, name, password)
         assert refused.status_code == 401
         assert "That name and password do not match a staff account" in refused.text
         assert cookie_names(refused) == {SIGNIN_COOKIE}, "a fresh form, no session"
-        assert PASSWORD not in refused.text, "the password is never sent back"
+        assert STAFF_PASSWORD not in refused.text, "the password is never sent back"
     assert await count(api, StaffSession) == 0
     assert await _hash_of(api, "sam") == before
     assert (await api.client.get("/staff")).status_code == 303
@@ -151,10 +138,10 @@ async def test_an_unknown_name_costs_a_hash_as_a_known_one_does(settings: Settin
 
     async for api in open_api(settings):
         api.backend.accounts.hasher = Counting(time_cost=1, memory_cost=8, parallelism=1)
-        await api.backend.accounts.add("Sam", PASSWORD)
-        assert await api.backend.accounts.authenticate("nobody", PASSWORD) is None
+        await api.backend.accounts.add("Sam", STAFF_PASSWORD)
+        assert await api.backend.accounts.authenticate("nobody", STAFF_PASSWORD) is None
         assert await api.backend.accounts.authenticate("sam", "wrong password!") is None
-        assert await api.backend.accounts.authenticate("Sam", PASSWORD) is not None
+        assert await api.backend.accounts.authenticate("Sam", STAFF_PASSWORD) is not None
     assert len(verified) == 3
     assert verified[1] == verified[2] != verified[0], "the unknown name met a dummy hash"
 
@@ -209,7 +196,7 @@ async def test_a_post_without_the_csrf_token_is_refused(api: Api) -> None:
         transport=httpx.ASGITransport(app=api.app), base_url="https://shopbot.test"
     )
     nonce = csrf_of((await fresh.get("/staff/login")).text)
-    bare = {"name": "sam", "password": PASSWORD}
+    bare = {"name": "sam", "password": STAFF_PASSWORD}
     for fields in [bare, {**bare, "csrf": nonce + "x"}]:
         refused = await fresh.post("/staff/login", data=fields)
         assert refused.status_code == 403
@@ -239,7 +226,7 @@ async def test_failed_sign_ins_are_rate_limited(api: Api) -> None:
         base_url="https://shopbot.test",
     )
     assert (await sign_in(elsewhere)).status_code == 429
-    await api.backend.accounts.add("Kim", PASSWORD)
+    await api.backend.accounts.add("Kim", STAFF_PASSWORD)
     assert (await sign_in(api.client, "kim")).status_code == 429
     assert (await sign_in(elsewhere, "kim")).status_code == 303
     await elsewhere.aclose()
@@ -279,7 +266,7 @@ async def test_a_staff_session_opens_the_staff_api_without_a_staff_token(
 ) -> None:
     web = TEST_WEB.model_copy(update={"staff_token": None})
     async for api in open_api(settings, web, base_url="https://shopbot.test"):
-        await api.backend.accounts.add("Sam", PASSWORD)
+        await api.backend.accounts.add("Sam", STAFF_PASSWORD)
         cid, _auth = await create_conversation(api.client)
         path = f"/v1/staff/conversations/{cid}"
         assert (await api.client.get(path)).status_code == 404, "absent to everyone else"
@@ -289,7 +276,7 @@ async def test_a_staff_session_opens_the_staff_api_without_a_staff_token(
 
 async def test_on_loopback_over_http_the_cookie_is_not_secure(settings: Settings) -> None:
     async for api in open_api(settings, base_url="http://127.0.0.1:8000"):
-        await api.backend.accounts.add("Sam", PASSWORD)
+        await api.backend.accounts.add("Sam", STAFF_PASSWORD)
         signed_in = await sign_in(api.client)
         assert signed_in.status_code == 303
         assert "secure" not in set_cookie(signed_in, COOKIE).lower()
@@ -311,7 +298,7 @@ async def test_after_sign_in_the_member_goes_back_where_they_were(api: Api) -> N
         ("/staffing", "/staff"),
         ("/staff/login", "/staff"),
     ]:
-        fields = {"name": "sam", "password": PASSWORD, "csrf": csrf_of(form.text)}
+        fields = {"name": "sam", "password": STAFF_PASSWORD, "csrf": csrf_of(form.text)}
         done = await api.client.post("/staff/login", data={**fields, "next": back_to})
         assert done.headers["location"] == expected, back_to
         api.client.cookies.delete(COOKIE)
@@ -326,17 +313,19 @@ def test_staff_accounts_from_the_command_line(
     monkeypatch.setattr(staff_cli, "password_hasher", lambda: FAST_HASHER)
     runner = CliRunner()
 
-    typed = f"short\n{PASSWORD}\n{PASSWORD}-typo\n{PASSWORD}\n{PASSWORD}\n"
+    typed = f"short\n{STAFF_PASSWORD}\n{STAFF_PASSWORD}-typo\n{STAFF_PASSWORD}\n{STAFF_PASSWORD}\n"
     added = runner.invoke(cli, ["staff", "add", "Sam", "--email", "sam@shop.example"], input=typed)
     assert added.exit_code == 0, added.output
     assert "a password needs at least 12 characters" in added.output
     assert "the two passwords differ" in added.output
     assert "added staff account 'Sam'" in added.output
-    assert PASSWORD not in added.output, "never echoed"
+    assert STAFF_PASSWORD not in added.output, "never echoed"
 
     listed = runner.invoke(cli, ["staff", "list"])
     assert listed.exit_code == 0 and "Sam" in listed.output and "sam@shop.example" in listed.output
-    twice = runner.invoke(cli, ["staff", "add", "sam"], input=f"{PASSWORD}\n{PASSWORD}\n")
+    twice = runner.invoke(
+        cli, ["staff", "add", "sam"], input=f"{STAFF_PASSWORD}\n{STAFF_PASSWORD}\n"
+    )
     assert twice.exit_code == 2 and "already exists" in twice.output
     bad = runner.invoke(cli, ["staff", "add", "<script>"])
     assert bad.exit_code == 2 and "a staff name is" in bad.output
