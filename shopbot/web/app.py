@@ -103,7 +103,7 @@ def create_app(
     """
     web = web or web_config(settings)
     quiet_payload_loggers()
-    # Resolved once: with neither secret set, both come from the data dir (`signing_keys`).
+    # Resolved once: secrets left unset come from the data dir (`signing_keys`).
     settings = with_identity_secret(settings)
     conversation_secret = secret_value(web.conversation_secret, settings.data_dir, CONVERSATION)
     staff_secret = secret_value(web.staff_session_secret, settings.data_dir, STAFF_SESSION)

@@ -6,8 +6,8 @@
 
 Two credentials open them:
 
-- a staff member signed in at `/staff/login` (the session cookie, `shopbot.web.sessions`):
-  what the staff pages' own scripts use;
+- a staff member signed in at `/staff/login` (the session cookie, `shopbot.web.sessions`),
+  for the staff pages in a browser;
 - `Authorization: Bearer <SHOPBOT_WEB__STAFF_TOKEN>`, the machine credential for the shop's
   own tools (a header only: a token in a URL ends up in logs).
 
