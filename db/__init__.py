@@ -39,6 +39,7 @@ from db.shop import (
     TransactionKind,
     Variant,
 )
+from db.staff import Staff, StaffSession
 
 __all__ = [
     "ActionLog",
@@ -69,6 +70,8 @@ __all__ = [
     "ReturnStatus",
     "Role",
     "ShippingLabel",
+    "Staff",
+    "StaffSession",
     "Transaction",
     "TransactionKind",
     "UsedIdentityToken",

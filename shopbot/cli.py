@@ -19,6 +19,7 @@ from shopbot.errors import ConfigError
 from shopbot.eval.cli import eval_app
 from shopbot.tau2.bench_cli import eval_tau2
 from shopbot.tau2.cli import tau2_app
+from shopbot.web.staff_cli import staff_app
 
 app = typer.Typer(no_args_is_help=True, help="ShopBot: the customer-service agent shops trust.")
 db_app = typer.Typer(no_args_is_help=True, help="The database: migrations and demo data.")
@@ -29,6 +30,7 @@ sandbox_app = typer.Typer(no_args_is_help=True, help="Test-mode stand-ins for ou
 app.add_typer(sandbox_app, name="sandbox")
 app.add_typer(tau2_app, name="tau2")
 app.add_typer(distil_app, name="distil")
+app.add_typer(staff_app, name="staff")
 eval_app.command("tau2")(eval_tau2)  # the τ²-bench retail benchmark
 # Messages carry paths: the terminal wraps them; rich would split them at 80 columns when piped.
 console = Console(stderr=True, soft_wrap=True)

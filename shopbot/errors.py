@@ -7,6 +7,8 @@
     ├── ToolError            raised by a tool handler; the model sees it as an observation
     │   ├── ToolRetry        fix the arguments and try again (unknown order, bad item id)
     │   └── ToolFailure      the tool cannot do this; change course (carrier down)
+    ├── StaffAccountError    a staff account cannot be added or changed so (name taken, weak
+    │                        password, no such account)
     └── ConversationError    the conversation cannot take this input (a NUL in a message)
         ├── ConversationNotFound  there is no such conversation
         ├── ConversationBusy another turn of this conversation is running
@@ -55,6 +57,10 @@ class ToolRetry(ToolError):
 
 class ToolFailure(ToolError):
     """A terminal failure: the model should change course (apologise, escalate)."""
+
+
+class StaffAccountError(ShopBotError):
+    """A staff account cannot be added or changed so; the message says why, in one line."""
 
 
 class ConversationError(ShopBotError):

@@ -1,4 +1,4 @@
-"""The two signing secrets: configured, or generated on first use and kept in the data dir.
+"""The signing secrets: configured, or generated on first use and kept in the data dir.
 
 ShopBot ships no default secret: one everybody knows would let anybody sign a customer's
 identity or open any conversation. What each secret signs:
@@ -8,6 +8,8 @@ identity or open any conversation. What each secret signs:
 - `SHOPBOT_WEB__CONVERSATION_SECRET`: conversation tokens (`shopbot.web.tokens`), ShopBot's
   alone. It is a secret of its own, not one derived from the identity secret, so whoever
   holds the identity secret (the shop's site) still cannot forge conversation tokens.
+- `SHOPBOT_WEB__STAFF_SESSION_SECRET`: the staff session cookie and the sign-in form's CSRF
+  cookie (`shopbot.web.sessions`, `shopbot.web.csrf`), ShopBot's alone too.
 
 Unset, a secret is generated once (`secrets.token_urlsafe`, 32 bytes) into
 `<data_dir>/secrets/<name>.secret`: created atomically with mode 0600 (a hard link of a
@@ -41,6 +43,7 @@ __all__ = [
     "CONVERSATION",
     "IDENTITY",
     "MIN_SECRET_BYTES",
+    "STAFF_SESSION",
     "SecretSetting",
     "check_secret",
     "identity_secret",
@@ -70,6 +73,7 @@ class SecretSetting:
 
 IDENTITY = SecretSetting("SHOPBOT_IDENTITY_SECRET", "identity.secret")
 CONVERSATION = SecretSetting("SHOPBOT_WEB__CONVERSATION_SECRET", "conversation.secret")
+STAFF_SESSION = SecretSetting("SHOPBOT_WEB__STAFF_SESSION_SECRET", "staff_session.secret")
 
 
 def secret_value(configured: SecretStr | None, data_dir: Path, setting: SecretSetting) -> str:

@@ -14,11 +14,12 @@ import logging
 import os
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
-from datetime import datetime
+from datetime import datetime, timedelta
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 import anyio
+from argon2 import PasswordHasher
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from pydantic import BaseModel, SecretStr
@@ -32,19 +33,24 @@ from db.engine import bound_engine, create_engine, is_sqlite, session_factory
 from shopbot.app import build_agent, build_model, open_services
 from shopbot.config import Settings
 from shopbot.models.base import ChatModel
-from shopbot.signing_keys import CONVERSATION, secret_value, with_identity_secret
+from shopbot.signing_keys import CONVERSATION, STAFF_SESSION, secret_value, with_identity_secret
 from shopbot.turns import MessageRate
-from shopbot.web import api, staff, stream
+from shopbot.web import api, signin, staff, staff_pages, stream
+from shopbot.web.accounts import StaffAccounts
 from shopbot.web.backend import Backend
 from shopbot.web.config import WebConfig, web_config
+from shopbot.web.csrf import SignInNonces
+from shopbot.web.docs import docs_router
 from shopbot.web.errors import install_error_handlers
 from shopbot.web.feed import EventFeed, PostgresRelay, Relay, SqliteTail
 from shopbot.web.limits import Limiter, MemoryLimiter, SqlLimiter
 from shopbot.web.logs import quiet_payload_loggers
 from shopbot.web.middleware import BodyLimit
 from shopbot.web.outbox import OutboxKicker
+from shopbot.web.pages import install_page_handlers
 from shopbot.web.runner import TurnRunner
 from shopbot.web.schemas import Health
+from shopbot.web.sessions import StaffSessions
 from shopbot.web.store import EventStore, reader_engine
 from shopbot.web.tokens import ConversationTokens
 from shopbot.web.widget import widget_router
@@ -62,7 +68,7 @@ Last-Event-ID). Errors are `{"error": {"code", "message"}}` with stable codes.
 
 Two audiences: a conversation's token opens what its customer may see (messages, replies,
 confirmations); the agent's steps, verdicts, observations and raw output are on the `staff`
-routes, opened by the shop's staff token only.
+routes, opened by the shop's staff token (or a staff member signed in at `/staff/login`).
 """
 
 
@@ -80,6 +86,7 @@ def create_app(
     services: dict[str, Any] | ServicesFactory | None = None,
     web: WebConfig | None = None,
     clock: Callable[[], datetime] = utcnow,
+    password_hasher: PasswordHasher | None = None,
     tune_gc: bool = False,
 ) -> FastAPI:
     """The app; `model`, `sessions` and `services` default to what `settings` name.
@@ -89,15 +96,17 @@ def create_app(
     configured by name (`shopbot.web.logs.quiet_payload_loggers`).
 
     `services` may be a ready dict (the caller closes it) or a factory opened at startup.
+    `password_hasher` hashes staff passwords (default: argon2-cffi's, RFC 9106 low-memory).
     `tune_gc` tunes the garbage collector of the whole process for serving once start-up is
     done (`_settle_gc`): a worker process of `shopbot serve` asks for it, not a test or an
     embedding program.
     """
     web = web or web_config(settings)
     quiet_payload_loggers()
-    # Resolved once: with neither secret set, both come from the data dir (`signing_keys`).
+    # Resolved once: secrets left unset come from the data dir (`signing_keys`).
     settings = with_identity_secret(settings)
     conversation_secret = secret_value(web.conversation_secret, settings.data_dir, CONVERSATION)
+    staff_secret = secret_value(web.staff_session_secret, settings.data_dir, STAFF_SESSION)
     owned: list[AsyncEngine] = []
     running = web.max_running_turns or (4 if is_sqlite(settings.db_url) else 8)
     if sessions is None:
@@ -142,6 +151,16 @@ def create_app(
         tokens=ConversationTokens(conversation_secret, web.conversation_token_ttl_seconds),
         limiter=limiter,
         clock=clock,
+        accounts=StaffAccounts(sessions, password_hasher),
+        staff_sessions=StaffSessions(
+            staff_secret,
+            sessions,
+            reads,
+            clock,
+            idle=timedelta(minutes=web.staff_session_idle_minutes),
+            lifetime=timedelta(hours=web.staff_session_max_hours),
+        ),
+        signin_nonces=SignInNonces(staff_secret),
     )
     factory: ServicesFactory = (
         open_services if services is None or isinstance(services, dict) else services
@@ -178,12 +197,18 @@ def create_app(
         version=_version(),
         description=DESCRIPTION,
         lifespan=lifespan,
+        docs_url=None,  # served from a package, not a CDN: `shopbot.web.docs`
+        redoc_url=None,
     )
     app.state.backend = backend
     install_error_handlers(app)
+    install_page_handlers(app)
     app.include_router(api.router)
     app.include_router(stream.router)
     app.include_router(staff.router)
+    app.include_router(signin.router)
+    app.include_router(staff_pages.router)
+    app.include_router(docs_router(title="ShopBot"))
     app.include_router(widget_router(demo=web.demo))
 
     @app.get("/healthz", response_model=Health, tags=["operations"], summary="Liveness")

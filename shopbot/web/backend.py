@@ -12,10 +12,13 @@ from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shopbot.config import Settings
+from shopbot.web.accounts import StaffAccounts
 from shopbot.web.config import WebConfig
+from shopbot.web.csrf import SignInNonces
 from shopbot.web.feed import EventFeed, Relay
 from shopbot.web.limits import Limiter
 from shopbot.web.runner import TurnRunner
+from shopbot.web.sessions import StaffSessions
 from shopbot.web.store import EventStore
 from shopbot.web.tokens import ConversationTokens
 
@@ -32,6 +35,9 @@ class Backend:
     tokens: ConversationTokens
     limiter: Limiter
     clock: Callable[[], datetime]
+    accounts: StaffAccounts
+    staff_sessions: StaffSessions
+    signin_nonces: SignInNonces
     streams_closing: anyio.Event | None = None
     """Set (by sse-starlette) when the server shuts down; created at the app's startup."""
 

@@ -26,8 +26,21 @@ class WebConfig(BaseModel):
     `<data_dir>/secrets/conversation.secret` (`shopbot.signing_keys`), never derived from the
     identity secret the shop's site holds."""
     staff_token: SecretStr | None = Field(default=None, min_length=16)
-    """Opens the staff routes (`/v1/staff/...`: every event, the audit log) as
-    `Authorization: Bearer <staff_token>`. Unset, those routes answer 404 as if absent."""
+    """The machine credential for the staff API (`/v1/staff/...`: every event, the audit log),
+    as `Authorization: Bearer <staff_token>`. A signed-in staff member's session opens the
+    same routes; with neither, they answer 404 as if absent."""
+    staff_session_secret: SecretStr | None = None
+    """Signs the staff session cookie and the sign-in form's CSRF cookie, 32 bytes or more.
+    Unset: generated once into `<data_dir>/secrets/staff_session.secret`."""
+    staff_session_idle_minutes: int = Field(default=12 * 60, ge=5)
+    """A staff session left unused this long has ended: sign in again."""
+    staff_session_max_hours: int = Field(default=7 * 24, ge=1)
+    """A staff session ends this long after sign-in, however active."""
+    staff_signin_failures: int = Field(default=5, ge=1)
+    """Failed sign-ins allowed per account and per client address in one window; past them
+    sign-in answers 429 with Retry-After until the window ends."""
+    staff_signin_window_seconds: int = Field(default=15 * 60, ge=60)
+    """The window `staff_signin_failures` are counted in."""
     conversation_token_ttl_seconds: int = Field(default=12 * 3600, ge=60)
     """How long a conversation token opens its conversation."""
     conversations_per_ip_per_minute: int = Field(default=10, ge=1)

@@ -4,7 +4,10 @@ Per conversation, the limit is counted from the conversation's own messages in t
 so it holds on every worker with no extra state (`shopbot.web.api`). Per client address,
 new conversations are counted by a `Limiter`: `MemoryLimiter` (this worker only: with N
 workers an address gets up to N times the limit) or `SqlLimiter`, which keeps the counters in
-the `rate_limits` table that every worker shares.
+the `rate_limits` table that every worker shares. Failed staff sign-ins are counted the same
+way, per account and per address (`shopbot.web.signin`): each attempt is a `hit` before its
+password is checked, so parallel guesses cannot all pass before their failures count, and a
+successful one is taken back (`forgive`).
 """
 
 from __future__ import annotations
@@ -15,7 +18,16 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
-from sqlalchemy import Column, Integer, MetaData, PrimaryKeyConstraint, String, Table, delete
+from sqlalchemy import (
+    Column,
+    Integer,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    delete,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -36,6 +48,10 @@ class Limiter(Protocol):
         """Count one hit; None when within the limit, else seconds until the window resets."""
         ...
 
+    async def forgive(self, key: str, window_seconds: int) -> None:
+        """Take back one hit of `key` in this window (none below zero)."""
+        ...
+
 
 class MemoryLimiter:
     def __init__(self, clock: Callable[[], float] = time.time) -> None:
@@ -49,6 +65,11 @@ class MemoryLimiter:
             self._counts = {k: v for k, v in self._counts.items() if k[1] >= start}
         hits = self._counts[key, start] = self._counts.get((key, start), 0) + 1
         return None if hits <= limit else start + window_seconds - now
+
+    async def forgive(self, key: str, window_seconds: int) -> None:
+        start = int(self.clock() // window_seconds) * window_seconds
+        if self._counts.get((key, start), 0) > 0:
+            self._counts[key, start] -= 1
 
 
 class SqlLimiter:
@@ -79,6 +100,21 @@ class SqlLimiter:
                 )
             await session.commit()
         return None if hits <= limit else start + window_seconds - now
+
+    async def forgive(self, key: str, window_seconds: int) -> None:
+        start = int(self.clock() // window_seconds) * window_seconds
+        statement = (
+            update(RATE_LIMITS)
+            .where(
+                RATE_LIMITS.c.key == key,
+                RATE_LIMITS.c.window_start == start,
+                RATE_LIMITS.c.hits > 0,
+            )
+            .values(hits=RATE_LIMITS.c.hits - 1)
+        )
+        async with self.sessions() as session:
+            await session.execute(statement)
+            await session.commit()
 
 
 def retry_after(oldest: float, window_seconds: float, now: float) -> float:

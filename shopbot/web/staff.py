@@ -4,9 +4,16 @@
                                               (raw model output, verdicts, observations, timings)
     GET /v1/staff/conversations/{id}/events   the stream of every event, drafts included
 
-Staff send `Authorization: Bearer <SHOPBOT_WEB__STAFF_TOKEN>` (a header only: a token in a URL
-ends up in logs). A conversation's token opens nothing here, and the staff token opens no
-customer route. With no staff token configured these routes answer 404, as if absent.
+Two credentials open them:
+
+- a staff member signed in at `/staff/login` (the session cookie, `shopbot.web.sessions`),
+  for the staff pages in a browser;
+- `Authorization: Bearer <SHOPBOT_WEB__STAFF_TOKEN>`, the machine credential for the shop's
+  own tools (a header only: a token in a URL ends up in logs).
+
+A conversation's token opens nothing here, and neither staff credential opens a customer
+route. With no staff token configured and no staff session, these routes answer 404, as if
+absent.
 """
 
 from __future__ import annotations
@@ -14,7 +21,7 @@ from __future__ import annotations
 import hmac
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sse_starlette import EventSourceResponse
 
@@ -24,6 +31,8 @@ from shopbot.web.audience import STAFF
 from shopbot.web.backend import BackendDep
 from shopbot.web.errors import ApiError, ErrorBody
 from shopbot.web.schemas import AuditStep, StaffConversationView
+from shopbot.web.sessions import Expired, SignedIn
+from shopbot.web.signin import current_staff
 from shopbot.web.stream import After, LastEventId, event_stream, sse_doc, start_after
 
 staff_bearer = HTTPBearer(
@@ -35,21 +44,34 @@ staff_bearer = HTTPBearer(
 StaffCredentials = Annotated[HTTPAuthorizationCredentials | None, Depends(staff_bearer)]
 
 
-async def staff_only(credentials: StaffCredentials, backend: BackendDep) -> None:
-    """Let staff through: 404 when no staff token is configured, 401 for any other token."""
+async def staff_only(request: Request, credentials: StaffCredentials, backend: BackendDep) -> None:
+    """Let staff through: a signed-in staff member, or the staff token. 404 when no staff
+    token is configured and no staff session was offered; 401 otherwise."""
+    session = await current_staff(request)
+    if isinstance(session, SignedIn):
+        return
     expected = backend.web.staff_token
+    given = credentials.credentials if credentials else ""
+    if expected is not None and hmac.compare_digest(
+        given.encode(), expected.get_secret_value().encode()
+    ):
+        return
+    if isinstance(session, Expired):
+        raise ApiError(401, "invalid_token", "The staff session has ended: sign in again.")
     if expected is None:
         raise ApiError(404, "not_found", "Not found.")
-    given = credentials.credentials if credentials else ""
-    if not hmac.compare_digest(given.encode(), expected.get_secret_value().encode()):
-        raise ApiError(401, "invalid_token", "The staff token is missing or not valid.")
+    raise ApiError(401, "invalid_token", "The staff token is missing or not valid.")
 
 
 ERRORS: dict[int | str, dict[str, Any]] = {
-    401: {"model": ErrorBody, "description": "The staff token is missing or not valid."},
+    401: {
+        "model": ErrorBody,
+        "description": "Neither the staff token nor a staff session: missing, not valid or ended.",
+    },
     404: {
         "model": ErrorBody,
-        "description": "No such conversation, or no staff token is configured.",
+        "description": "No such conversation, or no staff token is configured (and no staff "
+        "member is signed in).",
     },
     422: {"model": ErrorBody, "description": "The request does not match the schema."},
 }

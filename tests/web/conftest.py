@@ -1,4 +1,5 @@
-"""Fixtures for the widget backend: an app per test on each backend, in process or served."""
+"""Fixtures for the widget backend: an app per test on each backend, in process or served; a
+headless Chromium for the browser tests."""
 
 from __future__ import annotations
 
@@ -6,7 +7,8 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from web_support import Api, open_api
+from playwright.async_api import Browser, async_playwright
+from web_support import CHROMIUM, CHROMIUM_ARGS, Api, open_api
 
 from shopbot.config import Settings
 from tests.plugin import settings_for
@@ -21,3 +23,11 @@ def settings(db_url: str, tmp_path: Path) -> Settings:
 async def api(settings: Settings) -> AsyncIterator[Api]:
     async for opened in open_api(settings):
         yield opened
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Browser]:
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        await browser.close()

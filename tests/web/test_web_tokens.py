@@ -6,11 +6,11 @@ import httpx
 import pytest
 from web_support import TEST_WEB, ShopModel, create_conversation, services_for_tests
 
-from db.engine import create_engine
+from db.engine import create_engine, session_factory
 from shopbot.config import Settings
 from shopbot.identity import sign_customer
 from shopbot.web import create_app
-from shopbot.web.limits import RATE_LIMITS, MemoryLimiter
+from shopbot.web.limits import RATE_LIMITS, Limiter, MemoryLimiter, SqlLimiter
 from shopbot.web.tokens import ConversationTokens, InvalidToken
 
 SECRET = "s3cret"
@@ -62,6 +62,31 @@ async def test_the_memory_limiter_counts_fixed_windows() -> None:
     assert await limiter.hit("other", 2, 60) is None
     now[0] = 180.0
     assert await limiter.hit("k", 2, 60) is None
+
+
+@pytest.mark.parametrize("store", ["memory", "database"])
+async def test_forgive_takes_back_a_hit(settings: Settings, store: str) -> None:
+    """A staff sign-in counts as a hit before its password is checked; a success is forgiven."""
+    now = [125.0]
+    engine = create_engine(settings.db_url)
+    if store == "database":
+        async with engine.begin() as conn:
+            await conn.run_sync(RATE_LIMITS.create)
+    limiter: Limiter = (
+        SqlLimiter(session_factory(engine), clock=lambda: now[0])
+        if store == "database"
+        else MemoryLimiter(clock=lambda: now[0])
+    )
+    await limiter.forgive("k", 60)  # nothing to take back: no credit either
+    assert [await limiter.hit("k", 2, 60) for _ in range(2)] == [None, None]
+    await limiter.forgive("k", 60)
+    assert await limiter.hit("k", 2, 60) is None
+    assert await limiter.hit("k", 2, 60) == 55.0
+    assert await limiter.hit("other", 2, 60) is None
+    now[0] = 180.0
+    await limiter.forgive("k", 60)
+    assert await limiter.hit("k", 2, 60) is None
+    await engine.dispose()
 
 
 async def test_database_limits_hold_across_workers(settings: Settings) -> None:

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import mailbox
 import shutil
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 from fastapi import FastAPI
-from playwright.async_api import Browser, Page, async_playwright, expect
+from playwright.async_api import Browser, Page, expect
 from web_support import (
+    CHROMIUM,
     KEPT,
     LABEL_EMAILED,
     NEVER_MIND,
@@ -27,14 +27,6 @@ from shopbot.config import Settings
 from shopbot.models.base import ModelRequest
 from shopbot.web import WebConfig, create_app
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-]
 RETURN_REQUEST = (
     "Hi, I'd like to return the jeans from order 482913. My email is jane.doe@example.com"
 )
@@ -43,14 +35,6 @@ pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif(shutil.which(CHROMIUM) is None, reason="needs Debian's chromium"),
 ]
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as p:
-        browser = await p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield browser
-        await browser.close()
 
 
 def shop(model: ShopModel, sqlite_url: str, data_dir: Path, web: WebConfig = TEST_WEB) -> FastAPI:

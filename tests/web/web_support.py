@@ -19,6 +19,7 @@ from typing import Any
 
 import httpx
 import uvicorn
+from argon2 import PasswordHasher
 from fastapi import FastAPI
 from pydantic import SecretStr
 from sqlalchemy import func, select
@@ -31,6 +32,15 @@ from shopbot.web import WebConfig, create_app
 from shopbot.web.backend import Backend
 from tools.carrier import create_sandbox_app
 
+CHROMIUM = "/usr/bin/chromium"
+"""Debian's chromium: the browser tests drive it through Playwright (never a download)."""
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
 JANE_RETURN = "Hi, I'd like to return the jeans from order 482913. My email is jane.doe@example.com"
 LABEL_EMAILED = "Your return is registered and your return label has been emailed to you."
 POLICY_ANSWER = "You can return items within 30 days of delivery."
@@ -157,6 +167,19 @@ class ShopModel:
             status = done["lookup_order"].data().get("status", "on its way")
             return reply(f"Order {order_id} is {status}.")
         return reply("Glad to help. Is there anything else?")
+
+
+ASKS_FOR_A_PERSON = "Can I talk to a human, please?"
+ESCALATION_REASON = "The customer asked for a person."
+
+
+class Escalates(ShopModel):
+    """`ShopModel`, but a customer who asks for a human is handed to one."""
+
+    def decide(self, request: ModelRequest) -> str:
+        if "human" in last_customer_text(str(request.messages[-1].content)):
+            return act("escalate", "They want a person.", reason=ESCALATION_REASON)
+        return super().decide(request)
 
 
 @dataclass
@@ -318,6 +341,9 @@ TEST_WEB = WebConfig(
 
 SHORT_STREAMS = TEST_WEB.model_copy(update={"sse_max_seconds": 0.3})
 """Streams end soon, so a test reads one whole with a plain GET (`read_stream`)."""
+STAFF_PASSWORD = "harbor-and-pine-2026"
+FAST_HASHER = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
+"""Staff passwords hashed in microseconds: the real parameters take seconds on a busy CI."""
 
 
 @dataclass
@@ -340,13 +366,21 @@ class Api:
             await next(iter(self.backend.runner.running))
 
 
-async def open_api(settings: Settings, web: WebConfig = TEST_WEB) -> AsyncIterator[Api]:
-    model = ShopModel()
-    app = create_app(settings, model=model, services=services_for_tests, web=web)
+async def open_api(
+    settings: Settings,
+    web: WebConfig = TEST_WEB,
+    *,
+    model: ShopModel | None = None,
+    base_url: str = "http://shopbot.test",
+) -> AsyncIterator[Api]:
+    model = model or ShopModel()
+    app = create_app(
+        settings, model=model, services=services_for_tests, web=web, password_hasher=FAST_HASHER
+    )
     transport = httpx.ASGITransport(app=app)
     async with (
         app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=transport, base_url="http://shopbot.test") as client,
+        httpx.AsyncClient(transport=transport, base_url=base_url) as client,
     ):
         backend: Backend = app.state.backend
         # The app's settings: its signing secrets resolved (from the data dir when unset).
