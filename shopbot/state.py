@@ -28,6 +28,7 @@ from db import (
     Role,
 )
 from shopbot.events import Citation
+from shopbot.redact import EMAIL
 from tools.base import Needs
 from tools.facts import (
     OrderFacts,
@@ -42,7 +43,6 @@ from tools.retail.identity import fold
 
 LIVE_CONFIRMATIONS = (ConfirmationStatus.PENDING, ConfirmationStatus.APPROVED)
 _ORDER_ID = re.compile(r"(?<![\w])(#?(?:[0-9]{6}|W[0-9]{7}))(?![\w])")
-_EMAIL = re.compile(r"[^@\s<>(),;:\"']+@[^@\s<>(),;:\"']+\.[A-Za-z]{2,}")
 
 
 @dataclass(frozen=True)
@@ -130,7 +130,7 @@ class ConversationState:
 
     @property
     def mentioned_emails(self) -> list[str]:
-        found = (m.group(0) for text in self.customer_texts for m in _EMAIL.finditer(text))
+        found = (m.group(0) for text in self.customer_texts for m in EMAIL.finditer(text))
         return list(dict.fromkeys(found))
 
     def named_items(self) -> dict[str, list[int]]:
