@@ -139,13 +139,14 @@ class ConversationState:
         return {oid: lines for oid, lines in found.items() if lines}
 
 
-_FAILED_CHECK = (ActionLog.verdict == "allow") & or_(
+FAILED_CHECK = (ActionLog.verdict == "allow") & or_(
     (ActionLog.tool == "verify_identity")
     & ActionLog.observation["verified"].as_boolean().is_(False),
     # The retail desk's lookups: a user not found is a failed check.
     ActionLog.tool.in_(("find_user_id_by_email", "find_user_id_by_name_zip"))
     & ActionLog.observation["error"].as_string().is_not(None),
 )
+"""An audit row of a failed identity check: the guard counts them (and `shopbot purge`)."""
 
 
 def state_columns() -> list[Label[Any]]:
@@ -155,7 +156,7 @@ def state_columns() -> list[Label[Any]]:
     failed = (
         select(func.count())
         .select_from(ActionLog)
-        .where(ActionLog.conversation_id == Conversation.id, _FAILED_CHECK)
+        .where(ActionLog.conversation_id == Conversation.id, FAILED_CHECK)
         .scalar_subquery()
     )
     last_seq = (

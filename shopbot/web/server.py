@@ -7,7 +7,7 @@ import os
 import uvicorn
 
 from shopbot.config import Settings
-from shopbot.signing_keys import CONVERSATION, IDENTITY, check_secret
+from shopbot.signing_keys import CONVERSATION, IDENTITY, PII, check_secret
 from shopbot.web.app import SETTINGS_ENV, settings_json
 from shopbot.web.config import web_config
 from shopbot.web.logs import log_config
@@ -38,6 +38,7 @@ def serve(
     for setting, configured in (
         (IDENTITY, settings.identity_secret),
         (CONVERSATION, web.conversation_secret),
+        (PII, settings.pii_secret),
     ):
         if configured is not None:
             check_secret(setting, configured.get_secret_value(), host=host)
