@@ -310,9 +310,7 @@ def purge_command(
     report = asyncio.run(run())
     if report is None:
         raise fail(f"the database at {settings.db_url} predates purging: run `shopbot db upgrade`")
-    out = Console()
-    for line in report.lines():
-        out.print(line, markup=False, highlight=False)
+    print("\n".join(report.lines()))  # whole lines: cron mails and logs them as they are
 
 
 @app.command("replay")
