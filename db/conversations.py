@@ -1,10 +1,11 @@
 """What ShopBot itself records: conversations, their messages and events, the action audit
-log, confirmations, the email outbox, and the customer identity tokens already used."""
+log, confirmations, the email outbox, the customer identity tokens already used, and the
+counts that stay of purged conversations."""
 
 from __future__ import annotations
 
 import enum
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import ForeignKey, Index, LargeBinary, String, Text, UniqueConstraint
@@ -175,3 +176,30 @@ class OutboxEmail(Base):
     return_id: Mapped[int | None] = mapped_column(ForeignKey("returns.id"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     sent_at: Mapped[datetime | None]
+
+
+class ConversationStats(Base):
+    """What stays of purged conversations (`shopbot purge`): counts per shop day and channel,
+    nothing about anyone. A day's row grows as later purges reach more of its conversations."""
+
+    __tablename__ = "conversation_stats"
+
+    day: Mapped[date] = mapped_column(primary_key=True)
+    """The shop's calendar day the conversations started on (`PolicyConfig.timezone`)."""
+    channel: Mapped[str] = mapped_column(String(20), primary_key=True)
+    conversations: Mapped[int]
+    verified: Mapped[int]
+    """Conversations whose customer proved who they are (order and email, or a signed token)."""
+    escalated: Mapped[int]
+    """Conversations handed to a person; the others were resolved without one."""
+    turns: Mapped[int]
+    steps: Mapped[int]
+    """Model steps: rows of the audit log."""
+    denials: Mapped[int]
+    """Steps the guard denied."""
+    failed_verifications: Mapped[int]
+    confirmations: Mapped[int]
+    """Side effects the customer was asked to confirm."""
+    returns_created: Mapped[int]
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    """When a purge last added to the row."""

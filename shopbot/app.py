@@ -22,6 +22,7 @@ from shopbot.guard import Guard
 from shopbot.identity import InvalidIdentity, spend_identity, verify_customer
 from shopbot.loop import Agent
 from shopbot.models.base import ChatModel
+from shopbot.pii import Minimiser
 from shopbot.signing_keys import identity_secret
 from tools import TOOLS, ToolSpec
 from tools.retail import RETAIL_TOOLS
@@ -64,6 +65,7 @@ def build_agent(
         schema=ActionSchema(tools),
         guard=Guard({t.name: t for t in tools}, settings.policy),
         settings=settings,
+        pii=Minimiser.of(settings),
         services=services or {},
         check_reply=ungrounded_claims,
     )

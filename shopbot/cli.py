@@ -1,4 +1,4 @@
-"""The `shopbot` command: chat, replay, and the plumbing (database, later index and eval)."""
+"""The `shopbot` command: chat, serve, replay, purge, and the plumbing (database, index, eval)."""
 
 from __future__ import annotations
 
@@ -264,6 +264,55 @@ def serve_command(
         serve(Settings(), host, port, workers)
     except ConfigError as exc:
         raise fail(str(exc)) from None
+
+
+@app.command("purge")
+def purge_command(
+    older_than: Annotated[
+        str,
+        typer.Option(
+            "--older-than",
+            help="How long a conversation must have been idle: 12h, 30d, 2w.",
+            show_default=False,
+        ),
+    ],
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Say what would go; change nothing.")
+    ] = False,
+) -> None:
+    """Delete the conversations idle for longer than --older-than; keep their counts.
+
+    Their messages, events, audit rows and confirmations go too; orders, returns and labels
+    stay (a return loses only its link to the conversation). Counts per day go into
+    conversation_stats. One transaction: safe while serving, and a second run changes
+    nothing. Schedule it daily, e.g. from cron (README: what ShopBot keeps)."""
+    from sqlalchemy import inspect
+
+    from db import ConversationStats
+    from shopbot.app import open_database
+    from shopbot.retention import PurgeReport, parse_age, purge
+
+    try:
+        age = parse_age(older_than)
+    except ConfigError as exc:
+        raise fail(str(exc)) from None
+    settings = Settings()
+
+    async def run() -> PurgeReport | None:
+        engine, sessions = open_database(settings)
+        try:
+            async with engine.connect() as conn:
+                table = ConversationStats.__tablename__
+                if not await conn.run_sync(lambda sync: inspect(sync).has_table(table)):
+                    return None
+            return await purge(sessions, age, settings.policy.zone, dry_run=dry_run)
+        finally:
+            await engine.dispose()
+
+    report = asyncio.run(run())
+    if report is None:
+        raise fail(f"the database at {settings.db_url} predates purging: run `shopbot db upgrade`")
+    print("\n".join(report.lines()))  # whole lines: cron mails and logs them as they are
 
 
 @app.command("replay")

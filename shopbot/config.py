@@ -130,6 +130,11 @@ class Settings(BaseSettings):
     """Shared with the shop's website to sign customer identities (HMAC-SHA256), 32 bytes or
     more. Unset: generated once into `<data_dir>/secrets/identity.secret` (`shopbot.signing_keys`);
     there is no default secret."""
+    pii_secret: SecretStr | None = None
+    """Keys the hashes of the email addresses customers typed, which the audit log keeps in
+    their place (`shopbot.pii`), 32 bytes or more. Unset: generated once into
+    `<data_dir>/secrets/pii.secret`. Give every machine the same one, or the hashes of one
+    address differ between them."""
     max_steps: int = Field(default=8, ge=1, le=50)
     """Model steps allowed in one customer turn."""
     max_parse_retries: int = Field(default=2, ge=0, le=10)

@@ -68,6 +68,7 @@ from shopbot.events import (
 )
 from shopbot.guard import Guard
 from shopbot.models.base import ChatModel, ModelRequest, StreamingChatModel
+from shopbot.pii import Minimiser
 from shopbot.prompts import PromptBuilder, Step
 from shopbot.record import Announcer, Recorder, StoredListener
 from shopbot.state import (
@@ -136,6 +137,8 @@ class Agent:
     schema: ActionSchema
     guard: Guard
     settings: Settings
+    pii: Minimiser
+    """Masks the email addresses in what is stored of the agent's work (`shopbot.pii`)."""
     services: dict[str, Any] = field(default_factory=dict[str, Any])
     clock: Callable[[], datetime] = utcnow
     check_reply: Callable[[str, list[dict[str, Any]]], list[str]] | None = None
@@ -170,7 +173,9 @@ class Agent:
             # Each step's rows go to the database at its commit (`Recorder`); tools that
             # need ids flush themselves.
             session.sync_session.autoflush = False
-            title = incoming.text[:60] if isinstance(incoming, CustomerText) else None
+            title = (
+                self.pii.text(incoming.text)[:60] if isinstance(incoming, CustomerText) else None
+            )
             refused = False
             try:
                 try:
@@ -234,6 +239,7 @@ class Agent:
             conversation.id,
             state.turn,
             state.last_seq + 1,
+            self.pii,
             self.on_stored,
             self.announce,
         )

@@ -3,7 +3,9 @@
 The rows of a step wait here and go to the database at its commit, as one `db.pipeline.Batch`
 (on PostgreSQL one statement, sent with the COMMIT in one round trip): the ORM's unit of work
 costs milliseconds a step, and a tool whose transaction is rolled back takes none of them
-with it.
+with it. They are stored minimised (`shopbot.pii`): the email addresses in the audit log and in
+the events of the agent's work masked, those an action names also hashed; the events and
+messages the customer sees stay as written.
 """
 
 from __future__ import annotations
@@ -20,8 +22,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from db import ActionLog, Base, Confirmation, ConfirmationStatus, Event, Message, Role, utcnow
 from db.pipeline import Batch, Notify, Update, commit_batch
 from shopbot.actions import Action
-from shopbot.events import Citation
+from shopbot.events import ActionProposed, Citation
 from shopbot.events import Event as TurnEvent
+from shopbot.pii import Minimiser, addresses
 from shopbot.state import LIVE_CONFIRMATIONS
 
 StoredListener = Callable[[str, list[dict[str, Any]]], None]
@@ -72,6 +75,7 @@ class Recorder:
         conversation_id: str,
         turn: int,
         seq: int,
+        pii: Minimiser,
         on_stored: StoredListener | None = None,
         announce: Announcer | None = None,
     ) -> None:
@@ -79,6 +83,7 @@ class Recorder:
         self.conversation_id = conversation_id
         self.turn = turn
         self.seq = seq
+        self.pii = pii
         self.on_stored = on_stored
         self.announce = announce
         self.pending: list[TurnEvent] = []
@@ -91,8 +96,12 @@ class Recorder:
         self._written: dict[int, tuple[AuditEntry, dict[str, Any]]] = {}
         """Entries already stored, by step, with what was stored: a side effect's attempt is
         committed before it acts, and its outcome is added to the same row afterwards."""
+        self._typed: set[str] = set()
+        """The addresses this turn's actions named: masked wherever they are stored."""
 
     def emit(self, event: TurnEvent) -> None:
+        if isinstance(event, ActionProposed):
+            self._typed.update(addresses(event.args))
         self._rows.append(
             {
                 "conversation_id": self.conversation_id,
@@ -112,16 +121,21 @@ class Recorder:
 
     async def commit(self) -> None:
         """Write the step's rows, then commit everything the step did."""
-        rows, self._rows = self._rows, []
+        # Minimised at the commit, knowing every address the step's action named (its
+        # thought comes before it).
+        rows = [r | {"payload": self.pii.event(r["payload"], self._typed)} for r in self._rows]
+        self._rows = []
         messages, self._messages = self._messages, []
         entries, self._entries = self._entries, []
         also, self._also = self._also, []
         batch = Batch()
         batch.insert(MESSAGES, messages)
-        stored = [e.row() for e in entries]
+        stored = [self._audit_row(e) for e in entries]
         batch.insert(AUDIT, stored)
         batch.insert(EVENTS, rows)
-        changed = [(e, now) for e, was in self._written.values() if (now := e.row()) != was]
+        changed = [
+            (e, now) for e, was in self._written.values() if (now := self._audit_row(e)) != was
+        ]
         batch.updates.extend(_audit_update(entry, now) for entry, now in changed)
         batch.updates.extend(also)
         if rows and self.announce is not None:
@@ -132,6 +146,9 @@ class Recorder:
         )
         if rows and self.on_stored is not None:
             self.on_stored(self.conversation_id, rows)
+
+    def _audit_row(self, entry: AuditEntry) -> dict[str, Any]:
+        return self.pii.row(entry.row(), self._typed)
 
     def drain(self) -> list[TurnEvent]:
         events, self.pending = self.pending, []

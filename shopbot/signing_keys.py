@@ -1,7 +1,8 @@
-"""The signing secrets: configured, or generated on first use and kept in the data dir.
+"""ShopBot's secrets: configured, or generated on first use and kept in the data dir.
 
 ShopBot ships no default secret: one everybody knows would let anybody sign a customer's
-identity or open any conversation. What each secret signs:
+identity, open any conversation or tell which address a stored hash stands for. What each
+secret keys:
 
 - `SHOPBOT_IDENTITY_SECRET`: customer identities, signed by the shop's backend
   (`shopbot.identity`); the shop's site and ShopBot share it.
@@ -10,6 +11,9 @@ identity or open any conversation. What each secret signs:
   holds the identity secret (the shop's site) still cannot forge conversation tokens.
 - `SHOPBOT_WEB__STAFF_SESSION_SECRET`: the staff session cookie and the sign-in form's CSRF
   cookie (`shopbot.web.sessions`, `shopbot.web.csrf`), ShopBot's alone too.
+- `SHOPBOT_PII_SECRET`: the keyed hashes of the email addresses customers typed, kept in the
+  audit log instead of the addresses (`shopbot.pii`), ShopBot's alone. Without it, nobody
+  holding only the database can tell which address a hash stands for.
 
 Unset, a secret is generated once (`secrets.token_urlsafe`, 32 bytes) into
 `<data_dir>/secrets/<name>.secret`: created atomically with mode 0600 (a hard link of a
@@ -43,11 +47,13 @@ __all__ = [
     "CONVERSATION",
     "IDENTITY",
     "MIN_SECRET_BYTES",
+    "PII",
     "STAFF_SESSION",
     "SecretSetting",
     "check_secret",
     "identity_secret",
     "is_loopback",
+    "pii_secret",
     "secret_value",
     "stored_secret",
     "with_identity_secret",
@@ -74,6 +80,7 @@ class SecretSetting:
 IDENTITY = SecretSetting("SHOPBOT_IDENTITY_SECRET", "identity.secret")
 CONVERSATION = SecretSetting("SHOPBOT_WEB__CONVERSATION_SECRET", "conversation.secret")
 STAFF_SESSION = SecretSetting("SHOPBOT_WEB__STAFF_SESSION_SECRET", "staff_session.secret")
+PII = SecretSetting("SHOPBOT_PII_SECRET", "pii.secret")
 
 
 def secret_value(configured: SecretStr | None, data_dir: Path, setting: SecretSetting) -> str:
@@ -86,6 +93,11 @@ def secret_value(configured: SecretStr | None, data_dir: Path, setting: SecretSe
 def identity_secret(settings: Settings) -> str:
     """The secret customer identities are signed with."""
     return secret_value(settings.identity_secret, settings.data_dir, IDENTITY)
+
+
+def pii_secret(settings: Settings) -> str:
+    """The key of the stored email hashes (`shopbot.pii`)."""
+    return secret_value(settings.pii_secret, settings.data_dir, PII)
 
 
 def with_identity_secret(settings: Settings) -> Settings:

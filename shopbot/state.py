@@ -28,6 +28,7 @@ from db import (
     Role,
 )
 from shopbot.events import Citation
+from shopbot.redact import EMAIL
 from tools.base import Needs
 from tools.facts import (
     OrderFacts,
@@ -42,7 +43,6 @@ from tools.retail.identity import fold
 
 LIVE_CONFIRMATIONS = (ConfirmationStatus.PENDING, ConfirmationStatus.APPROVED)
 _ORDER_ID = re.compile(r"(?<![\w])(#?(?:[0-9]{6}|W[0-9]{7}))(?![\w])")
-_EMAIL = re.compile(r"[^@\s<>(),;:\"']+@[^@\s<>(),;:\"']+\.[A-Za-z]{2,}")
 
 
 @dataclass(frozen=True)
@@ -130,7 +130,7 @@ class ConversationState:
 
     @property
     def mentioned_emails(self) -> list[str]:
-        found = (m.group(0) for text in self.customer_texts for m in _EMAIL.finditer(text))
+        found = (m.group(0) for text in self.customer_texts for m in EMAIL.finditer(text))
         return list(dict.fromkeys(found))
 
     def named_items(self) -> dict[str, list[int]]:
@@ -139,13 +139,14 @@ class ConversationState:
         return {oid: lines for oid, lines in found.items() if lines}
 
 
-_FAILED_CHECK = (ActionLog.verdict == "allow") & or_(
+FAILED_CHECK = (ActionLog.verdict == "allow") & or_(
     (ActionLog.tool == "verify_identity")
     & ActionLog.observation["verified"].as_boolean().is_(False),
     # The retail desk's lookups: a user not found is a failed check.
     ActionLog.tool.in_(("find_user_id_by_email", "find_user_id_by_name_zip"))
     & ActionLog.observation["error"].as_string().is_not(None),
 )
+"""An audit row of a failed identity check: the guard counts them (and `shopbot purge`)."""
 
 
 def state_columns() -> list[Label[Any]]:
@@ -155,7 +156,7 @@ def state_columns() -> list[Label[Any]]:
     failed = (
         select(func.count())
         .select_from(ActionLog)
-        .where(ActionLog.conversation_id == Conversation.id, _FAILED_CHECK)
+        .where(ActionLog.conversation_id == Conversation.id, FAILED_CHECK)
         .scalar_subquery()
     )
     last_seq = (

@@ -119,3 +119,47 @@ def test_serve_refuses_a_placeholder_secret_off_loopback_in_one_line(
     monkeypatch.delenv("SHOPBOT_IDENTITY_SECRET")
     assert runner.invoke(app, ["serve", "--host", "0.0.0.0"]).exit_code == 0, "none: generated"
     assert served == ["shopbot.web.app:app_from_env"] * 2
+
+
+def test_purge_says_what_it_would_delete_then_deletes_it_once(data_dir: Path) -> None:
+    from datetime import timedelta
+
+    from sqlalchemy import func, select
+    from sqlalchemy.orm import Session
+
+    from db import Conversation, ConversationStats, Message, Role, utcnow
+    from db.engine import sync_engine
+
+    def count(model: type[Conversation] | type[ConversationStats]) -> int:
+        with Session(engine) as session:
+            return int(session.scalar(select(func.count()).select_from(model)) or 0)
+
+    refused = runner.invoke(app, ["purge", "--older-than", "30d"])
+    assert refused.exit_code == 2 and "run `shopbot db upgrade`" in refused.output
+    assert runner.invoke(app, ["db", "upgrade"]).exit_code == 0
+    engine = sync_engine(f"sqlite:///{data_dir / 'shopbot.db'}")
+    long_ago = utcnow() - timedelta(days=45)
+    with Session(engine) as session:
+        session.add(Conversation(id="c-old", created_at=long_ago, updated_at=long_ago))
+        session.add(Conversation(id="c-new"))
+        session.flush()
+        session.add(Message(conversation_id="c-old", turn=1, role=Role.CUSTOMER, content="hi"))
+        session.commit()
+
+    for bad, said in [("30", "not an age"), ("a month", "not an age"), ("0d", "more than zero")]:
+        result = runner.invoke(app, ["purge", "--older-than", bad])
+        assert result.exit_code == 2, bad
+        assert said in result.output and "Traceback" not in result.output
+    dry = runner.invoke(app, ["purge", "--older-than", "30d", "--dry-run"])
+    assert dry.exit_code == 0, dry.output
+    assert "would delete the conversations last active before" in dry.stdout
+    assert "conversations 1, events 0, messages 1" in dry.stdout
+    assert (count(Conversation), count(ConversationStats)) == (2, 0), "a dry run changes nothing"
+
+    done = runner.invoke(app, ["purge", "--older-than", "4w"])
+    assert done.exit_code == 0, done.output
+    assert "deleted the conversations" in done.stdout and "1 conversations" in done.stdout
+    assert (count(Conversation), count(ConversationStats)) == (1, 1)
+    again = runner.invoke(app, ["purge", "--older-than", "4w"])
+    assert "nothing to purge" in again.stdout
+    engine.dispose()

@@ -20,6 +20,7 @@ from sqlalchemy.orm import selectinload
 
 from db import Order, Return, ReturnStatus, ShippingLabel
 from shopbot.errors import ToolRetry
+from shopbot.redact import mask_email
 from tools.base import Needs, Observation, ToolContext, tool
 from tools.carrier import Address, LabelRequest, idempotency_key_for_return
 from tools.mailer import enqueue_email, mail_domain
@@ -39,11 +40,6 @@ class LabelSent(Observation):
     tracking_number: str
     emailed_to: str
     """Masked: the model needs to say where it went, not to learn the address."""
-
-
-def mask(email: str) -> str:
-    name, _, domain = email.partition("@")
-    return f"{name[:1]}***@{domain}"
 
 
 def _country(name: str) -> str:
@@ -116,7 +112,7 @@ async def send_return_label(ctx: ToolContext, return_id: ReturnId) -> LabelSent:
         return_id=ret.id,
         carrier=label.carrier,
         tracking_number=label.tracking_number,
-        emailed_to=mask(to),
+        emailed_to=mask_email(to),
     )
 
 

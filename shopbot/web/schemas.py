@@ -204,7 +204,7 @@ class AuditStep(BaseModel):
     turn: int
     step: int
     raw_output: str
-    """What the model wrote, as it wrote it."""
+    """What the model wrote, with its email addresses masked (`shopbot.pii`)."""
     thought: str
     tool: str | None
     args: dict[str, Any] | None

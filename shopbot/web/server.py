@@ -7,7 +7,7 @@ import os
 import uvicorn
 
 from shopbot.config import Settings
-from shopbot.signing_keys import CONVERSATION, IDENTITY, STAFF_SESSION, check_secret
+from shopbot.signing_keys import CONVERSATION, IDENTITY, PII, STAFF_SESSION, check_secret
 from shopbot.web.app import SETTINGS_ENV, settings_json
 from shopbot.web.config import web_config
 from shopbot.web.logs import log_config
@@ -39,6 +39,7 @@ def serve(
         (IDENTITY, settings.identity_secret),
         (CONVERSATION, web.conversation_secret),
         (STAFF_SESSION, web.staff_session_secret),
+        (PII, settings.pii_secret),
     ):
         if configured is not None:
             check_secret(setting, configured.get_secret_value(), host=host)

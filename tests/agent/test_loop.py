@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+from agent_support import act, turn
 from sqlalchemy import func, select
 
 from db import (
@@ -36,7 +37,7 @@ from shopbot.events import (
     TurnEnded,
 )
 from shopbot.events import Event as TurnEvent
-from shopbot.loop import Agent, ConfirmationAnswer, CustomerText, Incoming
+from shopbot.loop import Agent, ConfirmationAnswer, CustomerText
 from shopbot.models.base import ModelRequest
 from shopbot.models.scripted import ScriptedModel
 from shopbot.plain_chat import chat
@@ -45,28 +46,8 @@ from tests.plugin import settings_for
 JANE = "Return the jeans from 482913 please, jane.doe@example.com"
 
 
-def act(tool: str, **args: Any) -> dict[str, Any]:
-    return {"thought": "", "action": {"tool": tool, "args": args}}
-
-
 VERIFY = act("verify_identity", order_id="482913", email="jane.doe@example.com")
 RETURN_JEANS = act("create_return", order_id="482913", lines=[1], reason="too small")
-
-
-@pytest.fixture
-async def agent(db_url: str, tmp_path: Path) -> AsyncIterator[Agent]:
-    engine = create_engine(db_url)
-    yield build_agent(settings_for(db_url, tmp_path), ScriptedModel(), session_factory(engine))
-    await engine.dispose()
-
-
-async def turn(agent: Agent, cid: str, incoming: Incoming, *outputs: Any) -> list[TurnEvent]:
-    model = agent.model
-    assert isinstance(model, ScriptedModel)
-    model.extend(outputs)
-    events = [e async for e in agent.run_turn(cid, incoming)]
-    model.assert_complete()
-    return events
 
 
 async def count(agent: Agent, table: Any, *where: Any) -> int:
@@ -82,12 +63,16 @@ async def test_events_are_stored_in_order_as_yielded(agent: Agent) -> None:
         rows = list(
             await s.scalars(select(Event).where(Event.conversation_id == cid).order_by(Event.seq))
         )
-    # Reply drafts are live only; every other event is stored, in the order it was yielded.
+    # Reply drafts are live only; every other event is stored, in the order it was yielded,
+    # with the email addresses of the agent's work masked (`shopbot.pii`).
     drafts = [e for e in first + second if isinstance(e, ReplyChunk)]
     assert "".join(d.text for d in drafts) == "Verified.Bye!"
     first, second = ([e for e in t if not isinstance(e, ReplyChunk)] for t in (first, second))
     assert [r.seq for r in rows] == list(range(1, len(first) + len(second) + 1))
-    assert [r.payload for r in rows] == [e.model_dump(mode="json") for e in first + second]
+    typed = ["jane.doe@example.com"]
+    assert [r.payload for r in rows] == [
+        agent.pii.event(e.model_dump(mode="json"), typed) for e in first + second
+    ]
     assert [r.turn for r in rows] == [1] * len(first) + [2] * len(second)
 
 

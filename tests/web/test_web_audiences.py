@@ -20,9 +20,9 @@ from web_support import (
     Api,
     ShopModel,
     act,
+    approve,
     count,
     create_conversation,
-    history,
     open_api,
     read_stream,
     say,
@@ -33,6 +33,7 @@ from web_support import (
 from db import ActionLog, Message
 from shopbot.config import Settings
 from shopbot.models.base import ModelRequest
+from shopbot.redact import mask_email
 from shopbot.web import create_app
 from shopbot.web.audience import CUSTOMER_KINDS, for_customer
 from shopbot.web.schemas import CUSTOMER_STREAM
@@ -87,14 +88,7 @@ async def test_the_customer_sees_the_conversation_and_staff_see_the_work(
         cid, auth = await create_conversation(client)
         await say(api, cid, auth, "Where is my order 482913?")  # the guess is refused
         await say(api, cid, auth, JANE_RETURN)
-        pending = (await history(api, cid, auth))["pending_confirmation"]
-        approved = await client.post(
-            f"/v1/conversations/{cid}/confirmations/{pending['confirmation_id']}",
-            json={"approve": True},
-            headers=auth,
-        )
-        assert approved.status_code == 202
-        await api.settle()
+        await approve(api, cid, auth)
         await say(api, cid, auth, "Has order 482913 arrived?")
 
         body, seen = await read_stream(api.client, f"/v1/conversations/{cid}/events", auth)
@@ -140,7 +134,9 @@ async def test_the_customer_sees_the_conversation_and_staff_see_the_work(
     assert len(staff_view["steps"]) == audited
     assert all(step["raw_output"] for step in staff_view["steps"])
     refusal = next(e for e in stored if e["kind"] == "verdict" and e["decision"] == "deny")
-    assert GUESS in refusal["reason"] and GUESS in staff_body
+    # Stored after the check, the guess is masked (`shopbot.pii`), for staff too.
+    assert mask_email(GUESS) in refusal["reason"] and mask_email(GUESS) in staff_body
+    assert GUESS not in staff_body
 
     # Nothing of the agent's work reaches the customer: not its thoughts, not the guard's
     # reasons, not the tool output, unless a message said it (or the action the customer
@@ -153,7 +149,7 @@ async def test_the_customer_sees_the_conversation_and_staff_see_the_work(
         for text in strings({k: v for k, v in e.items() if k not in ("kind", "tool")})
         if len(text) >= 6 and not _is_time(text) and not any(text in line for line in said)
     }
-    assert GUESS in internal
+    assert refusal["reason"] in internal
     assert any(e["kind"] == "observation" and e["tool"] == "send_return_label" for e in stored)
     for document in [*(e.json() for e in seen), json.loads(view)]:
         shown = list(strings(document))

@@ -398,6 +398,19 @@ async def say(api: Api, cid: str, auth: dict[str, str], text: str) -> None:
     await api.settle()
 
 
+async def approve(api: Api, cid: str, auth: dict[str, str]) -> None:
+    """Approve the pending confirmation, as the widget's Confirm button does, and let the
+    turn run."""
+    pending = (await history(api, cid, auth))["pending_confirmation"]
+    approved = await api.client.post(
+        f"/v1/conversations/{cid}/confirmations/{pending['confirmation_id']}",
+        json={"approve": True},
+        headers=auth,
+    )
+    assert approved.status_code == 202, approved.text
+    await api.settle()
+
+
 async def history(api: Api, cid: str, auth: dict[str, str]) -> dict[str, Any]:
     response = await api.client.get(f"/v1/conversations/{cid}", headers=auth)
     assert response.status_code == 200, response.text
