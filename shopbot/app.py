@@ -150,13 +150,14 @@ def build_model(settings: Settings, *, script: list[Any] | None = None) -> ChatM
             if settings.exemplars and adapter is None
             else None
         )
-        return LocalModel(
+        local = LocalModel(
             settings.model_path,
             generation=settings.generation,
             exemplars=exemplars,
             adapter=adapter,
             n_threads=settings.generation.threads,
         )
+        return with_intents(local, settings)
     from shopbot.models.openai import OpenAIModel
 
     if not settings.llm_base_url:
@@ -172,6 +173,17 @@ def build_model(settings: Settings, *, script: list[Any] | None = None) -> ChatM
     except ModelError as exc:
         raise ConfigError(str(exc)) from exc
     return model
+
+
+def with_intents(model: ChatModel, settings: Settings) -> ChatModel:
+    """`model` behind the desk's intents, when it has any (`shopbot.models.rails`)."""
+    from shopbot.models.rails import IntentRouter, Rails, intents_path
+    from shopbot.policy.embeddings import MiniLMEmbedding
+
+    path = intents_path(settings.intents, settings.desk)
+    if path is None:
+        return model
+    return Rails(model, IntentRouter.load(path, MiniLMEmbedding().embed_batch))
 
 
 async def start_conversation(

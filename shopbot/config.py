@@ -110,6 +110,10 @@ class Settings(BaseSettings):
     model_adapter: str | None = None
     """A GGUF LoRA adapter over the local model: a path, `none` for the bare base model, or
     unset for the one trained for the returns desk (`shopbot/models/adapters/`)."""
+    intents: str | None = None
+    """Openings answered before the local model is asked (`shopbot.models.rails`): a YAML
+    file, `none`, or unset for the desk's own (the returns desk's
+    `fixtures/intents/returns.yaml`; the retail desk has none)."""
     generation: GenerationConfig = GenerationConfig()
     exemplars: Path | None = Path(__file__).resolve().parents[1] / "fixtures" / "exemplars.yaml"
     """Annotated exemplars for the local model (the nearest few go into each prompt)."""

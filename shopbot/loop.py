@@ -244,6 +244,7 @@ class Agent:
             self.announce,
         )
         steps: list[Step] = []
+        opening: str | None = None
         pending = state.confirmation
         if (
             isinstance(incoming, CustomerText)
@@ -263,11 +264,13 @@ class Agent:
                 rec.emit(CustomerMessage(text=text))
                 state.customer_texts.append(text)
                 state.history.append(HistoryLine(Role.CUSTOMER, text))
+                opening = text
                 if pending is not None and pending.status is ConfirmationStatus.PENDING:
                     # Answered in words: withdrawn, whatever the model makes of the words.
                     await rec.withdraw(pending.id, now)
                     rec.emit(ConfirmationWithdrawn(confirmation_id=pending.id))
                     state.confirmation = None
+                    opening = None
             case ConfirmationAnswer(confirmation_id=cid, approve=approve):
                 conf = state.confirmation
                 if conf is None or conf.id != cid or not await rec.decide(cid, approve, now):
@@ -283,7 +286,7 @@ class Agent:
         await rec.commit()
         for event in rec.drain():
             yield event
-        async for event in self._react(session, conversation, state, rec, steps):
+        async for event in self._react(session, conversation, state, rec, steps, opening):
             yield event
         if isinstance(incoming, ConfirmationAnswer) and incoming.approve:
             await rec.expire_approved(self.clock())
@@ -312,6 +315,7 @@ class Agent:
         state: ConversationState,
         rec: Recorder,
         steps: list[Step],
+        opening: str | None,
     ) -> AsyncIterator[Event]:
         parse_failures = denials = 0
         for step in range(1, self.settings.max_steps + 1):
@@ -330,6 +334,7 @@ class Agent:
                     ],
                 },
                 conversation_id=conversation.id,
+                opening=opening if step == 1 else None,
             )
             t0 = perf_counter()
             looped: str | None = None

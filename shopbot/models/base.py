@@ -22,6 +22,10 @@ class ModelRequest:
     hints: dict[str, list[str]] = field(default_factory=dict[str, list[str]])
     """Argument values the state knows (order ids and emails the customer wrote)."""
     conversation_id: str = ""
+    opening: str | None = None
+    """The customer's message when this is the first step of the turn it started; None at
+    later steps, after a confirmation answer, and when the message answered a pending
+    request in words (what it means then depends on the request)."""
 
 
 class ChatModel(Protocol):
