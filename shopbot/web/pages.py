@@ -21,6 +21,8 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from starlette.templating import Jinja2Templates
 
+from shopbot.web.charts import seconds, share
+
 __all__ = [
     "HOME_PATH",
     "PAGE_HEADERS",
@@ -69,6 +71,8 @@ _env = Environment(
     lstrip_blocks=True,
 )
 _env.filters["duration"] = duration
+_env.filters["ms"] = seconds
+_env.filters["share"] = share
 templates = Jinja2Templates(env=_env)
 
 

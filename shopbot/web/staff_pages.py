@@ -19,9 +19,11 @@ from fastapi.responses import FileResponse, HTMLResponse
 from sse_starlette import EventSourceResponse
 
 from shopbot.web.backend import BackendDep
+from shopbot.web.charts import charts_of
 from shopbot.web.errors import ApiError
 from shopbot.web.inbox_query import FILTERS, BadInboxQuery, InboxQuery
 from shopbot.web.inbox_stream import inbox_context, inbox_stream
+from shopbot.web.numbers import PERIODS, BadPeriod, parse_period, read_numbers
 from shopbot.web.pages import page
 from shopbot.web.signin import StaffMember
 from shopbot.web.staff import staff_only
@@ -63,3 +65,21 @@ async def staff_static(name: str) -> FileResponse:
     return FileResponse(
         STATIC / name, media_type=media_type, headers={"Cache-Control": "public, max-age=300"}
     )
+
+
+@router.get("/numbers")
+async def numbers_page(request: Request, staff: StaffMember, backend: BackendDep) -> HTMLResponse:
+    context: dict[str, object] = {"title": "Numbers", "staff": staff, "periods": PERIODS}
+    try:
+        period = parse_period(request.query_params.multi_items())
+    except BadPeriod as bad:
+        return page(
+            request,
+            "numbers.html",
+            context | {"period": None, "error": str(bad)},
+            status=400,
+        )
+    zone = backend.settings.policy.zone
+    numbers = await read_numbers(backend.store.engine, period, zone, backend.clock())
+    context |= {"period": period, "numbers": numbers, "charts": charts_of(numbers), "error": None}
+    return page(request, "numbers.html", context)

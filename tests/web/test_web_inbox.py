@@ -49,14 +49,7 @@ REPLY_FLAGGED = STEP | {"tool": "reply", "verdict": "allow", "flags": ["unground
 TYPO = "I want to return order 482913, my email is someone@else.example"
 
 
-@pytest.fixture
-async def api(settings: Settings) -> AsyncIterator[Api]:
-    async for opened in open_api(settings, model=Escalates(), base_url="https://shopbot.test"):
-        await opened.backend.accounts.add("Sam", STAFF_PASSWORD)
-        yield opened
-
-
-async def floor(api: Api) -> dict[str, str]:
+async def floor(staff_api: Api) -> dict[str, str]:
     """Four live conversations, each found by something else."""
     found: dict[str, str] = {}
     for name, said in [
@@ -65,10 +58,10 @@ async def floor(api: Api) -> dict[str, str]:
         ("typo", TYPO),  # a failed check with order 482913 and someone else's address
         ("quiet", "Where is my parcel?"),
     ]:
-        cid, auth = await create_conversation(api.client)
-        await say(api, cid, auth, said)
+        cid, auth = await create_conversation(staff_api.client)
+        await say(staff_api, cid, auth, said)
         found[name] = cid
-    async with api.backend.sessions() as session:
+    async with staff_api.backend.sessions() as session:
         # What a grounding check and the guard leave in the audit log; the models of these
         # tests never make a policy claim or propose a forbidden action.
         session.add_all(
@@ -78,19 +71,19 @@ async def floor(api: Api) -> dict[str, str]:
             ]
         )
         await session.commit()
-    await sign_in(api.client)
+    await sign_in(staff_api.client)
     return found
 
 
-async def listed(api: Api, params: dict[str, str] | None = None) -> list[str]:
-    page = await api.client.get("/staff", params=params or {})
+async def listed(staff_api: Api, params: dict[str, str] | None = None) -> list[str]:
+    page = await staff_api.client.get("/staff", params=params or {})
     assert page.status_code == 200, page.text
     return re.findall(r'data-conversation="([^"]+)"', page.text)
 
 
-async def test_search_and_filters_narrow_the_inbox(api: Api) -> None:
-    c = await floor(api)
-    everyone = await listed(api)
+async def test_search_and_filters_narrow_the_inbox(staff_api: Api) -> None:
+    c = await floor(staff_api)
+    everyone = await listed(staff_api)
     assert everyone[0] == c["person"] and set(everyone) == set(c.values())
     cases: list[tuple[dict[str, str], set[str]]] = [
         ({"q": "482913"}, {c["jane"], c["typo"]}),  # proven with it; named in a step
@@ -111,27 +104,29 @@ async def test_search_and_filters_narrow_the_inbox(api: Api) -> None:
         ({"escalated": "0", "denied": ""}, set(c.values())),
     ]
     for params, expected in cases:
-        assert set(await listed(api, params)) == expected, params
+        assert set(await listed(staff_api, params)) == expected, params
 
-    page = await api.client.get("/staff", params={"q": "482913", "confirming": "1"})
+    page = await staff_api.client.get("/staff", params={"q": "482913", "confirming": "1"})
     assert "matching order &#39;482913&#39;, open confirmation" in page.text
     assert f'href="/staff/conversations/{c["jane"]}"' in page.text
     assert 'data-stream="/staff/inbox/events?q=482913&amp;confirming=1"' in page.text
     assert 'name="confirming" value="1" checked>' in page.text, "the form keeps the query"
     assert 'name="escalated" value="1">' in page.text
     assert 'id="q" name="q" value="482913"' in page.text
-    empty = await api.client.get("/staff", params={"q": "nobody"})
+    empty = await staff_api.client.get("/staff", params={"q": "nobody"})
     assert "No live conversation matches name &#39;nobody&#39;." in empty.text
 
 
-async def test_a_typed_address_is_searched_by_its_hash_never_stored_in_clear(api: Api) -> None:
-    c = await floor(api)
-    async with api.backend.sessions() as session:
+async def test_a_typed_address_is_searched_by_its_hash_never_stored_in_clear(
+    staff_api: Api,
+) -> None:
+    c = await floor(staff_api)
+    async with staff_api.backend.sessions() as session:
         rows = (
             await session.scalars(select(ActionLog).where(ActionLog.conversation_id == c["typo"]))
         ).all()
     hashed = [r.args["email_hash"] for r in rows if r.args and "email_hash" in r.args]
-    assert hashed == [api.backend.runner.agent.pii.email_hash("Someone@Else.example")]
+    assert hashed == [staff_api.backend.runner.agent.pii.email_hash("Someone@Else.example")]
     assert all("someone@else.example" not in repr(r.args) for r in rows)
 
 
@@ -148,34 +143,34 @@ async def test_a_typed_address_is_searched_by_its_hash_never_stored_in_clear(api
     ],
 )
 async def test_bad_parameters_get_a_clear_message_and_no_list(
-    api: Api, params: dict[str, str], message: str
+    staff_api: Api, params: dict[str, str], message: str
 ) -> None:
-    await create_conversation(api.client)
-    await sign_in(api.client)
-    page = await api.client.get("/staff", params=params)
+    await create_conversation(staff_api.client)
+    await sign_in(staff_api.client)
+    page = await staff_api.client.get("/staff", params=params)
     assert page.status_code == 400
     assert message in page.text
     assert "data-conversation" not in page.text and "inbox-list" not in page.text
-    stream = await api.client.get("/staff/inbox/events", params=params)
+    stream = await staff_api.client.get("/staff/inbox/events", params=params)
     assert stream.status_code == 422
     assert stream.json()["error"]["code"] == "validation_error"
 
 
-async def test_a_repeated_parameter_is_refused(api: Api) -> None:
-    await sign_in(api.client)
-    page = await api.client.get("/staff?q=jane&q=doe")
+async def test_a_repeated_parameter_is_refused(staff_api: Api) -> None:
+    await sign_in(staff_api.client)
+    page = await staff_api.client.get("/staff?q=jane&q=doe")
     assert page.status_code == 400 and "is given twice" in page.text
 
 
-async def test_the_inbox_stream_is_for_staff_only(api: Api) -> None:
-    cid, auth = await create_conversation(api.client)
-    await say(api, cid, auth, "hello")
+async def test_the_inbox_stream_is_for_staff_only(staff_api: Api) -> None:
+    cid, auth = await create_conversation(staff_api.client)
+    await say(staff_api, cid, auth, "hello")
     for headers in [auth, {}]:
-        refused = await api.client.get("/staff/inbox/events", headers=headers)
+        refused = await staff_api.client.get("/staff/inbox/events", headers=headers)
         assert refused.status_code == 401
         assert refused.json()["error"]["code"] == "invalid_token"
     # The page itself sends anyone but a signed-in member to sign in.
-    assert (await api.client.get("/staff", headers=auth)).status_code == 303
+    assert (await staff_api.client.get("/staff", headers=auth)).status_code == 303
 
 
 def test_the_query_parser_tells_the_kinds_apart() -> None:
@@ -271,9 +266,9 @@ async def test_an_escalation_reaches_an_open_inbox_on_another_worker_within_a_se
 
 async def test_the_staff_token_opens_the_inbox_stream(settings: Settings) -> None:
     web = TEST_WEB.model_copy(update={"sse_max_seconds": 0.3})
-    async for api in open_api(settings, web):
+    async for opened in open_api(settings, web):
         started = time.monotonic()
-        response = await api.client.get("/staff/inbox/events", headers=STAFF_AUTH)
+        response = await opened.client.get("/staff/inbox/events", headers=STAFF_AUTH)
         assert response.status_code == 200
         assert response.headers["content-type"].startswith("text/event-stream")
         assert "event: inbox" in response.text and time.monotonic() - started < 5
