@@ -25,17 +25,20 @@ __all__ = ["Chart", "bar_chart", "charts_of", "count", "nice_ceiling", "seconds"
 WIDTH, HEIGHT = 720, 190
 LEFT, RIGHT, TOP, BOTTOM = 56, 8, 12, 26
 """The plot's margins: the y axis's labels on the left, the days' below."""
+ZERO_BAR = 2.0
 
 
-def nice_ceiling(value: float) -> float:
-    """The axis's top: `value` rounded up to 1, 2, 2.5 or 5 times a power of ten."""
-    if value <= 0:
+def nice_ceiling(value: float, *, whole: bool = False) -> float:
+    """The axis's top: `value` rounded up to 1, 2, 2.5 or 5 times a power of ten; for
+    `whole` numbers (counts) to 2, 4 or 10 times one, at least 2, so the middle line is a
+    whole number too."""
+    steps = (2, 4, 10) if whole else (1, 2, 2.5, 5, 10)
+    if whole:
+        value = max(value, 2)
+    elif value <= 0:
         return 1.0
     power = 10 ** math.floor(math.log10(value))
-    for step in (1, 2, 2.5, 5, 10):
-        if value <= step * power:
-            return step * power
-    return 10 * power  # pragma: no cover - the loop ends at 10
+    return next(step * power for step in steps if value <= step * power)
 
 
 def bar_chart(
@@ -44,11 +47,13 @@ def bar_chart(
     title: str,
     shown: Callable[[float], str],
     top: float | None = None,
+    whole: bool = False,
 ) -> Markup:
     """One bar per day (None: no bar, the day had nothing to measure); `shown` writes a value
-    for the axis and the tooltips; `top` fixes the axis's top (100% for a share)."""
+    for the axis and the tooltips; `top` fixes the axis's top (100% for a share); `whole`:
+    the values are counts."""
     values = [v for _, v in points if v is not None]
-    ceiling = top if top is not None else nice_ceiling(max(values, default=0.0))
+    ceiling = top if top is not None else nice_ceiling(max(values, default=0.0), whole=whole)
     plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
     slot = plot_w / max(1, len(points))
     parts = [
@@ -65,7 +70,8 @@ def bar_chart(
     for i, (day, value) in enumerate(points):
         x = LEFT + slot * i
         if value is not None:
-            height = plot_h * min(1.0, value / ceiling) if ceiling else 0.0
+            # A measured zero gets a sliver: it differs from a day with nothing to measure.
+            height = max(ZERO_BAR, plot_h * min(1.0, value / ceiling))
             parts.append(
                 f'<rect class="bar" x="{x + slot * 0.15:.1f}" y="{TOP + plot_h - height:.1f}" '
                 f'width="{slot * 0.7:.1f}" height="{height:.1f}">'
@@ -165,7 +171,11 @@ def charts_of(numbers: Numbers) -> list[Chart]:
             title,
             defined,
             bar_chart(
-                [(d.day, measure(d)) for d in numbers.days], title=title, shown=shown, top=top
+                [(d.day, measure(d)) for d in numbers.days],
+                title=title,
+                shown=shown,
+                top=top,
+                whole=shown is count,
             ),
         )
         for title, defined, measure, shown, top in CHARTS

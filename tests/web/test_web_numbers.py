@@ -173,4 +173,6 @@ def test_a_chart_draws_a_bar_per_measured_day_escaped() -> None:
     heights = [float(h) for h in re.findall(r'height="([\d.]+)"><title>', svg)]
     assert heights[1] == pytest.approx(2 * heights[0])
     assert [nice_ceiling(v) for v in (0, 3, 7, 12, 180, 0.3)] == [1, 5, 10, 20, 200, 0.5]
+    whole = [nice_ceiling(v, whole=True) for v in (0, 1, 3, 7, 12, 180)]
+    assert whole == [2, 2, 4, 10, 20, 200], "counts: a whole middle line"
     assert (seconds(850), seconds(1234)) == ("850 ms", "1.2 s")
