@@ -24,20 +24,18 @@ from web_support import (
     STAFF_PASSWORD,
     TEST_WEB,
     Api,
-    Escalates,
     Sse,
     create_conversation,
+    escalating_app,
     open_api,
     say,
     serve_in_thread,
-    services_for_tests,
     sse_events,
 )
 
 from db import ActionLog, Event, utcnow
 from db.engine import create_engine, session_factory
 from shopbot.config import Settings
-from shopbot.web import create_app
 from shopbot.web.accounts import StaffAccounts
 from shopbot.web.feed import EventFeed
 from shopbot.web.inbox_query import BadInboxQuery, InboxQuery, SearchKind
@@ -217,18 +215,7 @@ async def test_an_escalation_reaches_an_open_inbox_on_another_worker_within_a_se
         await StaffAccounts(session_factory(engine), FAST_HASHER).add("Sam", STAFF_PASSWORD)
         with ExitStack() as stack:
             inbox_url, other_url = (
-                stack.enter_context(
-                    serve_in_thread(
-                        create_app(
-                            settings,
-                            model=Escalates(),
-                            services=services_for_tests,
-                            web=TEST_WEB,
-                            password_hasher=FAST_HASHER,
-                        )
-                    )
-                )
-                for _ in range(2)
+                stack.enter_context(serve_in_thread(escalating_app(settings))) for _ in range(2)
             )
             async with (
                 httpx.AsyncClient(base_url=inbox_url, timeout=10) as staff,

@@ -10,18 +10,8 @@ from pathlib import Path
 import pytest
 from playwright.async_api import Browser, ConsoleMessage, expect
 from test_web_staff_browser import add_staff, escalate_a_conversation
-from web_support import (
-    CHROMIUM,
-    ESCALATION_REASON,
-    FAST_HASHER,
-    STAFF_PASSWORD,
-    TEST_WEB,
-    Escalates,
-    serve_in_thread,
-    services_for_tests,
-)
+from web_support import CHROMIUM, ESCALATION_REASON, STAFF_PASSWORD, escalating_app, serve_in_thread
 
-from shopbot.web import create_app
 from tests.plugin import settings_for
 
 pytestmark = [
@@ -34,15 +24,7 @@ async def test_an_escalation_appears_in_the_open_inbox_and_the_numbers_draw(
     browser: Browser, sqlite_url: str, tmp_path: Path
 ) -> None:
     await add_staff(sqlite_url, "Sam")
-    settings = settings_for(sqlite_url, tmp_path)
-    app = create_app(
-        settings,
-        model=Escalates(),
-        services=services_for_tests,
-        web=TEST_WEB,
-        password_hasher=FAST_HASHER,
-    )
-    with serve_in_thread(app) as url:
+    with serve_in_thread(escalating_app(settings_for(sqlite_url, tmp_path))) as url:
         page = await browser.new_page()
         complaints: list[str] = []
 
