@@ -8,7 +8,9 @@ NOTIFY from another worker on PostgreSQL, the event table's tail on SQLite), and
 bursts, a turn's steps one commit after another: the stream waits `SETTLE_SECONDS` after
 a wake-up and reads the inbox once for the lot. An escalation reaches an open inbox in well
 under a second. The stream ends after `sse_max_seconds` or when its worker shuts down;
-EventSource reconnects and gets the list afresh.
+EventSource reconnects and gets the list afresh. It also ends once its credential no longer
+opens it (`Allowed`, asked before each read): a staff member who signs out, or whose session
+ends or account goes, stops receiving customers' data at the next read, not minutes later.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
@@ -26,11 +28,13 @@ from shopbot.web.inbox_query import InboxQuery
 from shopbot.web.pages import fragment
 from shopbot.web.stream import STREAM_GRACE_SECONDS
 
-__all__ = ["INBOX_LIMIT", "SETTLE_SECONDS", "inbox_context", "inbox_stream"]
+__all__ = ["INBOX_LIMIT", "SETTLE_SECONDS", "Allowed", "inbox_context", "inbox_stream"]
 
 INBOX_LIMIT = 100
 SETTLE_SECONDS = 0.15
 """How long a wake-up waits for the rest of its burst before the inbox is read."""
+Allowed = Callable[[], Awaitable[bool]]
+"""Whether the stream's credential still opens it."""
 
 
 def inbox_of(backend: Backend) -> Inbox:
@@ -44,9 +48,9 @@ async def inbox_context(backend: Backend, query: InboxQuery) -> dict[str, object
     return {"conversations": conversations, "total": total, "now": now, "query": query}
 
 
-def inbox_stream(backend: Backend, query: InboxQuery) -> EventSourceResponse:
+def inbox_stream(backend: Backend, query: InboxQuery, allowed: Allowed) -> EventSourceResponse:
     return EventSourceResponse(
-        _renderings(backend, query),
+        _renderings(backend, query, allowed),
         ping=backend.web.sse_ping_seconds,
         headers={"Cache-Control": "no-store"},
         shutdown_event=backend.streams_closing,
@@ -54,7 +58,9 @@ def inbox_stream(backend: Backend, query: InboxQuery) -> EventSourceResponse:
     )
 
 
-async def _renderings(backend: Backend, query: InboxQuery) -> AsyncIterator[ServerSentEvent]:
+async def _renderings(
+    backend: Backend, query: InboxQuery, allowed: Allowed
+) -> AsyncIterator[ServerSentEvent]:
     web = backend.web
     deadline = time.monotonic() + web.sse_max_seconds
     yield ServerSentEvent(retry=web.sse_retry_ms, comment="shopbot inbox")
@@ -63,6 +69,8 @@ async def _renderings(backend: Backend, query: InboxQuery) -> AsyncIterator[Serv
     with backend.feed.watch_inbox() as watch:
         while True:
             watch.woken.clear()
+            if not await allowed():
+                return  # EventSource comes back, and is refused
             # Shielded: a client leaving mid-read must not cancel the query (see stream.py).
             html = fragment("inbox_rows.html", await asyncio.shield(inbox_context(backend, query)))
             if html != sent:

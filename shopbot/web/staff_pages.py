@@ -25,6 +25,7 @@ from shopbot.web.inbox_query import FILTERS, BadInboxQuery, InboxQuery
 from shopbot.web.inbox_stream import inbox_context, inbox_stream
 from shopbot.web.numbers import PERIODS, BadPeriod, parse_period, read_numbers
 from shopbot.web.pages import page
+from shopbot.web.sessions import COOKIE, SignedIn
 from shopbot.web.signin import StaffMember
 from shopbot.web.staff import staff_only
 from shopbot.web.widget import STATIC
@@ -54,7 +55,15 @@ async def inbox_events(request: Request, backend: BackendDep) -> EventSourceResp
         query = InboxQuery.parse(request.query_params.multi_items())
     except BadInboxQuery as bad:
         raise ApiError(422, "validation_error", str(bad)) from None
-    return inbox_stream(backend, query)
+    cookie = request.cookies.get(COOKIE)
+    by_session = isinstance(await backend.staff_sessions.find(cookie, touch=False), SignedIn)
+
+    async def allowed() -> bool:
+        if not by_session:
+            return True  # the staff token, checked by `staff_only`: fixed configuration
+        return isinstance(await backend.staff_sessions.find(cookie, touch=False), SignedIn)
+
+    return inbox_stream(backend, query, allowed)
 
 
 @router.get("/static/{name}")

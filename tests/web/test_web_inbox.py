@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 from sqlalchemy import select
-from test_web_staff import sign_in
+from test_web_staff import csrf_of, sign_in
 from web_support import (
     ASKS_FOR_A_PERSON,
     ESCALATION_REASON,
@@ -259,3 +259,25 @@ async def test_the_staff_token_opens_the_inbox_stream(settings: Settings) -> Non
         assert response.status_code == 200
         assert response.headers["content-type"].startswith("text/event-stream")
         assert "event: inbox" in response.text and time.monotonic() - started < 5
+
+
+async def test_signing_out_ends_an_open_inbox_stream(settings: Settings) -> None:
+    engine = create_engine(settings.db_url)
+    try:
+        await StaffAccounts(session_factory(engine), FAST_HASHER).add("Sam", STAFF_PASSWORD)
+    finally:
+        await engine.dispose()
+    with serve_in_thread(escalating_app(settings)) as url:
+        async with httpx.AsyncClient(base_url=url, timeout=10) as staff:
+            await sign_in(staff)
+            csrf = csrf_of((await staff.get("/staff")).text)
+            async with staff.stream("GET", "/staff/inbox/events") as stream:
+                events = sse_events(stream)
+                assert (await anext(events)).event == "inbox"
+                out = await staff.post("/staff/logout", data={"csrf": csrf})
+                assert out.status_code == 303
+                async with asyncio.timeout(5):  # the next read, at the latest a poll away
+                    rest = [event async for event in events]
+            assert rest == []
+            again = await staff.get("/staff/inbox/events")
+            assert again.status_code == 401, "EventSource's reconnect is refused"
