@@ -62,6 +62,9 @@ class LiveConversation:
     """When it was (last) escalated: the customer has waited for a person since."""
     reason: str | None = None
     """Why it was escalated, as the agent recorded it."""
+    marks: tuple[str, ...] = ()
+    """Of `MARKS`, what the conversation has: a denied step, a flagged reply, a confirmation
+    the customer has not answered yet."""
 
     @property
     def escalated(self) -> bool:
@@ -90,6 +93,7 @@ class Inbox:
                 Customer.first_name,
                 Customer.last_name,
                 func.count().over().label("total"),  # counted before the LIMIT
+                *(mark.label(name) for name, mark in _marks(now).items()),
             )
             .outerjoin(Customer, Customer.id == Conversation.customer_id)
             .where(
@@ -130,6 +134,7 @@ class Inbox:
                     last_active=r.updated_at,
                     escalated_at=escalation.created_at if escalation else None,
                     reason=(escalation.payload.get("reason") or None) if escalation else None,
+                    marks=tuple(name for name in MARKS if r._mapping[name]),
                 )
             )
         return found, int(rows[0].total) if rows else 0
@@ -140,18 +145,8 @@ class Inbox:
             where.append(self._search(query.kind, query.search))
         if query.escalated:
             where.append(Conversation.status == ConversationStatus.ESCALATED)
-        if query.denied:
-            where.append(_has_step(ActionLog.verdict == "deny"))
-        if query.flagged:
-            where.append(_has_step(func.json_array_length(ActionLog.flags) > 0))
-        if query.confirming:
-            where.append(
-                exists().where(
-                    Confirmation.conversation_id == Conversation.id,
-                    Confirmation.status == ConfirmationStatus.PENDING,
-                    Confirmation.expires_at > now,
-                )
-            )
+        marks = _marks(now)
+        where += [marks[name] for name in MARKS if getattr(query, name)]
         return where
 
     def _search(self, kind: SearchKind, search: str) -> ColumnElement[bool]:
@@ -174,6 +169,22 @@ class Inbox:
             exists().where(Order.id.in_(numbers), Order.customer_id == Conversation.customer_id),
             _has_step(ActionLog.args["order_id"].as_string().in_(numbers)),
         )
+
+
+MARKS = ("denied", "flagged", "confirming")
+"""What a row shows beside its status, and the filters of the same names."""
+
+
+def _marks(now: datetime) -> dict[str, ColumnElement[bool]]:
+    return {
+        "denied": _has_step(ActionLog.verdict == "deny"),
+        "flagged": _has_step(func.json_array_length(ActionLog.flags) > 0),
+        "confirming": exists().where(
+            Confirmation.conversation_id == Conversation.id,
+            Confirmation.status == ConfirmationStatus.PENDING,
+            Confirmation.expires_at > now,
+        ),
+    }
 
 
 def _has_step(condition: ColumnElement[bool]) -> ColumnElement[bool]:

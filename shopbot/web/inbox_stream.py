@@ -33,6 +33,12 @@ __all__ = ["INBOX_LIMIT", "SETTLE_SECONDS", "Allowed", "inbox_context", "inbox_s
 INBOX_LIMIT = 100
 SETTLE_SECONDS = 0.15
 """How long a wake-up waits for the rest of its burst before the inbox is read."""
+MARK_LABELS = {
+    "denied": "Denied action",
+    "flagged": "Grounding flag",
+    "confirming": "Awaiting confirmation",
+}
+"""How a row names what it has beside its status (`LiveConversation.marks`)."""
 Allowed = Callable[[], Awaitable[bool]]
 """Whether the stream's credential still opens it."""
 
@@ -45,7 +51,13 @@ async def inbox_context(backend: Backend, query: InboxQuery) -> dict[str, object
     """What `inbox_rows.html` shows for `query`, read now."""
     now = backend.clock()
     conversations, total = await inbox_of(backend).live(query, now, INBOX_LIMIT)
-    return {"conversations": conversations, "total": total, "now": now, "query": query}
+    return {
+        "conversations": conversations,
+        "total": total,
+        "now": now,
+        "query": query,
+        "marks": MARK_LABELS,
+    }
 
 
 def inbox_stream(backend: Backend, query: InboxQuery, allowed: Allowed) -> EventSourceResponse:

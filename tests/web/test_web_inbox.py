@@ -104,6 +104,20 @@ async def test_search_and_filters_narrow_the_inbox(staff_api: Api) -> None:
     for params, expected in cases:
         assert set(await listed(staff_api, params)) == expected, params
 
+    home = await staff_api.client.get("/staff")
+
+    def marks(cid: str) -> list[str]:
+        row = home.text.split(f'data-conversation="{cid}"')[1].split("</tr>")[0]
+        return re.findall(r'data-mark="(\w+)"', row)
+
+    assert [marks(c[name]) for name in ("jane", "person", "typo", "quiet")] == [
+        ["confirming"],
+        ["flagged"],
+        [],
+        ["denied"],
+    ]
+    assert ">Awaiting confirmation</span>" in home.text
+
     page = await staff_api.client.get("/staff", params={"q": "482913", "confirming": "1"})
     assert "matching order &#39;482913&#39;, open confirmation" in page.text
     assert f'href="/staff/conversations/{c["jane"]}"' in page.text
