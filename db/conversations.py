@@ -36,7 +36,8 @@ class Conversation(Base):
     proven_order_id: Mapped[str | None] = mapped_column(String(32))
     title: Mapped[str] = mapped_column(String(200), default="")
     turns: Mapped[int] = mapped_column(default=0)
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    """The owner's numbers read a period's conversations by it (`shopbot.web.numbers`)."""
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
     turn_owner: Mapped[str | None] = mapped_column(String(36))
     """Who runs this conversation's turn now: turns are serialized across workers."""

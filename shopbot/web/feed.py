@@ -11,6 +11,10 @@ them back only when something came between. What ends the wait:
   serialized, so ids grow in commit order);
 - a timeout (`sse_poll_seconds`), so a lost wake-up only delays, never loses, an event.
 
+The staff inbox watches every conversation (`EventFeed.watch_inbox`): it is told that
+something changed, not what, and reads the inbox again. While an inbox is open the relays
+read every conversation's news, not only the news of conversations with a stream here.
+
 Reply drafts (`reply_chunk`, the text of a reply while the model writes it) are never
 stored: `Relay.drafted` hands them to the streams open on this worker and, on PostgreSQL,
 in a NOTIFY of their own to the other workers, sent before the commit of the step that
@@ -80,12 +84,24 @@ class Subscription:
         return events
 
 
+INBOX_QUIET = frozenset({"thought", "action", "working", "observation", "parse_failed"})
+"""Kinds of events that change nothing the inbox shows: the steps in the middle of a turn."""
+
+
+@dataclass(eq=False)
+class InboxWatch:
+    """One open inbox stream: woken when any conversation has news it may show."""
+
+    woken: asyncio.Event = field(default_factory=asyncio.Event)
+
+
 class EventFeed:
-    """The streams open on this worker, by conversation."""
+    """The streams open on this worker, by conversation, and the open inboxes."""
 
     def __init__(self) -> None:
         self.closing = False
         """Set by `close`: streams end instead of waiting for more."""
+        self.inboxes: set[InboxWatch] = set()
         self._waiters: dict[str, set[Subscription]] = {}
         self._pushed: dict[str, int] = {}
         """The last seq pushed to each watched conversation's streams."""
@@ -103,12 +119,26 @@ class EventFeed:
                 self._waiters.pop(conversation_id, None)
                 self._pushed.pop(conversation_id, None)
 
+    @contextlib.contextmanager
+    def watch_inbox(self) -> Generator[InboxWatch]:
+        watch = InboxWatch()
+        self.inboxes.add(watch)
+        try:
+            yield watch
+        finally:
+            self.inboxes.discard(watch)
+
+    def _tell_inboxes(self) -> None:
+        for watch in self.inboxes:
+            watch.woken.set()
+
     def watching(self, conversation_id: str) -> bool:
-        """A stream of the conversation is open on this worker."""
-        return conversation_id in self._waiters
+        """A stream of the conversation, or an inbox, is open on this worker."""
+        return conversation_id in self._waiters or bool(self.inboxes)
 
     def wake(self, conversation_id: str) -> None:
         """The conversation has news this worker did not push: its streams read it."""
+        self._tell_inboxes()  # what the news is is unknown: the inbox may show it
         for subscription in self._waiters.get(conversation_id, ()):
             subscription.stale = True
             subscription.woken.set()
@@ -116,6 +146,8 @@ class EventFeed:
     def push(self, conversation_id: str, events: list[StoredEvent]) -> None:
         """Events just committed (here, or on a worker that sent them along), for the
         streams open here."""
+        if any(e.kind not in INBOX_QUIET for e in events):
+            self._tell_inboxes()
         if conversation_id not in self._waiters or not events:
             return
         last = max(e.seq for e in events)
@@ -135,6 +167,7 @@ class EventFeed:
             subscription.woken.set()
 
     def wake_all(self) -> None:
+        self._tell_inboxes()
         for conversation_id in list(self._waiters):
             self.wake(conversation_id)
 
@@ -142,14 +175,16 @@ class EventFeed:
         """The worker is shutting down: every stream sends what it holds and ends cleanly,
         and its client resumes from another worker."""
         self.closing = True
+        self._tell_inboxes()
         for waiters in self._waiters.values():
             for subscription in waiters:
                 subscription.woken.set()
 
     @property
     def watched(self) -> int:
-        """Conversations with a stream open on this worker."""
-        return len(self._waiters)
+        """Conversations with a stream open on this worker, plus the open inboxes: nonzero
+        when a relay must read the news."""
+        return len(self._waiters) + len(self.inboxes)
 
 
 class Relay(Protocol):

@@ -1,10 +1,11 @@
 """How the staff pages are rendered: Jinja2 templates, one stylesheet, strict headers.
 
 Templates live in `shopbot/web/templates/staff/`; each extends `base.html` (the header with
-who is signed in and the sign-out form) and autoescapes everything it is given. Pages are
-plain server-rendered HTML, no script: the Content-Security-Policy allows this server's
-stylesheet and forms posting back to it, and nothing else (a page that grows a script adds
-`script-src 'self'` for its file, never inline code).
+who is signed in, the pages' navigation and the sign-out form) and autoescapes everything it
+is given. Pages are server-rendered HTML; a page that needs a script loads a static file of
+this server (the inbox's `inbox.js`, which follows its event stream). The
+Content-Security-Policy allows this server's stylesheet, scripts and event streams, forms
+posting back to it, and nothing else: no inline script or style, no other origin.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from starlette.templating import Jinja2Templates
 
+from shopbot.web.charts import seconds, share
+
 __all__ = [
     "HOME_PATH",
     "PAGE_HEADERS",
@@ -27,6 +30,7 @@ __all__ = [
     "PageRefused",
     "SignInFirst",
     "duration",
+    "fragment",
     "install_page_handlers",
     "page",
 ]
@@ -35,7 +39,8 @@ TEMPLATES = Path(__file__).parent / "templates"
 PAGE_HEADERS = {
     "Cache-Control": "no-store",
     "Content-Security-Policy": (
-        "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
+        "default-src 'none'; style-src 'self'; img-src 'self'; script-src 'self'; "
+        "connect-src 'self'; form-action 'self'; "
         "frame-ancestors 'none'; base-uri 'none'"
     ),
     "Referrer-Policy": "same-origin",
@@ -66,7 +71,14 @@ _env = Environment(
     lstrip_blocks=True,
 )
 _env.filters["duration"] = duration
+_env.filters["ms"] = seconds
+_env.filters["share"] = share
 templates = Jinja2Templates(env=_env)
+
+
+def fragment(name: str, context: Mapping[str, Any]) -> str:
+    """The template `staff/<name>` rendered alone: a part of a page, to send in its place."""
+    return _env.get_template(f"staff/{name}").render(context)
 
 
 def page(

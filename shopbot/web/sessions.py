@@ -100,8 +100,9 @@ class StaffSessions:
             await session.commit()
         return sign({"sid": sid}, self._key), SignedIn(row.id, staff_id, name, row.csrf_token)
 
-    async def find(self, cookie: str | None) -> SignedIn | Expired | None:
-        """The session `cookie` opens; `Expired` if it has ended by time; None otherwise."""
+    async def find(self, cookie: str | None, *, touch: bool = True) -> SignedIn | Expired | None:
+        """The session `cookie` opens; `Expired` if it has ended by time; None otherwise.
+        `touch=False` checks without counting as use (an open stream is not a person)."""
         if not cookie:
             return None
         try:
@@ -128,7 +129,7 @@ class StaffSessions:
         if row.expires_at <= now or row.last_seen_at + self.idle <= now:
             await self._delete(row.id)
             return Expired()
-        if now - row.last_seen_at >= TOUCH_EVERY:
+        if touch and now - row.last_seen_at >= TOUCH_EVERY:
             async with self.sessions() as session:
                 await session.execute(
                     update(StaffSession).where(StaffSession.id == row.id).values(last_seen_at=now)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from playwright.async_api import Browser, async_playwright
-from web_support import CHROMIUM, CHROMIUM_ARGS, Api, open_api
+from web_support import CHROMIUM, CHROMIUM_ARGS, STAFF_PASSWORD, Api, Escalates, open_api
 
 from shopbot.config import Settings
 from tests.plugin import settings_for
@@ -22,6 +22,15 @@ def settings(db_url: str, tmp_path: Path) -> Settings:
 @pytest.fixture
 async def api(settings: Settings) -> AsyncIterator[Api]:
     async for opened in open_api(settings):
+        yield opened
+
+
+@pytest.fixture
+async def staff_api(settings: Settings) -> AsyncIterator[Api]:
+    """An app over https (the staff cookie is Secure) with the staff account Sam, whose model
+    hands a customer who asks for a human to a person."""
+    async for opened in open_api(settings, model=Escalates(), base_url="https://shopbot.test"):
+        await opened.backend.accounts.add("Sam", STAFF_PASSWORD)
         yield opened
 
 

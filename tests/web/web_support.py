@@ -387,6 +387,18 @@ async def open_api(
         yield Api(app, client, backend.settings, model)
 
 
+def escalating_app(settings: Settings) -> FastAPI:
+    """An app to serve over HTTP whose model hands a customer who asks for a human to a
+    person, with staff passwords checked fast."""
+    return create_app(
+        settings,
+        model=Escalates(),
+        services=services_for_tests,
+        web=TEST_WEB,
+        password_hasher=FAST_HASHER,
+    )
+
+
 # Driving a conversation through the API.
 
 
