@@ -9,6 +9,16 @@ from typing import Any, Protocol, runtime_checkable
 from langchain_core.messages import BaseMessage
 
 
+@dataclass
+class Usage:
+    """What one model call cost in tokens, as its backend counted them (None: not counted)."""
+
+    input_tokens: int | None = None
+    """Tokens of the prompt the model read (a reused prefix included)."""
+    output_tokens: int | None = None
+    """Tokens the model wrote."""
+
+
 @dataclass(frozen=True)
 class ModelRequest:
     """One step's prompt and what the model may answer with."""
@@ -22,6 +32,8 @@ class ModelRequest:
     hints: dict[str, list[str]] = field(default_factory=dict[str, list[str]])
     """Argument values the state knows (order ids and emails the customer wrote)."""
     conversation_id: str = ""
+    usage: Usage = field(default_factory=Usage, compare=False)
+    """Filled in by the backend as it answers (the loop's traces read it)."""
 
 
 class ChatModel(Protocol):
