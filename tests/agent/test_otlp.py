@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-import threading
+import json
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
 from agent_support import act, turn
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from pydantic import ValidationError
 
 from shopbot.app import start_conversation
@@ -16,43 +18,13 @@ from shopbot.config import Settings
 from shopbot.loop import Agent, CustomerText
 from shopbot.otlp import tracer_provider, traces_url
 from shopbot.tracing import Tracing
-
-
-class Collector(ThreadingHTTPServer):
-    """Takes OTLP/HTTP posts as a collector does and keeps them."""
-
-    def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
-        self.posts: list[tuple[str, str, bytes]] = []
-        """(path, content type, body) of each request."""
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}"
-
-
-class _Handler(BaseHTTPRequestHandler):
-    def do_POST(self) -> None:
-        assert isinstance(self.server, Collector)
-        body = self.rfile.read(int(self.headers["Content-Length"]))
-        self.server.posts.append((self.path, self.headers["Content-Type"], body))
-        self.send_response(200)
-        self.send_header("Content-Type", "application/x-protobuf")
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
+from tests.otlp_collector import Collector, running_collector
 
 
 @pytest.fixture
 def collector() -> Iterator[Collector]:
-    server = Collector()
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
+    with running_collector() as found:
+        yield found
 
 
 def settings(**values: object) -> Settings:
@@ -79,25 +51,43 @@ async def test_a_turn_reaches_the_collector_as_shopbot_when_the_provider_shuts_d
     assert {(path, kind) for path, kind, _ in collector.posts} == {
         ("/v1/traces", "application/x-protobuf")
     }
-    names: list[str] = []
-    for _, _, body in collector.posts:
-        sent = ExportTraceServiceRequest.FromString(body)
-        for batch in sent.resource_spans:
-            resource = {a.key: a.value.string_value for a in batch.resource.attributes}
-            assert resource["service.name"] == "shopbot"
-            names += [span.name for scope in batch.scope_spans for span in scope.spans]
-    assert sorted(names) == sorted(
-        [
-            "invoke_agent shopbot",
-            "step",
-            "chat scripted",
-            "guard verify_identity",
-            "execute_tool verify_identity",
-            "step",
-            "chat scripted",
-            "guard reply",
-        ]
+    names = [
+        "invoke_agent shopbot",
+        "step",
+        "chat scripted",
+        "guard verify_identity",
+        "execute_tool verify_identity",
+        "step",
+        "chat scripted",
+        "guard reply",
+    ]
+    assert collector.spans() == sorted(("shopbot", name) for name in names)
+
+
+def test_shopbot_chat_sends_its_spans_before_it_exits(
+    sqlite_url: str, collector: Collector, tmp_path: Path
+) -> None:
+    script = tmp_path / "script.yaml"
+    script.write_text(json.dumps([{"action": {"tool": "reply", "args": {"message": "Hello!"}}}]))
+    env = os.environ | {
+        "SHOPBOT_DATABASE_URL": sqlite_url,
+        "SHOPBOT_DATA_DIR": str(tmp_path),
+        "SHOPBOT_OTEL_ENDPOINT": collector.url,
+    }
+    command = [sys.executable, "-c", "from shopbot.cli import app; app()", "chat", "--plain"]
+    done = subprocess.run(
+        [*command, "--model", "scripted", "--script", str(script)],
+        input="Hi there\n",
+        env=env,
+        cwd=Path(__file__).resolve().parents[2],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
+    assert done.returncode == 0, done.stderr
+    assert "Hello!" in done.stdout
+    names = ["chat scripted", "guard reply", "invoke_agent shopbot", "step"]
+    assert collector.spans() == [("shopbot", name) for name in names]
 
 
 def test_no_endpoint_no_provider() -> None:

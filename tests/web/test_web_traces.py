@@ -1,0 +1,42 @@
+"""A worker of `shopbot serve` with SHOPBOT_OTEL_ENDPOINT set: its turns reach the collector."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from opentelemetry import trace
+from opentelemetry.util._once import Once
+from web_support import create_conversation, open_api, say
+
+from shopbot.config import Settings
+from tests.otlp_collector import Collector, running_collector
+
+
+@pytest.fixture
+def collector() -> Iterator[Collector]:
+    with running_collector() as found:
+        yield found
+
+
+@pytest.fixture
+def forget_provider() -> Iterator[None]:
+    """OpenTelemetry takes a process's provider once: forget the one the app installs, as
+    OpenTelemetry's own test utilities do, so no other test inherits it."""
+    yield
+    trace._TRACER_PROVIDER = None
+    trace._TRACER_PROVIDER_SET_ONCE = Once()
+
+
+@pytest.mark.usefixtures("forget_provider")
+async def test_a_workers_turns_are_exported_and_flushed_as_it_stops(
+    settings: Settings, collector: Collector
+) -> None:
+    traced = settings.model_copy(update={"otel_endpoint": collector.url})
+    async for api in open_api(traced):
+        cid, auth = await create_conversation(api.client)
+        await say(api, cid, auth, "Hello, where is my order?")
+    # The lifespan has ended: what the batch held was sent on the way out.
+    spans = collector.spans()
+    assert ("shopbot", "invoke_agent shopbot") in spans
+    assert ("shopbot", "chat shop-function-model") in spans
