@@ -160,6 +160,7 @@ class Agent:
         self.prompts = PromptBuilder(self.schema, instructions=self.instructions)
 
     async def run_turn(self, conversation_id: str, incoming: Incoming) -> AsyncGenerator[Event]:
+        """One customer turn, as the events it yields; traced as one `invoke_agent` span."""
         with self.tracing.turn(conversation_id, self.model.name, self.pii) as trace:
             async with aclosing(self._run_turn(conversation_id, incoming, trace)) as events:
                 async for event in events:

@@ -18,7 +18,7 @@ from shopbot.config import Settings
 from shopbot.loop import Agent, CustomerText
 from shopbot.otlp import tracer_provider, traces_url
 from shopbot.tracing import Tracing
-from tests.otlp_collector import Collector, running_collector
+from tests.tracing_support import Collector, running_collector
 
 
 @pytest.fixture

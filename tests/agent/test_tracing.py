@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,8 +21,12 @@ from shopbot.loop import Agent, CustomerText
 from shopbot.models.base import ModelRequest
 from shopbot.models.scripted import ScriptedModel
 from shopbot.otlp import install
+from shopbot.replay import Script, replay
 from shopbot.tracing import Tracing
+from tests.plugin import settings_for
+from tests.tracing_support import forget_tracer_provider
 
+CONVERSATIONS = Path(__file__).resolve().parents[2] / "fixtures" / "conversations"
 JANE = "Return the jeans from 482913 please, jane.doe@example.com"
 ADDRESS = "jane.doe@example.com"
 VERIFY = act("verify_identity", order_id="482913", email=ADDRESS)
@@ -245,3 +250,34 @@ async def test_off_by_default_nothing_is_installed_and_nothing_records(agent: Ag
         agent, cid, CustomerText(JANE), VERIFY, act("reply", message="Hi.")
     )
     assert events  # the turn ran as ever, with nothing to record it
+
+
+@pytest.fixture
+def installed() -> Iterator[InMemorySpanExporter]:
+    """A process-wide SDK provider, as `shopbot.otlp.install` sets, keeping spans in memory."""
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    trace.set_tracer_provider(provider)
+    yield exporter
+    provider.shutdown()
+    forget_tracer_provider()
+
+
+async def test_a_replayed_return_is_one_trace_a_turn_through_the_installed_provider(
+    db_url: str, tmp_path: Path, installed: InMemorySpanExporter
+) -> None:
+    script = Script.load(CONVERSATIONS / "09_return_confirmed.yaml")
+    result = await replay(script, settings_for(db_url, tmp_path))
+    assert result.passed, result.failures
+    spans = installed.get_finished_spans()
+    turns = sorted(named(spans, "invoke_agent"), key=lambda s: s.start_time or 0)
+    said = [
+        ((t.attributes or {})["shopbot.turn"], (t.attributes or {})["shopbot.outcome"])
+        for t in turns
+    ]
+    assert said == [(1, "reply"), (2, "confirmation"), (3, "reply")]
+    assert len({ids(t)[0] for t in turns}) == 3  # a trace each
+    assert len({str((t.attributes or {})["gen_ai.conversation.id"]) for t in turns}) == 1
+    (created,) = [t for t in named(spans, "execute_tool ") if t.name.endswith("create_return")]
+    assert ids(created)[0] == ids(turns[2])[0]  # run in the turn the customer confirmed it

@@ -5,12 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from opentelemetry import trace
-from opentelemetry.util._once import Once
 from web_support import create_conversation, open_api, say
 
 from shopbot.config import Settings
-from tests.otlp_collector import Collector, running_collector
+from tests.tracing_support import Collector, forget_tracer_provider, running_collector
 
 
 @pytest.fixture
@@ -21,11 +19,9 @@ def collector() -> Iterator[Collector]:
 
 @pytest.fixture
 def forget_provider() -> Iterator[None]:
-    """OpenTelemetry takes a process's provider once: forget the one the app installs, as
-    OpenTelemetry's own test utilities do, so no other test inherits it."""
+    """The app installs its provider process-wide: forgotten after the test."""
     yield
-    trace._TRACER_PROVIDER = None
-    trace._TRACER_PROVIDER_SET_ONCE = Once()
+    forget_tracer_provider()
 
 
 @pytest.mark.usefixtures("forget_provider")

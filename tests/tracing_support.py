@@ -1,4 +1,5 @@
-"""A stand-in OpenTelemetry collector: takes OTLP/HTTP posts on loopback and keeps them."""
+"""Helpers for the traces' tests: a stand-in collector that takes OTLP/HTTP posts on
+loopback, and forgetting the process-wide tracer provider a test installed."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ from collections.abc import Generator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from opentelemetry import trace
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.util._once import Once
 
 
 class Collector(ThreadingHTTPServer):
@@ -61,3 +64,10 @@ def running_collector() -> Generator[Collector]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+def forget_tracer_provider() -> None:
+    """OpenTelemetry takes a process's provider once: forget the one a test installed, as
+    OpenTelemetry's own test utilities do, so no other test inherits it."""
+    trace._TRACER_PROVIDER = None
+    trace._TRACER_PROVIDER_SET_ONCE = Once()
