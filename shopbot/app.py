@@ -24,6 +24,7 @@ from shopbot.loop import Agent
 from shopbot.models.base import ChatModel
 from shopbot.pii import Minimiser
 from shopbot.signing_keys import identity_secret
+from shopbot.tracing import Tracing
 from tools import TOOLS, ToolSpec
 from tools.retail import RETAIL_TOOLS
 
@@ -68,6 +69,7 @@ def build_agent(
         pii=Minimiser.of(settings),
         services=services or {},
         check_reply=ungrounded_claims,
+        tracing=Tracing.of(settings),
     )
 
 

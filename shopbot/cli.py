@@ -239,12 +239,14 @@ def chat(
         finally:
             await engine.dispose()
 
+    from shopbot.otlp import exporting
     from shopbot.tui import can_run_full_screen, run_tui
 
-    if plain or not can_run_full_screen():  # pipes and dumb terminals get the line chat
-        asyncio.run(run())
-    else:
-        run_tui(settings, chat_model, conversation_id=resume)
+    with exporting(settings):  # traces, when SHOPBOT_OTEL_ENDPOINT is set
+        if plain or not can_run_full_screen():  # pipes and dumb terminals get the line chat
+            asyncio.run(run())
+        else:
+            run_tui(settings, chat_model, conversation_id=resume)
 
 
 @app.command("serve")

@@ -12,6 +12,7 @@ the shop's time zone, is named in words by the documents (checked by reading, no
 
 from __future__ import annotations
 
+import re
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
@@ -155,9 +156,27 @@ class Settings(BaseSettings):
     desk: Desk = "returns"
     """The toolset offered: `returns` (the shop's return desk) or `retail` (τ²-bench retail's
     operations under its policy, `tools.retail`)."""
+    otel_endpoint: str | None = None
+    """An OpenTelemetry collector's OTLP/HTTP base URL (`http://localhost:4318`): each turn's
+    spans are exported to `<url>/v1/traces` (`shopbot.otlp`). Unset: no traces, no cost."""
+    otel_capture_content: bool = False
+    """Add the model's raw output and the reply's text to the spans, emails masked
+    (`shopbot.tracing`); off by default, as both may carry what customers wrote."""
     instructions_file: Path | None = None
     """Text that replaces the desk's role and rules in the prompt (a shop's own policy). The
     retail desk defaults to tau2-bench's `policy.md` when the data is there."""
+
+    @field_validator("otel_endpoint")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if not value:  # set but empty, as compose files leave it: off
+            return None
+        if not re.fullmatch(r"https?://[^\s/]+(/\S*)?", value):
+            raise ValueError(
+                f"{value!r} is not an http(s) URL: give the collector's OTLP/HTTP address, "
+                "such as http://localhost:4318"
+            )
+        return value
 
     @cached_property
     def db_url(self) -> str:

@@ -79,6 +79,7 @@ from shopbot.state import (
     load_step_facts,
 )
 from shopbot.streaming import ReplyDraft
+from shopbot.tracing import Tracing, TurnTrace
 from shopbot.turns import Lease, MessageRate, give_back, release, take_lease
 from tools import Needs, ToolContext
 
@@ -152,11 +153,23 @@ class Agent:
     message_rate: MessageRate | None = None
     """A turn is refused (`RateLimited`) when the conversation's customer messages in the
     rate's window reached its limit."""
+    tracing: Tracing = field(default_factory=Tracing)
+    """Each turn's OpenTelemetry spans (`shopbot.tracing`); no-ops unless a provider is set."""
 
     def __post_init__(self) -> None:
         self.prompts = PromptBuilder(self.schema, instructions=self.instructions)
 
     async def run_turn(self, conversation_id: str, incoming: Incoming) -> AsyncGenerator[Event]:
+        """One customer turn, as the events it yields; traced as one `invoke_agent` span."""
+        with self.tracing.turn(conversation_id, self.model.name, self.pii) as trace:
+            async with aclosing(self._run_turn(conversation_id, incoming, trace)) as events:
+                async for event in events:
+                    trace.saw(event)
+                    yield event
+
+    async def _run_turn(
+        self, conversation_id: str, incoming: Incoming, trace: TurnTrace
+    ) -> AsyncGenerator[Event]:
         if (
             isinstance(incoming, CustomerText)
             and len(incoming.text) > self.settings.max_message_chars
@@ -194,7 +207,7 @@ class Agent:
                 except ConversationError:
                     refused = True  # busy, rate-limited, unknown: nothing was taken
                     raise
-                async for event in self._turn(session, lease, incoming, now):
+                async for event in self._turn(session, lease, incoming, now, trace):
                     yield event
                 released = True  # in the turn's last commit
             finally:
@@ -229,7 +242,12 @@ class Agent:
             yield session
 
     async def _turn(
-        self, session: AsyncSession, lease: Lease, incoming: Incoming, now: datetime
+        self,
+        session: AsyncSession,
+        lease: Lease,
+        incoming: Incoming,
+        now: datetime,
+        trace: TurnTrace,
     ) -> AsyncIterator[Event]:
         started = perf_counter()
         conversation, owner = lease.conversation, lease.owner
@@ -286,7 +304,7 @@ class Agent:
         await rec.commit()
         for event in rec.drain():
             yield event
-        async for event in self._react(session, conversation, state, rec, steps, opening):
+        async for event in self._react(session, conversation, state, rec, steps, opening, trace):
             yield event
         if isinstance(incoming, ConfirmationAnswer) and incoming.approve:
             await rec.expire_approved(self.clock())
@@ -316,9 +334,11 @@ class Agent:
         rec: Recorder,
         steps: list[Step],
         opening: str | None,
+        trace: TurnTrace,
     ) -> AsyncIterator[Event]:
         parse_failures = denials = 0
         for step in range(1, self.settings.max_steps + 1):
+            trace.step(step)
             allowed = self.guard.allowed(state)
             await load_own_orders(session, state)
             request = ModelRequest(
@@ -338,31 +358,35 @@ class Agent:
             )
             t0 = perf_counter()
             looped: str | None = None
-            try:
-                if isinstance(self.model, StreamingChatModel):
-                    # A reply shows while it is written; the step is parsed whole below.
-                    draft, watch = ReplyDraft(), LoopWatch()
-                    async with aclosing(self.model.stream(request)) as pieces:
-                        async for piece in pieces:
-                            if text := draft.feed(piece):
-                                yield ReplyChunk(step=step, text=text)
-                                # Closing the stream stops decoding: a model looping on a
-                                # phrase would otherwise write it to its token budget.
-                                if looped := watch.check(draft.shown):
-                                    break
-                    raw = draft.raw
-                else:
-                    raw = await self.model.complete(request)
-            except ScriptError:
-                raise
-            except ModelError as exc:
-                log.warning("model failed in %s: %s", conversation.id, exc)
-                self._give_up(conversation, rec, f"model error: {exc}")
-                break
+            with trace.chat(request) as call:
+                try:
+                    if isinstance(self.model, StreamingChatModel):
+                        # A reply shows while it is written; the step is parsed whole below.
+                        draft, watch = ReplyDraft(), LoopWatch()
+                        async with aclosing(self.model.stream(request)) as pieces:
+                            async for piece in pieces:
+                                if text := draft.feed(piece):
+                                    yield ReplyChunk(step=step, text=text)
+                                    # Closing the stream stops decoding: a model looping on a
+                                    # phrase would otherwise write it to its token budget.
+                                    if looped := watch.check(draft.shown):
+                                        break
+                        raw = draft.raw
+                    else:
+                        raw = await self.model.complete(request)
+                except ScriptError:
+                    raise
+                except ModelError as exc:
+                    log.warning("model failed in %s: %s", conversation.id, exc)
+                    call.failed(exc)
+                    self._give_up(conversation, rec, f"model error: {exc}")
+                    break
+                call.answered(raw)
             model_ms = _ms(t0)
             parsed = self.schema.parse(raw) if looped is None else ParseFailure.looping(raw, looped)
             if isinstance(parsed, ParseFailure):
                 parse_failures += 1
+                trace.parse_failed(parsed.error)
                 rec.log(step, raw, parse_error=parsed.error, model_ms=model_ms)
                 rec.emit(ParseFailed(step=step, error=parsed.error))
                 if parsed.looped is None:
@@ -387,6 +411,7 @@ class Agent:
             await load_step_facts(session, state, action.args, needs)
             verdict = self.guard.check(action, state)
             guard_ms = _ms(t1)
+            trace.verdict(action.tool, verdict, guard_ms)
             rec.emit(
                 VerdictGiven(
                     step=step, tool=action.tool, decision=verdict.decision, reason=verdict.reason
@@ -444,7 +469,9 @@ class Agent:
                         state.now,
                         self.services,
                     )
-                    data, error = await dispatch(ctx, spec, action, conversation)
+                    data, error = await trace.execute_tool(
+                        action.tool, dispatch(ctx, spec, action, conversation)
+                    )
                     entry.observation, entry.tool_ms = data, _ms(t2)
                     observe(state, conversation, action, data, error)
                     state.done.add(action.digest)
@@ -459,6 +486,7 @@ class Agent:
                 yield event
         else:
             self._give_up(conversation, rec, "step budget spent")
+        trace.end_step()
 
     async def _consume(self, state: ConversationState, rec: Recorder) -> bool:
         conf = state.confirmation

@@ -9,6 +9,16 @@ from typing import Any, Protocol, runtime_checkable
 from langchain_core.messages import BaseMessage
 
 
+@dataclass
+class Usage:
+    """What one model call cost in tokens, as its backend counted them (None: not counted)."""
+
+    input_tokens: int | None = None
+    """Tokens of the prompt the model read (a reused prefix included)."""
+    output_tokens: int | None = None
+    """Tokens the model wrote."""
+
+
 @dataclass(frozen=True)
 class ModelRequest:
     """One step's prompt and what the model may answer with."""
@@ -26,6 +36,8 @@ class ModelRequest:
     """The customer's message when this is the first step of the turn it started; None at
     later steps, after a confirmation answer, and when the message answered a pending
     request in words (what it means then depends on the request)."""
+    usage: Usage = field(default_factory=Usage, compare=False)
+    """Filled in by the backend as it answers (the loop's traces read it)."""
 
 
 class ChatModel(Protocol):

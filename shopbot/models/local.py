@@ -38,7 +38,7 @@ from langchain_core.messages import AIMessage, BaseMessage, SystemMessage
 from shopbot.config import GenerationConfig
 from shopbot.errors import ConfigError, ModelError
 from shopbot.exemplars import ExemplarLibrary, situation
-from shopbot.models.base import ModelRequest
+from shopbot.models.base import ModelRequest, Usage
 from shopbot.models.sampling import use_greedy_first
 from shopbot.models.student import STUDENT_SYSTEM, student_view
 
@@ -241,6 +241,9 @@ class LocalModel:
             raise ConfigError(f"llama.cpp could not load {what}: {exc}") from exc
         if greedy_first:
             use_greedy_first(self.llm)
+        self._usage: Usage | None = None
+        """The usage of the request being decoded (`_count_tokens` fills it in)."""
+        self._count_tokens()
         self.keep_states = keep_states
         self.exemplars = exemplars
         self.shots = shots
@@ -302,6 +305,7 @@ class LocalModel:
         from llama_cpp import LlamaGrammar
 
         with self._busy:
+            self._usage = request.usage
             try:
                 self._switch(request.conversation_id)
                 hints = request.hints
@@ -342,6 +346,27 @@ class LocalModel:
                     chunks.close()
             except (RuntimeError, ValueError) as exc:
                 raise ModelError(f"llama.cpp failed: {exc}") from exc
+            finally:
+                self._usage = None
+
+    def _count_tokens(self) -> None:
+        """Count each call's tokens into its request's `usage`.
+
+        llama-cpp-python streams no usage, so this counts what `create_chat_completion` hands
+        `Llama.generate`: the whole prompt (a reused prefix included) and each token sampled
+        (the end-of-turn token too; a step closed early counts what was sampled)."""
+        generate = self.llm.generate
+
+        def counted(tokens: Any, *args: Any, **kwargs: Any) -> Iterator[int]:
+            usage = self._usage
+            if usage is not None:
+                usage.input_tokens, usage.output_tokens = len(tokens), 0
+            for token in generate(tokens, *args, **kwargs):
+                if usage is not None:
+                    usage.output_tokens = (usage.output_tokens or 0) + 1
+                yield token
+
+        self.llm.generate = counted
 
     def _messages(self, request: ModelRequest) -> list[dict[str, str]]:
         """The request's messages; with exemplars, the nearest few as chat turns, and the

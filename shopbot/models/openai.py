@@ -31,7 +31,7 @@ from langchain_core.runnables import Runnable
 from shopbot.errors import ConfigError, ModelError
 from shopbot.models.base import ModelRequest
 
-__all__ = ["STEP_TOOL", "OpenAIModel", "ToolChoice", "step_tool", "tools_for"]
+__all__ = ["STEP_TOOL", "OpenAIModel", "ToolChoice", "count_usage", "step_tool", "tools_for"]
 
 ToolChoice = Literal["required", "step"]
 STEP_TOOL = "step"
@@ -142,6 +142,14 @@ def to_step(message: AIMessage) -> str:
     return text
 
 
+def count_usage(request: ModelRequest, message: AIMessage) -> None:
+    """The server's token counts into `request.usage`, when it reported them."""
+    usage = message.usage_metadata
+    if usage is not None:
+        request.usage.input_tokens = usage["input_tokens"]
+        request.usage.output_tokens = usage["output_tokens"]
+
+
 class OpenAIModel:
     """A chat model behind an OpenAI-compatible `/v1` endpoint."""
 
@@ -181,6 +189,7 @@ class OpenAIModel:
             max_completion_tokens=max_tokens,
             timeout=timeout,
             max_retries=max_retries,
+            stream_usage=True,  # a streamed step's token counts, for the traces
             # Servers that only constrain a named tool (llama.cpp's) predate
             # `max_completion_tokens` and ignore it; they read `max_tokens`.
             extra_body={"max_tokens": max_tokens} if tool_choice == "step" else None,
@@ -196,6 +205,7 @@ class OpenAIModel:
             message = await bound.ainvoke(request.messages)
         except openai.OpenAIError as exc:
             raise self._failed(exc, choice) from exc
+        count_usage(request, message)
         return to_step(message)
 
     async def stream(self, request: ModelRequest) -> AsyncGenerator[str]:
@@ -228,6 +238,7 @@ class OpenAIModel:
             raise self._failed(exc, choice) from exc
         if whole is None:
             raise ModelError(f"the model at {self.base_url} sent an empty stream")
+        count_usage(request, whole)
         if name is None:
             yield to_step(whole)
         elif name != STEP_TOOL:

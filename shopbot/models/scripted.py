@@ -3,7 +3,9 @@
 Like openai-agents' test model: it raises `ScriptError` when the script runs out, and
 `assert_complete()` fails when outputs are left over. Replay tests and demos use it.
 It streams too, a word at a time, so scripted runs take the same path through the loop as
-the real backends and the interfaces show a reply being written.
+the real backends and the interfaces show a reply being written. Having no tokenizer, it
+reports an estimate of the tokens each call would cost (`estimated_tokens`, about four
+characters a token) in `request.usage`, so traces of scripted runs carry plausible counts.
 """
 
 from __future__ import annotations
@@ -20,6 +22,11 @@ Output = str | dict[str, Any] | Callable[[ModelRequest], str]
 """Raw text (possibly malformed on purpose), a step as a dict, or a function of the request."""
 
 _WORDS = re.compile(r"\s*\S+|\s+")
+
+
+def estimated_tokens(text: str) -> int:
+    """About four characters a token, rounded up (English in a BPE vocabulary)."""
+    return (len(text) + 3) // 4
 
 
 class ScriptedModel:
@@ -45,8 +52,12 @@ class ScriptedModel:
             raise ScriptError(f"scripted model ran out of outputs after {index} calls")
         output = self.outputs[index]
         if callable(output):
-            return output(request)
-        return output if isinstance(output, str) else json.dumps(output)
+            text = output(request)
+        else:
+            text = output if isinstance(output, str) else json.dumps(output)
+        request.usage.input_tokens = sum(estimated_tokens(str(m.content)) for m in request.messages)
+        request.usage.output_tokens = estimated_tokens(text)
+        return text
 
     async def stream(self, request: ModelRequest) -> AsyncGenerator[str]:
         for piece in _WORDS.findall(await self.complete(request)):

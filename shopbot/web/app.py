@@ -15,6 +15,7 @@ import os
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from datetime import datetime, timedelta
+from functools import partial
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
@@ -33,6 +34,7 @@ from db.engine import bound_engine, create_engine, is_sqlite, session_factory
 from shopbot.app import build_agent, build_model, open_services
 from shopbot.config import Settings
 from shopbot.models.base import ChatModel
+from shopbot.otlp import install as install_traces
 from shopbot.signing_keys import CONVERSATION, STAFF_SESSION, secret_value, with_identity_secret
 from shopbot.turns import MessageRate
 from shopbot.web import api, signin, staff, staff_pages, stream
@@ -169,6 +171,12 @@ def create_app(
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncGenerator[None]:
         async with AsyncExitStack() as stack:
+            # Each worker its own exporter (its batching thread would not survive a fork);
+            # flushed last, after the running turns have finished.
+            traces = install_traces(settings)
+            if traces is not None:
+                flush = partial(asyncio.to_thread, traces.shutdown)
+                stack.push_async_callback(_bounded, flush, "flushing traces")
             for owned_engine in owned:
                 stack.push_async_callback(_bounded, owned_engine.dispose, "closing the database")
             if isinstance(services, dict):

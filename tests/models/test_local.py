@@ -81,6 +81,16 @@ async def test_output_always_parses_and_names_an_allowed_tool(
 
 
 @pytest.mark.slow
+async def test_a_call_counts_its_whole_prompt_and_each_sampled_token(model: LocalModel) -> None:
+    asked = request("Where is my order 482913?", {"reply"}, "usage")
+    await model.complete(asked)
+    read, written = asked.usage.input_tokens, asked.usage.output_tokens
+    assert read is not None and written is not None and read > 10
+    # The context holds the prompt and every sampled token but the last, never evaluated.
+    assert read + written - 1 == model.llm.n_tokens
+
+
+@pytest.mark.slow
 async def test_interleaved_conversations_keep_their_own_state(model: LocalModel) -> None:
     a1 = await model.complete(request("Hi, order 482913 please", {"reply"}, "a"))
     await model.complete(request("Something else entirely", {"reply"}, "b"))
