@@ -66,6 +66,17 @@ class Tally:
         self.refused += out.refused
         self.findings += [f"seed {seed}: {p}" for p in out.problems][: 20 - len(self.findings)]
 
+    def counts(self, wall: float) -> str:
+        return (
+            f"sequences {self.sequences}, steps {self.steps}, side effects confirmed "
+            f"{self.side_effects}, unauthorised side effects {self.unauthorised}, crashes "
+            f"{self.crashes}, changes outside what was confirmed {self.outside}, other "
+            f"customers' data shown {self.leaks}, tools allowed but not offered "
+            f"{self.unlisted}, guard denials {self.denials}, parse failures "
+            f"{self.parse_failures}, turns refused (ConversationError) {self.refused}, "
+            f"wall time {wall:.0f} s"
+        )
+
     def merge(self, other: Tally) -> None:
         for name, value in vars(other).items():
             if name == "findings":
@@ -129,6 +140,7 @@ def main() -> None:
     parser.add_argument("--first", type=int, default=0, help="seed of the first sequence")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--backend", choices=["sqlite", "postgresql"], default="sqlite")
+    parser.add_argument("--log", type=Path, help="the running counts, a line per chunk")
     args = parser.parse_args()
     print(f"hostile sequences on {args.backend} — {machine()}")
     from shopbot.policy import PolicyIndex
@@ -155,19 +167,13 @@ def main() -> None:
                 for tally in pool.imap_unordered(_chunk, _chunks(args.first, args.sequences)):
                     total.merge(tally)
                     progress.update(bar, advance=tally.sequences)
+                    if args.log:
+                        with args.log.open("a") as log:
+                            print(total.counts(time.perf_counter() - started), file=log)
         finally:
             for template in made:
                 template.close()
-    wall = time.perf_counter() - started
-    print(
-        f"sequences {total.sequences}, steps {total.steps}, side effects confirmed "
-        f"{total.side_effects}, unauthorised side effects {total.unauthorised}, crashes "
-        f"{total.crashes}, changes outside what was confirmed {total.outside}, other "
-        f"customers' data shown {total.leaks}, tools allowed but not offered "
-        f"{total.unlisted}, guard denials {total.denials}, parse failures "
-        f"{total.parse_failures}, turns refused (ConversationError) {total.refused}, "
-        f"wall time {wall:.0f} s"
-    )
+    print(total.counts(time.perf_counter() - started))
     for finding in total.findings:
         print(finding)
     sys.exit(1 if total.findings else 0)

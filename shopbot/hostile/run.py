@@ -153,7 +153,7 @@ async def run_sequence(
                 Conversation.id.in_([c.id for c in chats])
             )
         )
-        owners: dict[str, str | None] = dict(rows.tuples().all())
+        owners: dict[str, str | None] = {cid: customer for cid, customer in rows}
     found = audit(shop, after, approvals, owners, settings.policy, utcnow())
     out.side_effects, out.unauthorised, out.outside = (
         found.side_effects,
