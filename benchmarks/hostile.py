@@ -91,7 +91,8 @@ _worker: dict[str, object] = {}
 def _start(templates: multiprocessing.Queue[Template], policy_dir: str) -> None:
     """A worker's own template, its facts (each template's returns have their own random
     uids) and a copy of the policy index, kept for all its chunks."""
-    tmp = Path(tempfile.mkdtemp(prefix="hostile-"))
+    # Inside the run's directory, which the main process removes at the end.
+    tmp = Path(tempfile.mkdtemp(prefix="worker-", dir=Path(policy_dir).parent))
     shutil.copytree(policy_dir, tmp / "policy")
     template = templates.get()
     with cloned(template) as url:
