@@ -68,15 +68,20 @@ def test_hostile_sequences_change_nothing_unconfirmed(shop: Shop) -> None:
         database=None,
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
     )
-    @given(rng=st.randoms(use_true_random=False))
-    def sequence(rng: random.Random) -> None:
+    # A seed, not hypothesis' own randomness: its draws lean to the edges (a coin that lands
+    # on 0.0), which keeps a sequence from getting anywhere; a failing seed replays alone with
+    # `python benchmarks/hostile.py --first SEED --sequences 1`.
+    @given(seed=st.integers(min_value=0, max_value=2**32 - 1))
+    def sequence(seed: int) -> None:
         with cloned(shop.template) as url:
-            outcome = asyncio.run(_sequence(shop, url, rng))
+            outcome = asyncio.run(_sequence(shop, url, random.Random(seed)))
         assert outcome.problems == []
         totals.steps += outcome.steps
         totals.side_effects += outcome.side_effects
 
     sequence()
-    # The slice must reach deep enough to mean something: side effects were confirmed.
-    assert totals.side_effects > 0, totals
-    assert totals.steps > EXAMPLES[shop.backend] * 3, totals
+    # The slice must reach deep enough to mean something: about one sequence in twenty-five
+    # ends in a confirmed return (too few on PostgreSQL's 60 to count on one).
+    if shop.backend == "sqlite":
+        assert totals.side_effects > 0, totals
+    assert totals.steps > EXAMPLES[shop.backend] * 5, totals
