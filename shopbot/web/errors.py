@@ -13,7 +13,8 @@
     message_too_long         413     longer than `max_message_chars`; nothing was stored
     payload_too_large        413     the request body is larger than `max_body_bytes`
     validation_error         422     the request does not match the schema (or is not JSON), or
-                                     holds text no database stores (a NUL character)
+                                     holds text no database stores (a NUL character or a
+                                     lone surrogate), said in plain words
     rate_limited             429     too many requests; `Retry-After` says when to try again
     internal_error           500
 
