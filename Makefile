@@ -77,6 +77,7 @@ bench: db
 	$(PY) benchmarks/db_client.py
 	$(PY) benchmarks/widget_load.py
 	$(PY) benchmarks/widget_floor.py
+	$(PY) benchmarks/hostile.py
 
 # Train the embedded student and install its adapter (~60-80 min on 2 cores; the [train]
 # extra is several GB). An interrupted run leaves the shipped adapter as it was.

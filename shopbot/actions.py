@@ -18,10 +18,12 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
+from shopbot.storable import scrub, storable_data
 from tools import ToolSpec
 
 REPLY = "reply"
 ESCALATE = "escalate"
+UNSTORABLE_TEXT = "no text may hold a NUL character (\\u0000) or an unpaired surrogate."
 
 
 class ReplyArgs(BaseModel):
@@ -185,17 +187,24 @@ class ActionSchema:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
             return ParseFailure(raw, f"Invalid JSON: {exc.msg} at position {exc.pos}.")
-        tool = data.get("action", {}).get("tool") if isinstance(data, dict) else None
+        except ValueError:  # an integer of more digits than int() takes
+            return ParseFailure(raw, "Invalid JSON: a number is too long.")
+        except RecursionError:
+            return ParseFailure(raw, "Invalid JSON: nested too deeply.")
+        if not storable_data(data):
+            return ParseFailure(raw, f"Invalid action: {UNSTORABLE_TEXT}")
+        action = data.get("action") if isinstance(data, dict) else None
+        tool = action.get("tool") if isinstance(action, dict) else None
         if isinstance(tool, str) and tool not in self.args_models:
             return ParseFailure(raw, f"Unknown tool {tool!r}. Tools: {', '.join(self.names)}.")
         try:
             step = self.step_model.model_validate(data)
         except ValidationError as exc:
-            return ParseFailure(raw, _describe(exc))
-        action: Any = getattr(step, "action")  # noqa: B009 - dynamic model
-        if isinstance(action.args, ReplyArgs) and (looped := repeated_phrase(action.args.message)):
+            return ParseFailure(raw, scrub(_describe(exc)))
+        parsed: Any = getattr(step, "action")  # noqa: B009 - dynamic model
+        if isinstance(parsed.args, ReplyArgs) and (looped := repeated_phrase(parsed.args.message)):
             return ParseFailure.looping(raw, looped)
-        return Action(tool=action.tool, args=action.args, thought=getattr(step, "thought", ""))
+        return Action(tool=parsed.tool, args=parsed.args, thought=getattr(step, "thought", ""))
 
 
 @cache

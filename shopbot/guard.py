@@ -93,6 +93,12 @@ class Guard:
             return allow()
         if action.tool == REPLY:
             return self._check_reply(action.args, state)
+        conf = state.confirmation
+        if conf is not None and conf.status == "approved" and action.tool != conf.tool:
+            # `allowed` offers only the approved tool: the customer's yes was to that action.
+            return deny(
+                f"The customer has just approved {conf.summary}: propose exactly that, or reply."
+            )
         verdict = self._precheck(action.tool, state)
         if verdict.decision == "deny":
             return verdict

@@ -78,6 +78,7 @@ from shopbot.state import (
     load_state,
     load_step_facts,
 )
+from shopbot.storable import UNSTORABLE_MESSAGE, storable
 from shopbot.streaming import ReplyDraft
 from shopbot.tracing import Tracing, TurnTrace
 from shopbot.turns import Lease, MessageRate, give_back, release, take_lease
@@ -177,8 +178,10 @@ class Agent:
             raise MessageTooLong(
                 f"Messages are limited to {self.settings.max_message_chars} characters."
             )
-        if isinstance(incoming, CustomerText) and "\x00" in incoming.text:
-            raise ConversationError("The message contains a character that cannot be stored.")
+        if isinstance(incoming, CustomerText) and not storable(incoming.text):
+            raise ConversationError(UNSTORABLE_MESSAGE)
+        if isinstance(incoming, ConfirmationAnswer) and not storable(incoming.confirmation_id):
+            raise NoPendingConfirmation("That confirmation is no longer open.")
         released = False
         owner = str(uuid.uuid4())
         async with self._turn_session() as session:

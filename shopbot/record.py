@@ -26,6 +26,7 @@ from shopbot.events import ActionProposed, Citation
 from shopbot.events import Event as TurnEvent
 from shopbot.pii import Minimiser, addresses
 from shopbot.state import LIVE_CONFIRMATIONS
+from shopbot.storable import scrub
 
 StoredListener = Callable[[str, list[dict[str, Any]]], None]
 """Told after each commit which event rows it stored (conversation id, rows in seq order)."""
@@ -167,8 +168,9 @@ class Recorder:
         )
 
     def log(self, step: int, raw: str, **fields: Any) -> AuditEntry:
-        """The step's audit row, written at `commit`; the caller may complete it until then."""
-        entry = AuditEntry(self.conversation_id, self.turn, step, raw, **fields)
+        """The step's audit row, written at `commit`; the caller may complete it until then.
+        The raw output is kept as the model wrote it, but for what no database stores."""
+        entry = AuditEntry(self.conversation_id, self.turn, step, scrub(raw), **fields)
         self._entries.append(entry)
         self.model_steps += 1
         return entry

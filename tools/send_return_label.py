@@ -25,7 +25,11 @@ from tools.base import Needs, Observation, ToolContext, tool
 from tools.carrier import Address, LabelRequest, idempotency_key_for_return
 from tools.mailer import enqueue_email, mail_domain
 
-ReturnId = Annotated[int, Field(ge=1, description="The return's number, from create_return.")]
+ReturnId = Annotated[
+    # The column's range: a larger number would overflow the guard's query on PostgreSQL.
+    int,
+    Field(ge=1, le=2**31 - 1, description="The return's number, from create_return."),
+]
 COUNTRIES = {"USA": "US", "United States": "US", "Canada": "CA", "United Kingdom": "GB"}
 
 

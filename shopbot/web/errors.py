@@ -13,7 +13,8 @@
     message_too_long         413     longer than `max_message_chars`; nothing was stored
     payload_too_large        413     the request body is larger than `max_body_bytes`
     validation_error         422     the request does not match the schema (or is not JSON), or
-                                     holds text no database stores (a NUL character)
+                                     holds text no database stores (a NUL character or a
+                                     lone surrogate), said in plain words
     rate_limited             429     too many requests; `Retry-After` says when to try again
     internal_error           500
 
@@ -45,6 +46,7 @@ from shopbot.errors import (
 from shopbot.identity import InvalidIdentity
 from shopbot.loop import MessageTooLong
 from shopbot.redact import mask_emails
+from shopbot.web.schemas import IN_WORDS
 from shopbot.web.tokens import InvalidToken
 
 log = logging.getLogger(__name__)
@@ -172,8 +174,19 @@ def _describe(errors: Any) -> str:
     parts: list[str] = []
     for error in list(errors)[:5]:
         where = ".".join(str(p) for p in error.get("loc", ()) if p != "body")
-        parts.append(f"{where or 'request'}: {error.get('msg', 'invalid')}")
+        parts.append(f"{where or 'request'}: {_in_words(error)}")
     return "; ".join(parts) or "The request is not valid."
+
+
+def _in_words(error: Any) -> str:
+    """The error's message, in plain words where pydantic's would quote a pattern or speak of
+    raw data (a lone surrogate, which no database stores)."""
+    if error.get("type") == "string_unicode":
+        return "contains a character that cannot be stored (an unpaired surrogate)"
+    pattern = (error.get("ctx") or {}).get("pattern")
+    if error.get("type") == "string_pattern_mismatch" and pattern in IN_WORDS:
+        return IN_WORDS[pattern]
+    return str(error.get("msg", "invalid"))
 
 
 def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:

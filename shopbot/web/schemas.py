@@ -14,6 +14,13 @@ NO_NUL = r"^[^\x00]*$"
 in text, and the loop would refuse it after the request was accepted), so it is a 422
 `validation_error` at the schema, before anything is stored, and the OpenAPI document says
 so. Path and query parameters use it too (`shopbot.web.api`, `shopbot.web.stream`)."""
+VISIBLE_TEXT = r"^[^\x00]*[^\s\x00][^\x00]*$"
+"""A customer's message: `NO_NUL`, with at least one visible character."""
+IN_WORDS = {
+    NO_NUL: "must not contain a NUL character",
+    VISIBLE_TEXT: "must contain a visible character and no NUL character",
+}
+"""What a text refused by one of these patterns is told, instead of the pattern."""
 
 
 class _Request(BaseModel):
@@ -41,7 +48,7 @@ class ConversationCreated(BaseModel):
 
 
 class CustomerMessageIn(_Request):
-    text: str = Field(min_length=1, pattern=r"^[^\x00]*[^\s\x00][^\x00]*$")
+    text: str = Field(min_length=1, pattern=VISIBLE_TEXT)
     """What the customer wrote: at least one visible character and no NUL (`NO_NUL`), else
     422. The visible one must not be a NUL either: NUL is not white space, so a pattern that
     only asked for some non-space let "hi", NUL, "there" through to the loop. Longer than

@@ -13,6 +13,7 @@ from shopbot.actions import (
     ReplyArgs,
     repeated_phrase,
 )
+from shopbot.storable import storable
 from tools import TOOLS
 
 schema = ActionSchema(TOOLS)
@@ -163,3 +164,33 @@ def test_a_loop_is_found_at_the_end_of_a_long_reply_as_it_is_written() -> None:
             found.append((end, looped))
             break
     assert found and found[0][1] == "sorry" and found[0][0] > len(written) - 7 * 12
+
+
+@pytest.mark.parametrize(
+    ("raw", "error"),
+    [
+        ('{"action": null}', "action"),
+        ('{"action": "reply"}', "action"),
+        ('{"action": []}', "action"),
+        ('{"thought": ' + "[" * 100_000 + "]" * 100_000 + "}", "nested too deeply"),
+        ('{"action": {"tool": "reply", "args": {"message": ' + "9" * 5000 + "}}}", "too long"),
+        (step("escalate", reason="help\x00me"), "NUL"),
+        (step("reply", message="a\ud800b"), "surrogate"),
+        ('{"thought": "\\u0000", "action": {"tool": "reply", "args": {"message": "x"}}}', "NUL"),
+        ('{"action": {"tool": "reply", "args": {"message": "x"}, "\\ud800": 1}}', "NUL"),
+        (step("send_return_label", return_id=2**31), "less than or equal"),
+    ],
+)
+def test_output_that_broke_the_parser_or_the_database_is_a_parse_failure(
+    raw: str, error: str
+) -> None:
+    """Each of these raised out of `parse`, or parsed into what no database stores (a NUL
+    or a lone surrogate; a return id past the integer column overflowed the guard's query)."""
+    failed = schema.parse(raw)
+    assert isinstance(failed, ParseFailure), failed
+    assert error in failed.error
+    assert storable(failed.error)
+
+
+def test_the_largest_return_id_the_column_holds_parses() -> None:
+    assert isinstance(schema.parse(step("send_return_label", return_id=2**31 - 1)), Action)

@@ -174,3 +174,18 @@ def test_the_same_action_twice_in_a_turn_is_denied() -> None:
     verdict = guard.check(a, s)
     assert verdict.decision == "deny"
     assert "already did exactly this" in verdict.reason
+
+
+def test_after_an_approval_only_the_approved_tool_may_run() -> None:
+    """`allowed` offers only the approved tool; `check` must not allow another (a lookup ran
+    on an approval though it was not offered)."""
+    a = action("create_return", order_id="482913", lines=[1], reason="r")
+    conf = LiveConfirmation(
+        "k", a.tool, a.arguments, a.digest, "s", ConfirmationStatus.APPROVED, NOW + timedelta(1)
+    )
+    approved = state(orders={"482913": order()}, confirmation=conf)
+    lookup = guard.check(action("lookup_order", order_id="482913"), approved)
+    assert lookup.decision == "deny" and "approved" in lookup.reason
+    assert "lookup_order" not in guard.allowed(approved)
+    assert guard.check(a, approved).allowed
+    assert guard.check(action("reply", message="ok"), approved).allowed

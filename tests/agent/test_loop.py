@@ -26,7 +26,13 @@ from db import (
 )
 from db.engine import create_engine, session_factory
 from shopbot.app import build_agent, start_conversation
-from shopbot.errors import ModelError, NoPendingConfirmation, ScriptError, WithdrawnConfirmation
+from shopbot.errors import (
+    ConversationError,
+    ModelError,
+    NoPendingConfirmation,
+    ScriptError,
+    WithdrawnConfirmation,
+)
 from shopbot.events import (
     ConfirmationDecided,
     ConfirmationRequested,
@@ -582,3 +588,54 @@ async def test_the_prompt_names_the_items_only_of_the_verified_customers_own_ord
     assert "Items the customer named" not in before  # nothing before the identity check
     assert "Items the customer named in order 482913: line 1 (Slim Fit Jeans)" in after
     assert "600123:" not in after and "Leather Belt" not in after  # Tom's order stays his
+
+
+@pytest.mark.parametrize("text", ["a\x00b", "a\ud800b", "\udfff"])
+async def test_a_message_no_database_stores_is_refused_and_changes_nothing(
+    agent: Agent, text: str
+) -> None:
+    """A NUL, or a lone surrogate (it raised out of the lease), is refused before anything
+    is taken or stored."""
+    cid = await start_conversation(agent.sessions, agent.settings)
+    with pytest.raises(ConversationError, match="cannot be stored"):
+        await turn(agent, cid, CustomerText(text))
+    assert await count(agent, Message, Message.conversation_id == cid) == 0
+    async with agent.sessions() as s:
+        assert (await s.get_one(Conversation, cid)).turns == 0
+
+
+@pytest.mark.parametrize("forged", ["\x00", "\ud800"])
+async def test_an_answer_to_a_confirmation_id_no_database_stores_is_refused(
+    agent: Agent, forged: str
+) -> None:
+    cid = await start_conversation(agent.sessions, agent.settings)
+    with pytest.raises(NoPendingConfirmation):
+        await turn(agent, cid, ConfirmationAnswer(forged, True))
+
+
+async def test_model_output_no_database_stores_is_a_parse_failure_stored_with_fffd(
+    agent: Agent,
+) -> None:
+    """A NUL in an escalation's reason raised out of the commit on PostgreSQL; raw output
+    with a lone surrogate could not be stored at all."""
+    cid = await start_conversation(agent.sessions, agent.settings)
+    events = await turn(
+        agent,
+        cid,
+        CustomerText("hello"),
+        act("escalate", reason="help\x00me"),
+        "\ud800 not an action",
+        act("reply", message="Hi!"),
+    )
+    assert sum(isinstance(e, ParseFailed) for e in events) == 2
+    assert isinstance(events[-2], Reply) and events[-2].text == "Hi!"
+    async with agent.sessions() as s:
+        raw = list(
+            await s.scalars(
+                select(ActionLog.raw_output)
+                .where(ActionLog.conversation_id == cid)
+                .order_by(ActionLog.step)
+            )
+        )
+    assert raw[1] == "\ufffd not an action"
+    assert "\\u0000" in raw[0]

@@ -387,10 +387,29 @@ async def test_a_nul_in_a_message_is_a_validation_error_and_nothing_is_stored(
     )
     assert response.status_code == 422, response.text
     assert error_of(response) == "validation_error"
+    # In words: the message quoted the schema's regular expression.
+    message = response.json()["error"]["message"]
+    assert "NUL character" in message and "[^" not in message and "\\x00" not in message
     await api.settle()
     assert await count(api, Message, Message.conversation_id == cid) == 0
     assert await count(api, Event, Event.conversation_id == cid) == 0
     assert (await history(api, cid, auth))["turns"] == 0
+
+
+async def test_a_lone_surrogate_in_a_message_is_a_validation_error_in_words(api: Api) -> None:
+    """JSON may escape half a UTF-16 pair; no database stores it (it raised out of the
+    loop's lease), so it is refused as a NUL is."""
+    cid, auth = await create_conversation(api.client)
+    response = await api.client.post(
+        f"/v1/conversations/{cid}/messages",
+        content='{"text": "hi \\ud800 there"}',
+        headers=auth | {"content-type": "application/json"},
+    )
+    assert response.status_code == 422, response.text
+    assert error_of(response) == "validation_error"
+    assert "cannot be stored" in response.json()["error"]["message"]
+    await api.settle()
+    assert await count(api, Message, Message.conversation_id == cid) == 0
 
 
 async def test_a_nul_in_any_text_parameter_is_a_validation_error(api: Api) -> None:
