@@ -115,6 +115,37 @@ class Escalated(_Event):
     reason: str
 
 
+class StaffJoined(_Event):
+    """A staff member took the conversation over: ShopBot stops answering until they leave."""
+
+    kind: Literal["staff_joined"] = "staff_joined"
+    name: str
+    """The staff member's display name, as the customer reads it."""
+    shop: str
+    """The shop's name (`Settings.shop_name`): "Sam from Harbor & Pine"."""
+    staff_id: int
+    """Who it was, for the audit trail (never shown to the customer)."""
+
+
+class StaffMessage(_Event):
+    """What the staff member holding the conversation wrote to the customer."""
+
+    kind: Literal["staff_message"] = "staff_message"
+    name: str
+    shop: str
+    text: str
+    staff_id: int
+
+
+class StaffLeft(_Event):
+    """The staff member handed the conversation back: ShopBot answers again."""
+
+    kind: Literal["staff_left"] = "staff_left"
+    name: str
+    shop: str
+    staff_id: int
+
+
 class TurnEnded(_Event):
     kind: Literal["turn_ended"] = "turn_ended"
     turn: int
@@ -137,6 +168,9 @@ Event = Annotated[
     | ConfirmationDecided
     | ConfirmationWithdrawn
     | Escalated
+    | StaffJoined
+    | StaffMessage
+    | StaffLeft
     | TurnEnded,
     Field(discriminator="kind"),
 ]
@@ -156,6 +190,9 @@ __all__ = [
     "ParseFailed",
     "Reply",
     "ReplyChunk",
+    "StaffJoined",
+    "StaffLeft",
+    "StaffMessage",
     "Thought",
     "ToolStarted",
     "TurnEnded",

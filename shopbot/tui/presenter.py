@@ -25,6 +25,9 @@ from shopbot.events import (
     ParseFailed,
     Reply,
     ReplyChunk,
+    StaffJoined,
+    StaffLeft,
+    StaffMessage,
     Thought,
     ToolStarted,
     TurnEnded,
@@ -141,6 +144,12 @@ class Presenter:
                 await self.steps.show(event)
                 text = f"ShopBot handed this conversation to a human colleague ({shorten(reason, 120)})."
                 self._after_reply.append(Note(text, "warning"))
+            case StaffJoined(name=name, shop=shop):
+                await self.note(f"{name} from {shop} joined the conversation.")
+            case StaffMessage(name=name, shop=shop, text=text):
+                await self.note(f"{name}, {shop}: {text}")
+            case StaffLeft(name=name):
+                await self.note(f"{name} left the conversation. ShopBot is back.")
             case TurnEnded(ms=ms):
                 await self.steps.show(event)
                 self.status.latency = ms

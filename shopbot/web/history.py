@@ -16,6 +16,7 @@ from shopbot.events import (
     ConfirmationWithdrawn,
     CustomerMessage,
     Reply,
+    StaffMessage,
 )
 from shopbot.web.schemas import HistoryMessage, PendingConfirmation
 from shopbot.web.store import StoredEvent
@@ -35,6 +36,10 @@ def fold_history(
                 messages.append(_message("customer", text, stored))
             case Reply(text=text, citations=citations):
                 messages.append(_message("assistant", text, stored, citations))
+            case StaffMessage(text=text, name=name, shop=shop):
+                messages.append(
+                    _message("staff", text, stored).model_copy(update={"name": name, "shop": shop})
+                )
             case ConfirmationRequested(confirmation_id=cid):
                 requested[cid] = pending = event  # a new request supersedes the last one
             case ConfirmationDecided(confirmation_id=cid, approved=approved):

@@ -17,7 +17,7 @@ from shopbot.web.backend import BackendDep
 from shopbot.web.inbox import Inbox
 from shopbot.web.pages import page
 from shopbot.web.signin import StaffMember
-from shopbot.web.widget import STATIC
+from shopbot.web.widget import static_file
 
 router = APIRouter(prefix="/staff", include_in_schema=False)
 INBOX_LIMIT = 100
@@ -38,8 +38,4 @@ async def inbox_page(request: Request, staff: StaffMember, backend: BackendDep) 
 
 @router.get("/static/staff.css")
 async def staff_css() -> FileResponse:
-    return FileResponse(
-        STATIC / "staff.css",
-        media_type="text/css",
-        headers={"Cache-Control": "public, max-age=300"},
-    )
+    return static_file("staff.css", "text/css")
