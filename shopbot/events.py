@@ -146,6 +146,21 @@ class StaffLeft(_Event):
     staff_id: int
 
 
+class StaffToolRan(_Event):
+    """A staff member ran one of the agent's tools (`shopbot.staff_tools`): for staff only."""
+
+    kind: Literal["staff_tool"] = "staff_tool"
+    name: str
+    staff_id: int
+    tool: str
+    args: dict[str, Any]
+    decision: Literal["allow", "override"]
+    """`override`: the guard denied it and the staff member overrode the rule, with a reason."""
+    reason: str
+    data: dict[str, Any]
+    error: bool = False
+
+
 class TurnEnded(_Event):
     kind: Literal["turn_ended"] = "turn_ended"
     turn: int
@@ -171,6 +186,7 @@ Event = Annotated[
     | StaffJoined
     | StaffMessage
     | StaffLeft
+    | StaffToolRan
     | TurnEnded,
     Field(discriminator="kind"),
 ]
@@ -193,6 +209,7 @@ __all__ = [
     "StaffJoined",
     "StaffLeft",
     "StaffMessage",
+    "StaffToolRan",
     "Thought",
     "ToolStarted",
     "TurnEnded",

@@ -62,7 +62,7 @@ WAIT_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
-class _Writing:
+class Writing:
     """A staff action under way: its recorder, and the lease it holds."""
 
     rec: Recorder
@@ -92,7 +92,7 @@ class Handoff:
     async def take(self, conversation_id: str, who: StaffMember) -> None:
         """Take the conversation over; a pending confirmation is withdrawn (the person now
         decides what happens). `AlreadyHeld` when someone (maybe `who`) holds it."""
-        async with self._writing(conversation_id, who, taking=True) as writing:
+        async with self.writing(conversation_id, who, taking=True) as writing:
             rec, now = writing.rec, self.agent.clock()
             pending = await rec.session.scalars(
                 select(Confirmation.id).where(
@@ -116,7 +116,7 @@ class Handoff:
             raise ValueError(
                 f"Messages are limited to {self.agent.settings.max_message_chars} characters."
             )
-        async with self._writing(conversation_id, who, taking=False) as writing:
+        async with self.writing(conversation_id, who, taking=False) as writing:
             writing.rec.message(Role.STAFF, text)
             writing.rec.emit(
                 StaffMessage(name=who.name, shop=self._shop, text=text, staff_id=who.id)
@@ -126,7 +126,7 @@ class Handoff:
 
     async def hand_back(self, conversation_id: str, who: StaffMember) -> None:
         """Give the conversation back to ShopBot; an escalation is settled by the person."""
-        async with self._writing(conversation_id, who, taking=False) as writing:
+        async with self.writing(conversation_id, who, taking=False) as writing:
             writing.rec.emit(StaffLeft(name=who.name, shop=self._shop, staff_id=who.id))
             writing.change(
                 {
@@ -143,9 +143,9 @@ class Handoff:
         return self.agent.settings.shop_name
 
     @asynccontextmanager
-    async def _writing(
+    async def writing(
         self, conversation_id: str, who: StaffMember, *, taking: bool
-    ) -> AsyncGenerator[_Writing]:
+    ) -> AsyncGenerator[Writing]:
         """The lease taken for `who`'s action, and a recorder numbering after every event."""
         owner = str(uuid.uuid4())
         turns = await self._lease(conversation_id, who, owner, taking=taking)
@@ -166,7 +166,7 @@ class Handoff:
                     agent.on_stored,
                     agent.announce,
                 )
-                yield _Writing(rec, owner)
+                yield Writing(rec, owner)
                 await rec.commit()
                 committed = True
         finally:

@@ -28,6 +28,7 @@ from shopbot.events import (
     StaffJoined,
     StaffLeft,
     StaffMessage,
+    StaffToolRan,
     Thought,
     ToolStarted,
     TurnEnded,
@@ -116,7 +117,7 @@ class Presenter:
                     await self._reply.retract()
                 if live and self._reply is not None:
                     self._reply.activity = _activity(event) or self._reply.activity
-            case ToolStarted():
+            case ToolStarted() | StaffToolRan():
                 pass  # the customer's words for a step: the terminal shows the step itself
             case ReplyChunk(text=text):
                 await (await self._reply_view()).stream(text)

@@ -96,6 +96,13 @@ def _line(seq: int, kind: str, payload: dict[str, Any]) -> Line | None:
             return Line(seq, "note", f"{payload['name']} took the conversation over.")
         case "staff_left":
             return Line(seq, "note", f"{payload['name']} handed the conversation back to ShopBot.")
+        case "staff_tool":
+            how = "overriding a rule" if payload["decision"] == "override" else "allowed"
+            outcome = "failed" if payload.get("error") else "done"
+            text = (
+                f"{payload['name']} ran {payload['tool']} ({how}): {outcome}. {payload['reason']}"
+            )
+            return Line(seq, "note", text)
         case "escalated":
             return Line(seq, "note", f"Escalated: {payload['reason']}")
         case "confirmation_decided":

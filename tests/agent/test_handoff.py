@@ -7,7 +7,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from agent_support import act, turn
+from agent_support import act, add_staff, turn
 from sqlalchemy import func, select, update
 
 from db import (
@@ -19,25 +19,16 @@ from db import (
     Message,
     OutboxEmail,
     Role,
-    Staff,
     StaffSession,
 )
 from shopbot.app import start_conversation
 from shopbot.errors import AlreadyHeld, ConversationClosed, NotHolder, WithdrawnConfirmation
 from shopbot.events import ConfirmationRequested, Reply
-from shopbot.handoff import Handoff, StaffMember
+from shopbot.handoff import Handoff
 from shopbot.loop import Agent, ConfirmationAnswer, CustomerText
 from shopbot.models.scripted import ScriptedModel
 
 JANE = "Return the jeans from 482913 please, jane.doe@example.com"
-
-
-async def add_staff(agent: Agent, name: str) -> StaffMember:
-    async with agent.sessions() as s:
-        row = Staff(name=name, login=name.casefold(), password_hash="not used here")
-        s.add(row)
-        await s.commit()
-        return StaffMember(row.id, name)
 
 
 async def kinds(agent: Agent, cid: str) -> list[str]:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import mailbox
 import re
 from collections.abc import AsyncIterator
 
 import httpx
 import pytest
+from sqlalchemy import select
 from web_support import (
     JANE_RETURN,
     SHORT_STREAMS,
@@ -19,7 +21,7 @@ from web_support import (
     say,
 )
 
-from db import Conversation, ConversationStatus, Event
+from db import Conversation, ConversationStatus, Event, Return
 from shopbot.config import Settings
 
 BASE = "https://shopbot.test"
@@ -170,3 +172,39 @@ async def test_refused_staff_posts_say_why_and_change_nothing(api: Api) -> None:
         assert len(list(await s.scalars(Event.__table__.select()))) == before
     await sam.aclose()
     await alex.aclose()
+
+
+async def test_staff_create_the_return_and_send_its_label_from_the_page(api: Api) -> None:
+    cid, auth = await create_conversation(api.client)
+    await say(api, cid, auth, JANE_RETURN)  # verified; the return waits for confirmation
+    sam, csrf = await signed_in(api, "Sam")
+    base = f"/staff/conversations/{cid}"
+    assert (await sam.post(f"{base}/take", data={"csrf": csrf})).status_code == 303
+    assert "Run a tool as Sam" in (await sam.get(base)).text
+
+    not_json = await sam.post(
+        f"{base}/tool", data={"csrf": csrf, "tool": "create_return", "args": "{order"}
+    )
+    assert not_json.status_code == 422 and "not JSON" in not_json.text
+    args = '{"order_id": "482913", "lines": [1], "reason": "too small"}'
+    created = await sam.post(
+        f"{base}/tool", data={"csrf": csrf, "tool": "create_return", "args": args}
+    )
+    assert created.status_code == 303
+    async with api.backend.sessions() as s:
+        return_id = await s.scalar(select(Return.id).where(Return.conversation_id == cid))
+    assert return_id is not None
+    sent = await sam.post(
+        f"{base}/tool",
+        data={"csrf": csrf, "tool": "send_return_label", "args": f'{{"return_id": {return_id}}}'},
+    )
+    assert sent.status_code == 303
+    page = (await sam.get(base)).text
+    assert "Sam ran create_return (allowed): done." in page
+    assert "Sam ran send_return_label (allowed): done." in page
+    mails = list(mailbox.Maildir(api.settings.data_dir / "maildir", create=False))
+    assert [m["To"] for m in mails] == ["jane.doe@example.com"]
+    # The customer's stream says nothing of it: staff actions are for staff.
+    _, events = await read_stream(api.client, f"/v1/conversations/{cid}/events", auth)
+    assert not [e for e in events if e.event == "staff_tool"]
+    await sam.aclose()
