@@ -37,6 +37,11 @@
     staff_joined: function (e) { add(messages, "line note", "—", e.name + " took the conversation over."); },
     staff_left: function (e) { add(messages, "line note", "—", e.name + " handed the conversation back to ShopBot."); },
     escalated: function (e) { add(messages, "line note", "—", "Escalated: " + e.reason); },
+    staff_tool: function (e) {
+      add(messages, "line note", "—", e.name + " ran " + e.tool + " (" +
+        (e.decision === "override" ? "overriding a rule" : "allowed") + "): " +
+        (e.error ? "failed" : "done") + ". " + e.reason);
+    },
     action: function (e) { add(steps, "step", "Step " + e.step, e.tool + " " + json(e.args)); },
     parse_failed: function (e) { add(steps, "step", "Step " + e.step, "did not parse: " + e.error); },
     verdict: function (e) { add(steps, "step", "Guard", e.decision + ": " + e.reason); },
