@@ -96,6 +96,9 @@ class ConversationView(BaseModel):
     """Resume the stream after this seq to see everything that follows."""
     messages: list[HistoryMessage]
     pending_confirmation: PendingConfirmation | None
+    person: str | None = None
+    """The person of the shop who has taken the conversation over ("Sam from Harbor &
+    Pine"), answering instead of ShopBot; None: ShopBot answers."""
 
 
 class Health(BaseModel):

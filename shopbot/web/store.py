@@ -26,7 +26,9 @@ HISTORY_KINDS = (
     "confirmation_requested",
     "confirmation_decided",
     "confirmation_withdrawn",
+    "staff_joined",
     "staff_message",
+    "staff_left",
 )
 """The events a customer's history is folded from; the others (steps, verdicts) are the
 agent's work, for staff (`shopbot.web.audience`)."""

@@ -69,6 +69,7 @@ async def test_a_return_is_confirmed_and_the_label_sent(api: Api) -> None:
         "last_seq": 0,
         "messages": [],
         "pending_confirmation": None,
+        "person": None,
     }
 
     sent = await api.client.post(

@@ -101,6 +101,7 @@ async def test_a_person_takes_over_writes_and_hands_back(api: Api) -> None:
     page = (await sam.get(base)).text
     assert "You hold this conversation" in page and "Hand back to ShopBot" in page
 
+    assert (await history(api, cid, auth))["person"] == "Sam from Harbor & Pine"
     calls = api.model.calls
     await say(api, cid, auth, "Is anyone there?")
     assert api.model.calls == calls  # held: no model turn
@@ -118,6 +119,7 @@ async def test_a_person_takes_over_writes_and_hands_back(api: Api) -> None:
         "shop": "Harbor & Pine",
     }
     assert (await sam.post(f"{base}/hand-back", data={"csrf": csrf})).status_code == 303
+    assert (await history(api, cid, auth))["person"] is None
 
     # The customer's stream: who joined, their words, who left; fixed fields, no staff id.
     _, events = await read_stream(api.client, f"/v1/conversations/{cid}/events", auth)

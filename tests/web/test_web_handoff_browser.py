@@ -75,6 +75,14 @@ async def test_a_person_takes_over_from_the_widget_and_hands_back(
         await expect(answer).to_contain_text("Sam, Harbor & Pine")
         await expect(answer).to_contain_text("Hi, Sam here. How can I help?")
 
+        # A reload restores who answers, and what they wrote.
+        await customer.reload()
+        await open_chat(customer, url)
+        await expect(
+            chat.get_by_text("Sam from Harbor & Pine is in the conversation")
+        ).to_be_visible()
+        await expect(chat.locator(".msg.staff")).to_contain_text("Sam, Harbor & Pine")
+
         # The customer's words reach the staff page live (its stream), and no bot answers.
         await say(customer, "My parcel never arrived.")
         await expect(staff.locator("#messages")).to_contain_text("My parcel never arrived.")

@@ -508,6 +508,8 @@
         addCitations(item, m.citations);
       });
       if (pending) showConfirmation(pending, false);
+      person = view.person || null;
+      if (person) note(person + " is in the conversation");
       lastSeq = view.last_seq;
       if (view.busy) { setRunning(true); setStatus("ShopBot is typing…"); }
       connect();
