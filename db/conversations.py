@@ -43,6 +43,12 @@ class Conversation(Base):
     """Who runs this conversation's turn now: turns are serialized across workers."""
     turn_lease_until: Mapped[datetime | None]
     """A crashed worker's turn frees the conversation when its lease runs out."""
+    held_by: Mapped[int | None] = mapped_column(ForeignKey("staff.id", ondelete="SET NULL"))
+    """The staff member who has taken the conversation over (`shopbot.handoff`): while set,
+    the customer's messages are stored and no model turn runs. Freed when they hand it back
+    (or their account is removed)."""
+    held_since: Mapped[datetime | None]
+    """When `held_by` took it over."""
 
 
 class UsedIdentityToken(Base):
@@ -60,6 +66,8 @@ class UsedIdentityToken(Base):
 class Role(enum.StrEnum):
     CUSTOMER = "customer"
     ASSISTANT = "assistant"
+    STAFF = "staff"
+    """A staff member who took the conversation over wrote it (`shopbot.handoff`)."""
 
 
 class Message(Base):

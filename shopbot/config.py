@@ -130,6 +130,18 @@ class Settings(BaseSettings):
     smtp_url: str | None = None
     """`smtp://user:pass@host:port` (STARTTLS when offered); default a Maildir."""
     mail_from: str = "Harbor & Pine Returns <returns@shop.example>"
+    shop_name: str = Field(default="Harbor & Pine", min_length=1, max_length=80)
+    """The shop's name as customers know it: a staff member who joins a conversation shows
+    as "Sam from Harbor & Pine", and the staff pages carry it."""
+    support_email: str | None = None
+    """Where an escalation is emailed (through the outbox), with its reason and the link to
+    the conversation's staff page. Unset: escalations only reach the staff inbox."""
+    support_hours: str = "by email within one business day"
+    """When a customer who asked for a person may expect an answer while no staff member is
+    signed in, completing "A colleague will get back to you ..."."""
+    public_url: str = "http://127.0.0.1:8000"
+    """Where `shopbot serve` is reached from outside: the escalation email's link to the
+    conversation's staff page starts with it."""
     returns_centre: ReturnsCentre = ReturnsCentre()
     identity_secret: SecretStr | None = None
     """Shared with the shop's website to sign customer identities (HMAC-SHA256), 32 bytes or
@@ -176,6 +188,13 @@ class Settings(BaseSettings):
                 f"{value!r} is not an http(s) URL: give the collector's OTLP/HTTP address, "
                 "such as http://localhost:4318"
             )
+        return value
+
+    @field_validator("support_email")
+    @classmethod
+    def _one_address(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"[^@\s<>,]+@[^@\s<>,]+\.[^@\s<>,]+", value):
+            raise ValueError(f"not one email address: {value!r} (write it as support@shop.example)")
         return value
 
     @cached_property

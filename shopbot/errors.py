@@ -13,8 +13,13 @@
         ├── ConversationNotFound  there is no such conversation
         ├── ConversationBusy another turn of this conversation is running
         ├── RateLimited      too many messages in a conversation; try again later
-        └── NoPendingConfirmation
-            └── WithdrawnConfirmation  the customer wrote instead of answering it
+        ├── NoPendingConfirmation
+        │   └── WithdrawnConfirmation  the customer wrote instead of answering it
+        └── HandoffRefused   a staff member cannot take, write in or hand back this
+            │                conversation now (`shopbot.handoff`)
+            ├── AlreadyHeld  another staff member has taken it over
+            ├── NotHolder    the staff member does not hold it (never took it, or handed it back)
+            └── ConversationClosed  it is closed: nobody writes in it any more
 
 A model's unparsable output is not an exception: `shopbot.actions.parse_action` returns a
 `ParseFailure` value that goes back to the model as an observation.
@@ -90,3 +95,24 @@ class NoPendingConfirmation(ConversationError):
 
 class WithdrawnConfirmation(NoPendingConfirmation):
     """The customer answered a confirmation they had withdrawn by writing something else."""
+
+
+class HandoffRefused(ConversationError):
+    """A staff member's take-over, message or hand-back was refused; nothing changed."""
+
+
+class AlreadyHeld(HandoffRefused):
+    """Another staff member holds the conversation."""
+
+    def __init__(self, message: str, *, holder: str) -> None:
+        super().__init__(message)
+        self.holder = holder
+        """The name of the staff member who holds it."""
+
+
+class NotHolder(HandoffRefused):
+    """The staff member does not hold the conversation."""
+
+
+class ConversationClosed(HandoffRefused):
+    """The conversation is closed."""

@@ -115,6 +115,52 @@ class Escalated(_Event):
     reason: str
 
 
+class StaffJoined(_Event):
+    """A staff member took the conversation over: ShopBot stops answering until they leave."""
+
+    kind: Literal["staff_joined"] = "staff_joined"
+    name: str
+    """The staff member's display name, as the customer reads it."""
+    shop: str
+    """The shop's name (`Settings.shop_name`): "Sam from Harbor & Pine"."""
+    staff_id: int
+    """Who it was, for the audit trail (never shown to the customer)."""
+
+
+class StaffMessage(_Event):
+    """What the staff member holding the conversation wrote to the customer."""
+
+    kind: Literal["staff_message"] = "staff_message"
+    name: str
+    shop: str
+    text: str
+    staff_id: int
+
+
+class StaffLeft(_Event):
+    """The staff member handed the conversation back: ShopBot answers again."""
+
+    kind: Literal["staff_left"] = "staff_left"
+    name: str
+    shop: str
+    staff_id: int
+
+
+class StaffToolRan(_Event):
+    """A staff member ran one of the agent's tools (`shopbot.staff_tools`): for staff only."""
+
+    kind: Literal["staff_tool"] = "staff_tool"
+    name: str
+    staff_id: int
+    tool: str
+    args: dict[str, Any]
+    decision: Literal["allow", "override"]
+    """`override`: the guard denied it and the staff member overrode the rule, with a reason."""
+    reason: str
+    data: dict[str, Any]
+    error: bool = False
+
+
 class TurnEnded(_Event):
     kind: Literal["turn_ended"] = "turn_ended"
     turn: int
@@ -137,6 +183,10 @@ Event = Annotated[
     | ConfirmationDecided
     | ConfirmationWithdrawn
     | Escalated
+    | StaffJoined
+    | StaffMessage
+    | StaffLeft
+    | StaffToolRan
     | TurnEnded,
     Field(discriminator="kind"),
 ]
@@ -156,6 +206,10 @@ __all__ = [
     "ParseFailed",
     "Reply",
     "ReplyChunk",
+    "StaffJoined",
+    "StaffLeft",
+    "StaffMessage",
+    "StaffToolRan",
     "Thought",
     "ToolStarted",
     "TurnEnded",

@@ -49,6 +49,7 @@ from shopbot.errors import (
     ScriptError,
     WithdrawnConfirmation,
 )
+from shopbot.escalation import hand_to_a_person
 from shopbot.events import (
     ActionProposed,
     ConfirmationDecided,
@@ -86,11 +87,7 @@ from tools import Needs, ToolContext
 
 log = logging.getLogger(__name__)
 
-SAFE_REPLY = (
-    "I'm sorry, I couldn't finish that. I've passed our conversation to a colleague, "
-    "who will get back to you by email."
-)
-ESCALATION_REPLY = "I've passed our conversation to a colleague, who will get back to you by email."
+SORRY = "I'm sorry, I couldn't finish that. "
 
 
 @dataclass(frozen=True)
@@ -307,8 +304,11 @@ class Agent:
         await rec.commit()
         for event in rec.drain():
             yield event
-        async for event in self._react(session, conversation, state, rec, steps, opening, trace):
-            yield event
+        if conversation.held_by is None:  # else a staff member answers (`shopbot.handoff`)
+            async for event in self._react(
+                session, conversation, state, rec, steps, opening, trace
+            ):
+                yield event
         if isinstance(incoming, ConfirmationAnswer) and incoming.approve:
             await rec.expire_approved(self.clock())
         rec.emit(TurnEnded(turn=state.turn, steps=rec.model_steps, ms=_ms(started)))
@@ -382,7 +382,7 @@ class Agent:
                 except ModelError as exc:
                     log.warning("model failed in %s: %s", conversation.id, exc)
                     call.failed(exc)
-                    self._give_up(conversation, rec, f"model error: {exc}")
+                    await self._give_up(conversation, rec, f"model error: {exc}")
                     break
                 call.answered(raw)
             model_ms = _ms(t0)
@@ -397,7 +397,9 @@ class Agent:
                 else:  # shown the loop again, a small model tends to write it again
                     steps.append(Step("(a reply saying one thing over and over)", LOOPED))
                 if parse_failures > self.settings.max_parse_retries:
-                    self._give_up(conversation, rec, "the model kept producing invalid actions")
+                    await self._give_up(
+                        conversation, rec, "the model kept producing invalid actions"
+                    )
                     break
                 await rec.commit()
                 for event in rec.drain():
@@ -435,7 +437,9 @@ class Agent:
                 denials += 1
                 steps.append(Step(_render(action), f"DENIED: {verdict.reason}"))
                 if denials >= self.settings.max_denials:
-                    self._give_up(conversation, rec, f"denied {denials} times: {verdict.reason}")
+                    await self._give_up(
+                        conversation, rec, f"denied {denials} times: {verdict.reason}"
+                    )
                     break
             elif verdict.decision == "confirm":
                 await self._ask_confirmation(action, rec, state)
@@ -446,7 +450,7 @@ class Agent:
                     entry.flags = self.check_reply(action.args.message, state.sources)
                 break
             elif isinstance(action.args, EscalateArgs):
-                self._escalate(conversation, rec, action.args.reason, ESCALATION_REPLY)
+                await self._escalate(conversation, rec, action.args.reason)
                 break
             else:
                 denials = 0
@@ -488,7 +492,7 @@ class Agent:
             for event in rec.drain():
                 yield event
         else:
-            self._give_up(conversation, rec, "step budget spent")
+            await self._give_up(conversation, rec, "step budget spent")
         trace.end_step()
 
     async def _consume(self, state: ConversationState, rec: Recorder) -> bool:
@@ -525,16 +529,22 @@ class Agent:
         rec.message(Role.ASSISTANT, text, citations)
         rec.emit(Reply(text=text, citations=citations))
 
-    def _escalate(self, conversation: Conversation, rec: Recorder, reason: str, text: str) -> None:
+    async def _escalate(
+        self, conversation: Conversation, rec: Recorder, reason: str, apology: str = ""
+    ) -> None:
         conversation.status = ConversationStatus.ESCALATED
         rec.emit(Escalated(reason=reason))
+        # Support is emailed in this step's commit; the customer is told when to expect whom.
+        text = apology + await hand_to_a_person(
+            rec.session, self.settings, conversation.id, self.pii.text(reason), self.clock()
+        )
         rec.message(Role.ASSISTANT, text)
         rec.emit(Reply(text=text))
 
-    def _give_up(self, conversation: Conversation, rec: Recorder, reason: str) -> None:
+    async def _give_up(self, conversation: Conversation, rec: Recorder, reason: str) -> None:
         """End the turn safely: an apology and, when configured, a human takes over."""
         if self.settings.escalate_on_failure:
-            self._escalate(conversation, rec, reason, SAFE_REPLY)
+            await self._escalate(conversation, rec, reason, SORRY)
         else:
             text = "I'm sorry, something went wrong on my side. Could you say that again?"
             rec.message(Role.ASSISTANT, text)

@@ -50,6 +50,7 @@ from shopbot.events import (
     ConfirmationWithdrawn,
     CustomerMessage,
     Reply,
+    StaffMessage,
     TurnEnded,
 )
 from shopbot.redact import mask_email, mask_emails
@@ -73,6 +74,7 @@ VERBATIM_KINDS = frozenset(
         ConfirmationRequested,
         ConfirmationDecided,
         ConfirmationWithdrawn,
+        StaffMessage,
         TurnEnded,
     )
 )

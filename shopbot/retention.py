@@ -27,10 +27,11 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, Row, case, delete, func, or_, select, update
+from sqlalchemy import ColumnElement, Exists, Row, case, delete, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import InstrumentedAttribute
 
 from db import (
     ActionLog,
@@ -188,6 +189,20 @@ async def purge(
         return report
 
 
+PERSON_EVENTS = ("escalated", "staff_joined")
+"""A conversation with one of these needed a person: escalated, or taken over by staff (a
+hand-back settles its status, so the status alone would forget it)."""
+
+
+def needed_a_person(conversation_id: ColumnElement[str] | InstrumentedAttribute[str]) -> Exists:
+    """Whether the conversation has an escalation or a staff member's take-over."""
+    return (
+        select(Event.id)
+        .where(Event.conversation_id == conversation_id, Event.kind.in_(PERSON_EVENTS))
+        .exists()
+    )
+
+
 def _chunks(ids: Sequence[str]) -> Iterator[Sequence[str]]:
     for start in range(0, len(ids), CHUNK):
         yield ids[start : start + CHUNK]
@@ -217,6 +232,13 @@ async def _count(
     )
     for cid, n, denied, failed in await session.execute(steps):
         tally[cid].update(steps=n, denials=denied or 0, failed_verifications=failed or 0)
+    people = (
+        select(Event.conversation_id)
+        .where(Event.conversation_id.in_(chunk), Event.kind.in_(PERSON_EVENTS))
+        .distinct()
+    )
+    for (cid,) in await session.execute(people):
+        tally[cid]["escalated"] = 1
     for name, model in RECORDS.items():
         column = model.conversation_id
         counted = select(column, func.count()).where(column.in_(chunk)).group_by(column)
@@ -246,7 +268,6 @@ def _days(
         counts.update(
             conversations=1,
             verified=c.customer_id is not None,
-            escalated=c.status is ConversationStatus.ESCALATED,
             turns=c.turns,
         )
     return [DayCounts(day, channel, counts) for (day, channel), counts in sorted(days.items())]

@@ -25,6 +25,10 @@ from shopbot.events import (
     ParseFailed,
     Reply,
     ReplyChunk,
+    StaffJoined,
+    StaffLeft,
+    StaffMessage,
+    StaffToolRan,
     Thought,
     ToolStarted,
     TurnEnded,
@@ -113,7 +117,7 @@ class Presenter:
                     await self._reply.retract()
                 if live and self._reply is not None:
                     self._reply.activity = _activity(event) or self._reply.activity
-            case ToolStarted():
+            case ToolStarted() | StaffToolRan():
                 pass  # the customer's words for a step: the terminal shows the step itself
             case ReplyChunk(text=text):
                 await (await self._reply_view()).stream(text)
@@ -141,6 +145,12 @@ class Presenter:
                 await self.steps.show(event)
                 text = f"ShopBot handed this conversation to a human colleague ({shorten(reason, 120)})."
                 self._after_reply.append(Note(text, "warning"))
+            case StaffJoined(name=name, shop=shop):
+                await self.note(f"{name} from {shop} joined the conversation.")
+            case StaffMessage(name=name, shop=shop, text=text):
+                await self.note(f"{name}, {shop}: {text}")
+            case StaffLeft(name=name):
+                await self.note(f"{name} left the conversation. ShopBot is back.")
             case TurnEnded(ms=ms):
                 await self.steps.show(event)
                 self.status.latency = ms

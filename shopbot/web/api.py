@@ -95,7 +95,7 @@ async def read_conversation(conversation_id: Opened, backend: BackendDep) -> Con
         raise ApiError(404, "not_found", "No such conversation.")
     events, last_seq = await backend.store.history(conversation_id)
     now = backend.clock()
-    messages, pending = fold_history(events, now)
+    messages, pending, person = fold_history(events, now)
     return ConversationView(
         conversation_id=conversation_id,
         status=info.status,
@@ -105,6 +105,7 @@ async def read_conversation(conversation_id: Opened, backend: BackendDep) -> Con
         last_seq=last_seq,
         messages=messages,
         pending_confirmation=pending,
+        person=person,
     )
 
 

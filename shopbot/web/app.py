@@ -33,11 +33,12 @@ from db import utcnow
 from db.engine import bound_engine, create_engine, is_sqlite, session_factory
 from shopbot.app import build_agent, build_model, open_services
 from shopbot.config import Settings
+from shopbot.handoff import Handoff
 from shopbot.models.base import ChatModel
 from shopbot.otlp import install as install_traces
 from shopbot.signing_keys import CONVERSATION, STAFF_SESSION, secret_value, with_identity_secret
 from shopbot.turns import MessageRate
-from shopbot.web import api, signin, staff, staff_pages, stream
+from shopbot.web import api, conversation_page, signin, staff, staff_pages, stream
 from shopbot.web.accounts import StaffAccounts
 from shopbot.web.backend import Backend
 from shopbot.web.config import WebConfig, web_config
@@ -163,6 +164,7 @@ def create_app(
             lifetime=timedelta(hours=web.staff_session_max_hours),
         ),
         signin_nonces=SignInNonces(staff_secret),
+        handoff=Handoff(agent),
     )
     factory: ServicesFactory = (
         open_services if services is None or isinstance(services, dict) else services
@@ -216,6 +218,7 @@ def create_app(
     app.include_router(staff.router)
     app.include_router(signin.router)
     app.include_router(staff_pages.router)
+    app.include_router(conversation_page.router)
     app.include_router(docs_router(title="ShopBot"))
     app.include_router(widget_router(demo=web.demo))
 

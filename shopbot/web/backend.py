@@ -12,6 +12,7 @@ from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shopbot.config import Settings
+from shopbot.handoff import Handoff
 from shopbot.web.accounts import StaffAccounts
 from shopbot.web.config import WebConfig
 from shopbot.web.csrf import SignInNonces
@@ -38,6 +39,8 @@ class Backend:
     accounts: StaffAccounts
     staff_sessions: StaffSessions
     signin_nonces: SignInNonces
+    handoff: Handoff
+    """Staff members taking conversations over from ShopBot, writing, handing back."""
     streams_closing: anyio.Event | None = None
     """Set (by sse-starlette) when the server shuts down; created at the app's startup."""
 

@@ -16,6 +16,9 @@ from shopbot.events import (
     ConfirmationWithdrawn,
     CustomerMessage,
     Reply,
+    StaffJoined,
+    StaffLeft,
+    StaffMessage,
 )
 from shopbot.web.schemas import HistoryMessage, PendingConfirmation
 from shopbot.web.store import StoredEvent
@@ -23,9 +26,11 @@ from shopbot.web.store import StoredEvent
 
 def fold_history(
     events: list[StoredEvent], now: datetime
-) -> tuple[list[HistoryMessage], PendingConfirmation | None]:
-    """The messages shown, and the confirmation still waiting for an answer (if any)."""
+) -> tuple[list[HistoryMessage], PendingConfirmation | None, str | None]:
+    """The messages shown, the confirmation still waiting for an answer (if any), and the
+    person of the shop who holds the conversation ("Sam from Harbor & Pine"; None: ShopBot)."""
     messages: list[HistoryMessage] = []
+    person: str | None = None
     requested: dict[str, ConfirmationRequested] = {}
     pending: ConfirmationRequested | None = None
     for stored in events:
@@ -35,6 +40,14 @@ def fold_history(
                 messages.append(_message("customer", text, stored))
             case Reply(text=text, citations=citations):
                 messages.append(_message("assistant", text, stored, citations))
+            case StaffMessage(text=text, name=name, shop=shop):
+                messages.append(
+                    _message("staff", text, stored).model_copy(update={"name": name, "shop": shop})
+                )
+            case StaffJoined(name=name, shop=shop):
+                person = f"{name} from {shop}"
+            case StaffLeft():
+                person = None
             case ConfirmationRequested(confirmation_id=cid):
                 requested[cid] = pending = event  # a new request supersedes the last one
             case ConfirmationDecided(confirmation_id=cid, approved=approved):
@@ -51,13 +64,17 @@ def fold_history(
             case _:
                 pass
     if pending is None or pending.expires_at <= now:
-        return messages, None
-    return messages, PendingConfirmation(
-        confirmation_id=pending.confirmation_id,
-        tool=pending.tool,
-        args=pending.args,
-        summary=pending.summary,
-        expires_at=pending.expires_at,
+        return messages, None, person
+    return (
+        messages,
+        PendingConfirmation(
+            confirmation_id=pending.confirmation_id,
+            tool=pending.tool,
+            args=pending.args,
+            summary=pending.summary,
+            expires_at=pending.expires_at,
+        ),
+        person,
     )
 
 

@@ -7,8 +7,8 @@ still held (read live), so purging changes no day's count. What each number mean
 
 - conversations: conversations started that day (in the widget or a chat), whether or not the
   customer went on to write;
-- escalated: those whose status is escalated: handed to a person (for purged ones, at the
-  time they were purged);
+- escalated: those that needed a person: escalated, or taken over by a staff member, even
+  when later handed back (`shopbot.retention.needed_a_person`, as purge counts them);
 - resolved without a person: the others, as a share of the day's conversations;
 - denials: the model's steps the guard denied, in those conversations;
 - median turn time: the middle of the day's turn times, from the customer's message to the
@@ -31,8 +31,9 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from db import ActionLog, Conversation, ConversationStats, ConversationStatus
+from db import ActionLog, Conversation, ConversationStats
 from db import Event as EventRow
+from shopbot.retention import needed_a_person
 
 __all__ = [
     "DEFAULT_PERIOD",
@@ -129,7 +130,7 @@ async def read_numbers(engine: AsyncEngine, period: int, zone: ZoneInfo, now: da
         .where(ActionLog.conversation_id == Conversation.id, ActionLog.verdict == "deny")
         .scalar_subquery()
     )
-    held = select(Conversation.created_at, Conversation.status, denials).where(
+    held = select(Conversation.created_at, needed_a_person(Conversation.id), denials).where(
         Conversation.created_at >= since
     )
     stats = (
@@ -154,12 +155,12 @@ async def read_numbers(engine: AsyncEngine, period: int, zone: ZoneInfo, now: da
             counted.purged += int(conversations)
             counted.escalated += int(escalated)
             counted.denials += int(denied)
-        for created_at, status, denied in await conn.execute(held):
+        for created_at, person, denied in await conn.execute(held):
             found = day_of(created_at)
             if found is None:
                 continue  # started after `now`: a clock a little ahead
             found.conversations += 1
-            found.escalated += status == ConversationStatus.ESCALATED
+            found.escalated += bool(person)
             found.denials += int(denied)
         for created_at, ms in await conn.execute(turns):
             found = day_of(created_at)

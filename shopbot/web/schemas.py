@@ -70,11 +70,16 @@ class TurnAccepted(BaseModel):
 
 
 class HistoryMessage(BaseModel):
-    role: Literal["customer", "assistant"]
+    role: Literal["customer", "assistant", "staff"]
+    """`staff`: a staff member who took the conversation over wrote it."""
     text: str
     turn: int
     seq: int
     citations: list[Citation] = Field(default_factory=list[Citation])
+    name: str | None = None
+    """For `staff`: who wrote it, as the customer reads it."""
+    shop: str | None = None
+    """For `staff`: the shop's name ("Sam, Harbor & Pine")."""
 
 
 class PendingConfirmation(BaseModel):
@@ -98,6 +103,9 @@ class ConversationView(BaseModel):
     """Resume the stream after this seq to see everything that follows."""
     messages: list[HistoryMessage]
     pending_confirmation: PendingConfirmation | None
+    person: str | None = None
+    """The person of the shop who has taken the conversation over ("Sam from Harbor &
+    Pine"), answering instead of ShopBot; None: ShopBot answers."""
 
 
 class Health(BaseModel):
@@ -179,9 +187,34 @@ class ConfirmationWithdrawnSeen(_Streamed):
 
 
 class EscalatedSeen(_Streamed):
-    """A colleague takes the conversation over (they follow up by email)."""
+    """ShopBot handed the conversation to a colleague (its reply says when to expect them)."""
 
     kind: Literal["escalated"]
+
+
+class StaffJoinedSeen(_Streamed):
+    """A person of the shop took the conversation over: they answer now, not ShopBot."""
+
+    kind: Literal["staff_joined"]
+    name: str
+    shop: str
+
+
+class StaffMessageSeen(_Streamed):
+    """What the person who took the conversation over wrote."""
+
+    kind: Literal["staff_message"]
+    name: str
+    shop: str
+    text: str
+
+
+class StaffLeftSeen(_Streamed):
+    """The person handed the conversation back: ShopBot answers again."""
+
+    kind: Literal["staff_left"]
+    name: str
+    shop: str
 
 
 class TurnEndedSeen(_Streamed):
@@ -200,6 +233,9 @@ CUSTOMER_STREAM: tuple[type[BaseModel], ...] = (
     ConfirmationDecidedSeen,
     ConfirmationWithdrawnSeen,
     EscalatedSeen,
+    StaffJoinedSeen,
+    StaffMessageSeen,
+    StaffLeftSeen,
     TurnEndedSeen,
 )
 """Everything a customer's stream carries, one model per event kind."""

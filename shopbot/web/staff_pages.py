@@ -28,10 +28,14 @@ from shopbot.web.pages import page
 from shopbot.web.sessions import COOKIE, SignedIn
 from shopbot.web.signin import StaffMember
 from shopbot.web.staff import staff_only
-from shopbot.web.widget import STATIC
+from shopbot.web.widget import static_file
 
 router = APIRouter(prefix="/staff", include_in_schema=False)
-STATIC_FILES = {"staff.css": "text/css", "inbox.js": "text/javascript; charset=utf-8"}
+STATIC_FILES = {
+    "staff.css": "text/css",
+    "inbox.js": "text/javascript; charset=utf-8",
+    "conversation.js": "text/javascript; charset=utf-8",
+}
 
 
 @router.get("")
@@ -71,9 +75,7 @@ async def staff_static(name: str) -> FileResponse:
     media_type = STATIC_FILES.get(name)
     if media_type is None:
         raise ApiError(404, "not_found", "Not found.")
-    return FileResponse(
-        STATIC / name, media_type=media_type, headers={"Cache-Control": "public, max-age=300"}
-    )
+    return static_file(name, media_type)
 
 
 @router.get("/numbers")

@@ -26,10 +26,15 @@ HISTORY_KINDS = (
     "confirmation_requested",
     "confirmation_decided",
     "confirmation_withdrawn",
+    "staff_joined",
+    "staff_message",
+    "staff_left",
 )
 """The events a customer's history is folded from; the others (steps, verdicts) are the
 agent's work, for staff (`shopbot.web.audience`)."""
 AUDIT = ActionLog.__table__
+IDLE_AFTER = ("turn_ended", "staff_joined", "staff_message", "staff_left")
+"""The kinds that end what was writing in a conversation: a turn, or a staff action."""
 
 
 @dataclass(frozen=True)
@@ -151,7 +156,8 @@ class EventStore:
         return int(found[0] or 0), int(found[1] or 0)
 
     async def last_turn_ended(self, conversation_id: str) -> bool:
-        """Whether the conversation's last event ends a turn (none is running any more)."""
+        """Whether the conversation's last event ends a turn or a staff member's action
+        (`shopbot.handoff`): none is running any more."""
         query = (
             select(EVENTS.c.kind)
             .where(EVENTS.c.conversation_id == conversation_id)
@@ -160,4 +166,4 @@ class EventStore:
         )
         async with self.engine.connect() as conn:
             kind = await conn.scalar(query)
-        return kind == "turn_ended"
+        return kind in IDLE_AFTER

@@ -15,6 +15,11 @@ STATIC = Path(__file__).parent / "static"
 CACHE = {"Cache-Control": "public, max-age=300"}
 
 
+def static_file(name: str, media_type: str) -> FileResponse:
+    """A file of `static/`, cacheable for a few minutes."""
+    return FileResponse(STATIC / name, media_type=media_type, headers=CACHE)
+
+
 def widget_router(*, demo: bool) -> APIRouter:
     router = APIRouter(include_in_schema=False)
 

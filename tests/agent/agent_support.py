@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from db import Staff
 from shopbot.events import Event
+from shopbot.handoff import StaffMember
 from shopbot.loop import Agent, Incoming
 from shopbot.models.scripted import ScriptedModel
 
@@ -22,3 +24,12 @@ async def turn(agent: Agent, cid: str, incoming: Incoming, *outputs: Any) -> lis
     events = [e async for e in agent.run_turn(cid, incoming)]
     model.assert_complete()
     return events
+
+
+async def add_staff(agent: Agent, name: str) -> StaffMember:
+    """A staff account (no usable password: these tests act for it directly)."""
+    async with agent.sessions() as s:
+        row = Staff(name=name, login=name.casefold(), password_hash="not used here")
+        s.add(row)
+        await s.commit()
+        return StaffMember(row.id, name)

@@ -69,6 +69,7 @@ async def test_a_return_is_confirmed_and_the_label_sent(api: Api) -> None:
         "last_seq": 0,
         "messages": [],
         "pending_confirmation": None,
+        "person": None,
     }
 
     sent = await api.client.post(
@@ -103,6 +104,8 @@ async def test_a_return_is_confirmed_and_the_label_sent(api: Api) -> None:
         "turn": 2,
         "seq": view["messages"][-1]["seq"],
         "citations": [],
+        "name": None,
+        "shop": None,
     }
     assert view["last_seq"] == await count(api, Event, Event.conversation_id == cid)
     assert await count(api, Return, Return.order_id == "482913") == 1
@@ -555,6 +558,9 @@ async def test_the_openapi_document_describes_routes_and_errors(api: Api) -> Non
         "confirmation_decided",
         "confirmation_withdrawn",
         "escalated",
+        "staff_joined",
+        "staff_message",
+        "staff_left",
         "turn_ended",
     }
     data = customer["properties"]["data"]
@@ -564,6 +570,8 @@ async def test_the_openapi_document_describes_routes_and_errors(api: Api) -> Non
     assert all(shape["additionalProperties"] is False for shape in shapes)
     escalated = next(s for s in shapes if s["properties"]["kind"]["const"] == "escalated")
     assert set(escalated["properties"]) == {"seq", "turn", "kind"}, "no reason for the customer"
+    joined = next(s for s in shapes if s["properties"]["kind"]["const"] == "staff_joined")
+    assert set(joined["properties"]) == {"seq", "turn", "kind", "name", "shop"}, "no staff id"
     staff = stream_of("/v1/staff/conversations/{conversation_id}/events")
     assert {"thought", "action", "verdict", "observation"} <= set(
         staff["properties"]["event"]["enum"]

@@ -1,11 +1,8 @@
 """conversations by the time they started: the owner's numbers read a period's by it
 
 Revision ID: 0008
-Revises: 0006
+Revises: 0007
 Create Date: 2026-12-07 05:50:00
-
-Numbered 0008 beside a 0007 written in parallel: whichever merges second takes the other as
-its down_revision.
 """
 
 from collections.abc import Sequence
@@ -13,7 +10,7 @@ from collections.abc import Sequence
 from alembic import op
 
 revision: str = "0008"
-down_revision: str | None = "0006"
+down_revision: str | None = "0007"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

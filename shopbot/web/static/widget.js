@@ -38,6 +38,7 @@
   var streamingBubble = null;
   var draftStep = null; // the step whose reply the streaming bubble shows
   var cards = {}; // confirmation_id -> {el, summary}
+  var person = null; // "Sam from Harbor & Pine" while a person of the shop answers here
   var started = false;
 
   /* ---- DOM ---- */
@@ -174,9 +175,11 @@
   }
 
   /* ---- rendering ---- */
-  function bubble(role, text) {
+  // `author`: a person of the shop ("Sam, Harbor & Pine"), shown above their words.
+  function bubble(role, text, author) {
     var item = el("li", "msg " + role);
-    var who = el("span", "sr-only", role === "customer" ? "You said: " : "ShopBot said: ");
+    var who = author ? el("span", "author", author) :
+      el("span", "sr-only", role === "customer" ? "You said: " : "ShopBot said: ");
     var body = el("div", "text");
     body.textContent = text || "";
     item.appendChild(who);
@@ -184,6 +187,12 @@
     log.appendChild(item);
     scrollDown();
     return item;
+  }
+
+  function note(text) {
+    log.appendChild(el("li", "msg note", text));
+    scrollDown();
+    announce(text);
   }
 
   function addCitations(item, citations) {
@@ -302,7 +311,19 @@
       case "customer_message":
         bubble("customer", event.text);
         setRunning(true);
-        setStatus("ShopBot is typing…");
+        if (!person) setStatus("ShopBot is typing…");
+        break;
+      case "staff_joined":
+        person = event.name + " from " + event.shop;
+        note(person + " joined the conversation");
+        break;
+      case "staff_message":
+        bubble("staff", event.text, event.name + ", " + event.shop);
+        announce(event.name + ": " + event.text);
+        break;
+      case "staff_left":
+        person = null;
+        note(event.name + " left the conversation. ShopBot is back");
         break;
       case "confirmation_decided":
         var asked = cards[event.confirmation_id];
@@ -341,8 +362,7 @@
         closeCard(event.confirmation_id, "Withdrawn: you wrote instead, so nothing was done");
         break;
       case "escalated":
-        var note = el("li", "msg note", "A colleague will follow up by email.");
-        log.appendChild(note);
+        note("Passed to a colleague");
         break;
       case "turn_ended":
         setRunning(false);
@@ -484,10 +504,12 @@
       view.messages.forEach(function (m, i) {
         var last = i === view.messages.length - 1;
         if (last && m.role === "assistant" && m.text === prompt) return;
-        var item = bubble(m.role, m.text);
+        var item = bubble(m.role, m.text, m.role === "staff" ? m.name + ", " + m.shop : null);
         addCitations(item, m.citations);
       });
       if (pending) showConfirmation(pending, false);
+      person = view.person || null;
+      if (person) note(person + " is in the conversation");
       lastSeq = view.last_seq;
       if (view.busy) { setRunning(true); setStatus("ShopBot is typing…"); }
       connect();
