@@ -7,7 +7,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 import pytest
-from agent_support import act, turn
+from agent_support import act, add_staff, turn
 from sqlalchemy import func, select, update
 
 from db import (
@@ -21,11 +21,14 @@ from db import (
     ReturnItem,
     utcnow,
 )
+from db.engine import bound_engine
 from shopbot.app import start_conversation
 from shopbot.errors import ConfigError, ConversationNotFound
 from shopbot.events import ConfirmationRequested
+from shopbot.handoff import Handoff
 from shopbot.loop import Agent, ConfirmationAnswer, CustomerText
 from shopbot.retention import COUNTS, PurgeReport, parse_age, purge
+from shopbot.web.numbers import read_numbers
 
 MONTH = timedelta(days=30)
 TABLES = (Conversation, Message, Event, ActionLog, Confirmation, Return, ConversationStats)
@@ -242,3 +245,27 @@ def test_ages_in_hours_days_and_weeks(text: str, age: timedelta) -> None:
 def test_a_bad_age_is_refused_with_what_is_accepted(text: str, said: str) -> None:
     with pytest.raises(ConfigError, match=said):
         parse_age(text)
+
+
+async def test_a_conversation_handed_back_still_counts_as_needing_a_person(agent: Agent) -> None:
+    now = utcnow()
+    started = now - 2 * MONTH
+    sam = await add_staff(agent, "Sam")
+    held, alone = await a_hello(agent), await a_hello(agent)
+    handoff = Handoff(agent)
+    await handoff.take(held, sam)
+    await handoff.hand_back(held, sam)  # settles the status: the events remember
+    for cid in (held, alone):
+        await idle(agent, cid, started)
+    engine = bound_engine(agent.sessions)
+    assert engine is not None
+    zone, day = agent.settings.policy.zone, day_of(agent, started)
+
+    async def escalated() -> int:
+        numbers = await read_numbers(engine, 90, zone, now)
+        return next(d.escalated for d in numbers.days if d.day == day)
+
+    assert await escalated() == 1
+    await run_purge(agent, now)
+    assert (await stats(agent))[day, "cli"]["escalated"] == 1
+    assert await escalated() == 1  # the same, now from what purge kept
