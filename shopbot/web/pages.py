@@ -90,10 +90,12 @@ def page(
     headers: Mapping[str, str] | None = None,
 ) -> HTMLResponse:
     """The template `staff/<name>` rendered with `context`, with the staff pages' headers."""
+    backend = getattr(request.app.state, "backend", None)
+    shop = backend.settings.shop_name if backend is not None else "ShopBot"
     return templates.TemplateResponse(
         request,
         f"staff/{name}",
-        dict(context),
+        {"shop": shop, **context},
         status_code=status,
         headers={**PAGE_HEADERS, **(headers or {})},
     )
