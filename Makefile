@@ -70,6 +70,7 @@ bench: db
 	$(PY) benchmarks/loop_overhead.py
 	$(PY) benchmarks/return_flow.py
 	$(PY) benchmarks/policy_retrieval.py
+	$(PY) benchmarks/intents.py
 	$(PY) benchmarks/carrier.py
 	$(PY) benchmarks/local_model.py --json data/local_model.json
 	$(PY) benchmarks/local_accuracy.py --json data/local_accuracy.json
