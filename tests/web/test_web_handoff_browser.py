@@ -91,7 +91,8 @@ async def test_a_person_takes_over_from_the_widget_returns_the_jeans_and_hands_b
         await say(customer, PROVES_WHO)
         await expect(chat.get_by_text("Order 482913 is")).to_be_visible()
         row = staff.locator("tr", has_text="482913")
-        await expect(row).to_be_visible()  # the open inbox lists the conversation, not escalated
+        # The open inbox lists the conversation as the verified customer's, not escalated.
+        await expect(row).to_contain_text("Jane Doe")
         await expect(row.locator(".badge.hot")).to_have_count(0)
 
         # Timed from just before the customer's send to the escalated row in the inbox that
