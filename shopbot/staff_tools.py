@@ -87,8 +87,10 @@ async def run_tool(
         if verdict.decision == "deny":
             decision = "override"
             reason = f"{who.name} overrode the rule ({verdict.reason}): {override}"
+        elif verdict.decision == "confirm":  # the person's click is the confirmation
+            decision, reason = "allow", f"run and confirmed by {who.name}"
         else:
-            decision, reason = "allow", f"run by {who.name}: {verdict.reason}"
+            decision, reason = "allow", f"run by {who.name}"
         ctx = ToolContext(
             session, conversation_id, state.customer_id, agent.settings, now, agent.services
         )

@@ -83,6 +83,6 @@ async def test_an_allowed_staff_action_runs_through_the_tool_and_bad_input_chang
         "create_return",
         {"order_id": "482913", "lines": [1], "reason": "too small"},
     )
-    assert done.decision == "allow" and "run by Sam" in done.reason
+    assert done.decision == "allow" and done.reason == "run and confirmed by Sam"
     created = await returns_of(agent, cid)
     assert len(created) == 1 and done.data["return_id"] == created[0].id

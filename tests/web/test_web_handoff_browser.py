@@ -143,7 +143,7 @@ async def test_a_person_takes_over_from_the_widget_returns_the_jeans_and_hands_b
             staff, "create_return", '{"order_id": "482913", "lines": [1], "reason": "too small"}'
         )
         await expect(staff.get_by_text("Sam ran create_return (allowed): done.")).to_be_visible()
-        created = staff.locator("table.steps tr", has_text="run by Sam").filter(
+        created = staff.locator("table.steps tr", has_text="confirmed by Sam").filter(
             has_text="create_return"
         )
         observation = json.loads(await created.locator("td").nth(3).inner_text())
