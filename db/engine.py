@@ -115,6 +115,29 @@ def alembic_config(url: str | URL) -> Config:
     return cfg
 
 
+def schema_behind(url: str | URL) -> str | None:
+    """What is missing when the schema at `url` is not at the migrations' head (None: it is).
+
+    A server or chat started on an older database would otherwise fail at its first write
+    with an SQL error about a missing column."""
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+    from sqlalchemy import create_engine as create_sync_engine
+
+    head = ScriptDirectory.from_config(alembic_config(url)).get_current_head()
+    ensure_sqlite_dir(url)
+    engine = create_sync_engine(_url(url, asynchronous=False))
+    try:
+        with engine.connect() as conn:
+            current = MigrationContext.configure(conn).get_current_revision()
+    finally:
+        engine.dispose()
+    if current == head:
+        return None
+    at = f"at migration {current}" if current else "not created"
+    return f"the database is {at}, this ShopBot needs {head}: run `shopbot db upgrade`"
+
+
 def upgrade(url: str | URL, revision: str = "head") -> None:
     """Bring the schema at `url` up to `revision` (creates the SQLite file if needed)."""
     ensure_sqlite_dir(url)

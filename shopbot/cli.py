@@ -13,6 +13,7 @@ import typer
 import yaml
 from rich.console import Console
 
+from db.engine import schema_behind
 from shopbot.config import ModelName, Settings
 from shopbot.distil.cli import distil_app
 from shopbot.errors import ConfigError
@@ -223,6 +224,8 @@ def chat(
     from shopbot.plain_chat import chat as plain_chat
 
     settings = Settings() if model is None else Settings(model=model)
+    if behind := schema_behind(settings.db_url):
+        raise fail(behind)
     outputs: list[Any] = yaml.safe_load(script.read_text()) if script else []
     try:
         chat_model = build_model(settings, script=outputs)
@@ -261,9 +264,12 @@ def serve_command(
     explicitly are refused off loopback (`shopbot.signing_keys`)."""
     from shopbot.web.server import serve
 
+    settings = Settings()
+    if behind := schema_behind(settings.db_url):
+        raise fail(behind)
     console.print(f"ShopBot on http://{host}:{port} (demo shop: /demo, API docs: /docs)")
     try:
-        serve(Settings(), host, port, workers)
+        serve(settings, host, port, workers)
     except ConfigError as exc:
         raise fail(str(exc)) from None
 

@@ -86,6 +86,7 @@ def test_outbox_once_on_an_empty_outbox(data_dir: Path) -> None:
 def test_an_unavailable_model_is_one_clear_line(
     data_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    assert runner.invoke(app, ["db", "upgrade"]).exit_code == 0
     monkeypatch.setenv("SHOPBOT_MODEL", "openai")
     result = runner.invoke(app, ["chat", "--plain"], input="")
     assert result.exit_code == 2
@@ -95,6 +96,23 @@ def test_an_unavailable_model_is_one_clear_line(
     assert result.exit_code == 2
     assert "cannot reach the model" in result.output
     assert "Traceback" not in result.output
+
+
+def test_chat_and_serve_on_a_database_behind_the_code_say_to_upgrade(
+    data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from db.engine import upgrade
+    from shopbot.web import server
+
+    monkeypatch.setattr(server.uvicorn, "run", lambda *_a, **_k: pytest.fail("served"))  # pyright: ignore[reportUnknownLambdaType]
+    for command in (["chat", "--plain", "--model", "scripted"], ["serve"]):
+        result = runner.invoke(app, command, input="")
+        assert result.exit_code == 2
+        assert "the database is not created" in result.output
+        assert "run `shopbot db upgrade`" in result.output
+    upgrade(f"sqlite:///{data_dir / 'shopbot.db'}", "0006")
+    result = runner.invoke(app, ["serve"])
+    assert result.exit_code == 2 and "is at migration 0006" in result.output
 
 
 def test_serve_refuses_a_placeholder_secret_off_loopback_in_one_line(
@@ -109,6 +127,7 @@ def test_serve_refuses_a_placeholder_secret_off_loopback_in_one_line(
 
     monkeypatch.setattr(server.uvicorn, "run", run)
     monkeypatch.setenv(server.SETTINGS_ENV, "")  # serve sets it; restored afterwards
+    assert runner.invoke(app, ["db", "upgrade"]).exit_code == 0
     monkeypatch.setenv("SHOPBOT_IDENTITY_SECRET", "change-me-in-production")
     result = runner.invoke(app, ["serve", "--host", "0.0.0.0"])
     assert result.exit_code == 2
