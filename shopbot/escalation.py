@@ -5,7 +5,8 @@ in the same transaction: an email to `Settings.support_email` through the outbox
 configured, with the reason and the link to the conversation's staff page (no customer data:
 the page has it, behind sign-in); and the reply, which promises a colleague here shortly
 only while a staff member is present (signed in and seen in the last `PRESENT` minutes),
-else says when the shop answers (`Settings.support_hours`).
+else says when the shop answers (`Settings.support_hours`), and asks a customer who has not
+proven who they are for an address to answer at.
 """
 
 from __future__ import annotations
@@ -49,11 +50,19 @@ async def staff_present(session: AsyncSession, now: datetime) -> bool:
 
 
 async def hand_to_a_person(
-    session: AsyncSession, settings: Settings, conversation_id: str, reason: str, now: datetime
+    session: AsyncSession,
+    settings: Settings,
+    conversation_id: str,
+    reason: str,
+    now: datetime,
+    *,
+    known: bool = True,
 ) -> str:
     """Email support (when configured) in the caller's transaction; the customer's reply.
 
-    `reason` as it may be stored: minimised by the caller (`shopbot.pii`)."""
+    `reason` as it may be stored: minimised by the caller (`shopbot.pii`). `known`: the
+    customer has proven who they are, so the shop has an address to answer at; an anonymous
+    one is asked for one rather than promised an email nobody can send."""
     if settings.support_email:
         enqueue_email(
             session,
@@ -64,7 +73,12 @@ async def hand_to_a_person(
         )
     if await staff_present(session, now):
         return "I've passed our conversation to a colleague, who will join you here shortly."
+    offline = (
+        "I've passed our conversation to a colleague. Nobody from our team is online right now"
+    )
+    if known:
+        return f"{offline}; you'll hear from us {settings.support_hours}."
     return (
-        "I've passed our conversation to a colleague. Nobody from our team is online right "
-        f"now; you'll hear from us {settings.support_hours}."
+        f"{offline}. So that we can answer you {settings.support_hours}, write the email "
+        "address we can reach you at here."
     )

@@ -536,7 +536,12 @@ class Agent:
         rec.emit(Escalated(reason=reason))
         # Support is emailed in this step's commit; the customer is told when to expect whom.
         text = apology + await hand_to_a_person(
-            rec.session, self.settings, conversation.id, self.pii.text(reason), self.clock()
+            rec.session,
+            self.settings,
+            conversation.id,
+            self.pii.text(reason),
+            self.clock(),
+            known=conversation.customer_id is not None,
         )
         rec.message(Role.ASSISTANT, text)
         rec.emit(Reply(text=text))

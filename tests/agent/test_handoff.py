@@ -171,9 +171,18 @@ async def test_an_escalation_emails_support_and_says_when_to_expect_an_answer(
     )
     reply = next(e for e in events if isinstance(e, Reply))
     assert "Nobody from our team is online right now" in reply.text
-    assert "by email within one business day" in reply.text
+    # Not proven: the shop has no address to answer at, so the customer is asked for one.
+    assert "by email within one business day, write the email address" in reply.text
+    proven = await start_conversation(agent.sessions, agent.settings)
+    verify = act("verify_identity", order_id="482913", email="jane.doe@example.com")
+    await turn(agent, proven, CustomerText(JANE), verify, act("reply", message="Verified."))
+    events = await turn(
+        agent, proven, CustomerText("A human please"), act("escalate", reason="asked")
+    )
+    reply = next(e for e in events if isinstance(e, Reply))
+    assert reply.text.endswith("you'll hear from us by email within one business day.")
     async with agent.sessions() as s:
-        email = await s.scalar(select(OutboxEmail))
+        email = await s.scalar(select(OutboxEmail).order_by(OutboxEmail.id).limit(1))
     assert email is not None and email.to_address == "support@shop.example"
     assert "Reason: asked for a person" in email.body_text
     assert f"https://help.shop.example/staff/conversations/{cid}" in email.body_text
@@ -200,4 +209,6 @@ async def test_an_escalation_emails_support_and_says_when_to_expect_an_answer(
     reply = next(e for e in events if isinstance(e, Reply))
     assert reply.text.endswith("who will join you here shortly.")
     async with agent.sessions() as s:
-        assert await s.scalar(select(func.count()).select_from(OutboxEmail)) == 2
+        assert (
+            await s.scalar(select(func.count()).select_from(OutboxEmail)) == 3
+        )  # each escalation once
