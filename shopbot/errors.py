@@ -10,6 +10,7 @@
     ├── StaffAccountError    a staff account cannot be added or changed so (name taken, weak
     │                        password, no such account)
     └── ConversationError    the conversation cannot take this input (a NUL in a message)
+        ├── MessageTooLong   the message is over `Settings.max_message_chars`
         ├── ConversationNotFound  there is no such conversation
         ├── ConversationBusy another turn of this conversation is running
         ├── RateLimited      too many messages in a conversation; try again later
@@ -21,8 +22,8 @@
             ├── NotHolder    the staff member does not hold it (never took it, or handed it back)
             └── ConversationClosed  it is closed: nobody writes in it any more
 
-A model's unparsable output is not an exception: `shopbot.actions.parse_action` returns a
-`ParseFailure` value that goes back to the model as an observation.
+A model's unparsable output is not an exception: `shopbot.actions.ActionSchema.parse` returns
+a `ParseFailure` value that goes back to the model as an observation.
 """
 
 from __future__ import annotations
@@ -70,6 +71,10 @@ class StaffAccountError(ShopBotError):
 
 class ConversationError(ShopBotError):
     """The conversation cannot take this input now."""
+
+
+class MessageTooLong(ConversationError):
+    """The customer's message exceeds `Settings.max_message_chars`."""
 
 
 class ConversationNotFound(ConversationError):

@@ -44,6 +44,7 @@ from shopbot.config import Settings
 from shopbot.dispatch import dispatch, observe
 from shopbot.errors import (
     ConversationError,
+    MessageTooLong,
     ModelError,
     NoPendingConfirmation,
     ScriptError,
@@ -121,10 +122,6 @@ def typed_answer(text: str) -> bool | None:
     """True for a typed yes, False for a no, None for anything else ("Yes, please." counts)."""
     said = " ".join(re.findall(r"[\w']+", text.casefold()))
     return True if said in YES else False if said in NO else None
-
-
-class MessageTooLong(ConversationError):
-    """The customer's message exceeds `Settings.max_message_chars`."""
 
 
 @dataclass

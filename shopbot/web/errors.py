@@ -38,13 +38,13 @@ from shopbot.errors import (
     ConversationBusy,
     ConversationError,
     ConversationNotFound,
+    MessageTooLong,
     NoPendingConfirmation,
     RateLimited,
     ShopBotError,
     WithdrawnConfirmation,
 )
 from shopbot.identity import InvalidIdentity
-from shopbot.loop import MessageTooLong
 from shopbot.redact import mask_emails
 from shopbot.web.schemas import IN_WORDS
 from shopbot.web.tokens import InvalidToken
