@@ -1,4 +1,5 @@
-"""The tools the agent may call: one module per tool, registered here.
+"""The returns desk's tools, one module each, registered here (the retail desk's tools, in
+`tools/retail/`, are grouped by the records they touch).
 
 A new tool is a module with an `@tool`-decorated handler, added to `TOOLS`. The action schema,
 the guard and the prompt's catalogue all read this registry.

@@ -7,8 +7,11 @@ docstring is what the model reads.
     async def lookup_order(ctx: ToolContext, order_id: OrderId) -> OrderView:
         '''Show an order the verified customer owns: status, lines, tracking.'''
 
-Tools never check policy themselves: `shopbot.guard` does, from `needs` and `side_effect`,
-before the handler runs. Handlers raise `ToolRetry` or `ToolFailure` for the model to read.
+Policy is decided by `shopbot.guard` before the handler runs, from `needs`, `side_effect` and
+the desk's rules. A handler still refuses what the facts it reads do not allow (an order not
+on the customer's account; a status the retail rules, shared with the guard, forbid): a
+defence in depth, never the place a rule lives. Handlers raise `ToolRetry` or `ToolFailure`
+for the model to read.
 """
 
 from __future__ import annotations
