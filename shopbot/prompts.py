@@ -16,6 +16,7 @@ from typing import Any
 from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
 
 from shopbot.actions import ActionSchema
+from shopbot.exemplars import TURN_SO_FAR
 from shopbot.state import ConversationState
 
 ROLE = """You are ShopBot, the customer-service assistant of an online clothing shop.
@@ -100,7 +101,7 @@ class PromptBuilder:
             budget -= len(text)
         parts = [summary, "Conversation:\n" + "\n".join(reversed(convo))]
         if step_lines:
-            parts.append("This turn so far:\n" + "\n".join(step_lines))
+            parts.append(TURN_SO_FAR + "\n" + "\n".join(step_lines))
         return "\n\n".join([*parts, *tail])
 
 
