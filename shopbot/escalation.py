@@ -56,7 +56,7 @@ async def hand_to_a_person(
     reason: str,
     now: datetime,
     *,
-    known: bool = True,
+    known: bool,
 ) -> str:
     """Email support (when configured) in the caller's transaction; the customer's reply.
 

@@ -39,7 +39,6 @@ from db import (
     Confirmation,
     Conversation,
     ConversationStats,
-    ConversationStatus,
     Event,
     Message,
     Return,
@@ -73,8 +72,8 @@ STATS = Base.metadata.tables[ConversationStats.__tablename__]
 CHUNK = 500
 """Conversations per statement: SQLite caps a statement's parameters."""
 
-Chosen = Row[str, str, datetime, str | None, ConversationStatus, int]
-"""A conversation to purge: id, channel, created_at, customer_id, status, turns."""
+Chosen = Row[str, str, datetime, str | None, int]
+"""A conversation to purge: id, channel, created_at, customer_id, turns."""
 
 _AGE = re.compile(r"(\d+)\s*([hdw])")
 _UNITS = {"h": "hours", "d": "days", "w": "weeks"}
@@ -153,7 +152,6 @@ async def purge(
                 Conversation.channel,
                 Conversation.created_at,
                 Conversation.customer_id,
-                Conversation.status,
                 Conversation.turns,
             )
             .where(

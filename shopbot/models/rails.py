@@ -37,7 +37,9 @@ RETURNS_INTENTS = Path(__file__).resolve().parents[2] / "fixtures" / "intents" /
 Embed = Callable[[list[str]], npt.NDArray[np.float32]]
 """L2-normalised sentence vectors for texts, one row each."""
 FACTS = re.compile(r"\d{4,}|@")
-"""An order number or an email address: a message carrying one is the model's."""
+"""A number of four digits or more (an order number, a zip, a phone) or an email address: a
+message carrying one is the model's. Broader than the state's order-number pattern on
+purpose: any such fact is something the model, not a stock phrase, should answer."""
 FLOOR, MARGIN = 0.3, 0.1
 """Chosen on the generated conversations' opening messages (`benchmarks/intents.py`): 87% of
 the stock openings matched, 0.2% of the others (BENCHMARKS.md, "Intents")."""
@@ -92,6 +94,7 @@ class IntentRouter:
         self._labels: list[Intent | None] = [i for i in self.intents for _ in i.examples]
         self._labels += [None] * len(none)
         self._texts = [e for i in self.intents for e in i.examples] + list(none)
+        self._none = np.array([label is None for label in self._labels])
         self._vectors = embed(self._texts)
 
     @classmethod
@@ -125,10 +128,7 @@ class IntentRouter:
         scores = self._vectors @ self.embed([text])[0]
         best = int(np.argmax(scores))
         intent = self._labels[best]
-        nearest_none = max(
-            (float(s) for s, label in zip(scores, self._labels, strict=True) if label is None),
-            default=-1.0,
-        )
+        nearest_none = float(scores[self._none].max()) if self._none.any() else -1.0
         score = float(scores[best])
         if intent is None or score < self.floor or score - nearest_none < self.margin:
             return None
