@@ -3,7 +3,7 @@
 Two shapes, each in a loop on one connection after a warm-up: an empty transaction (BEGIN,
 `SELECT 1`, COMMIT) and a step's commit as the agent makes it (a read opens the transaction,
 then three events and one audit row are written with the COMMIT in one pipeline). Through an
-`AsyncSession` and `db.pipeline.commit_batch` (one statement), as the agent runs them, and on
+`AsyncSession` and `db.pipeline.PostgresWriter` (one statement), as the agent runs them, and on
 bare psycopg with an INSERT per table. CPU time is this process's only, so PostgreSQL's work is not in it.
 
     python benchmarks/db_client.py [--rounds 500]
@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.common import libpq, machine, on_postgres
 from db import utcnow
 from db.engine import create_engine, session_factory
-from db.pipeline import Batch, commit_batch
+from db.pipeline import Batch, writer_for
 from shopbot.app import start_conversation
 from shopbot.config import Settings
 from shopbot.record import AUDIT, EVENTS, AuditEntry
@@ -81,7 +81,7 @@ async def measure(url: str, rounds: int) -> None:
             batch = Batch()
             batch.insert(AUDIT, [audit()])
             batch.insert(EVENTS, events())
-            await commit_batch(session, batch)
+            await writer_for(session).commit(session, batch)
 
     async def bare_empty() -> None:
         await bare.execute("SELECT 1")
@@ -108,7 +108,7 @@ async def measure(url: str, rounds: int) -> None:
     shapes: list[tuple[str, Callable[[], Awaitable[None]]]] = [
         ("empty transaction, AsyncSession", session_empty),
         ("empty transaction, psycopg", bare_empty),
-        ("a step's commit, AsyncSession + commit_batch", session_step),
+        ("a step's commit, AsyncSession + PostgresWriter", session_step),
         ("a step's commit, psycopg", bare_step),
     ]
     for _, run in shapes:

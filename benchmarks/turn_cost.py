@@ -4,8 +4,8 @@ The agent alone runs the conversations of `benchmarks/widget_load.py` (its scrip
 messages) one after the other on PostgreSQL, after a warm-up. CPU time is this process's
 (user + system), so a host stealing cycles does not inflate it; statements and commits are
 counted as SQLAlchemy sends them (the turn's state query is counted under its first table,
-`SELECT action_log`), and each commit's batch (`db.pipeline`, one statement on the driver) as
-`BATCH` with its parts.
+`SELECT action_log`), and each commit's batch (`db.pipeline.PostgresWriter`, one statement on
+the driver) as `BATCH` with its parts.
 
 `--parts` also times the turn's parts (CPU inside each call, nested calls excluded by
 choosing disjoint ones): the lease, the state, the order facts, the step's writes and commit,
@@ -28,10 +28,10 @@ from sqlalchemy import event
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import shopbot.record as record
 from benchmarks.common import machine, on_postgres
 from benchmarks.widget_load import TURNS, BenchModel
 from db.engine import create_engine, session_factory
+from db.pipeline import PostgresWriter
 from shopbot.app import build_agent, start_conversation
 from shopbot.config import Settings
 from shopbot.loop import Agent, CustomerText
@@ -117,16 +117,16 @@ async def measure(url: str, conversations: int, parts: bool = False) -> None:
     if parts:
         timed_parts(agent, spent)
     # A commit's batch is one statement on the driver, out of SQLAlchemy's sight: count it.
-    commit_batch = record.commit_batch
+    commit = PostgresWriter.commit
 
-    async def counted(session: Any, batch: Any) -> None:
+    async def counted(writer: PostgresWriter, session: Any, batch: Any) -> None:
         if batch:
             names = [table.name for table, _ in batch.inserts]
             names += [f"update {change.table.name}" for change in batch.updates]
             kinds[f"BATCH {' + '.join(names)}"] += 1
-        await commit_batch(session, batch)
+        await commit(writer, session, batch)
 
-    record.commit_batch = counted  # pyright: ignore[reportAttributeAccessIssue]
+    PostgresWriter.commit = counted  # pyright: ignore[reportAttributeAccessIssue]
     event.listen(engine.sync_engine, "before_cursor_execute", on_statement)
     event.listen(engine.sync_engine, "commit", on_commit)
     cpu, wall = time.process_time(), time.perf_counter()

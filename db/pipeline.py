@@ -1,38 +1,59 @@
-"""A commit's writes in one statement: the hot path of a turn commits several times a turn.
+"""One write path for a commit: a `Batch` of rows, written by the database's `Writer`.
 
 A `Batch` is rows to insert, rows to update (matched by equality) and, on PostgreSQL, a
-NOTIFY. On PostgreSQL the whole batch is one SQL statement, its rows passed as JSON
-(`json_to_recordset`) and its parts as data-modifying CTEs, run by the driver as a prepared
-statement: with the COMMIT in one round trip when a transaction is open, alone in autocommit
-when none is (a single statement is atomic by itself; that spares psycopg's BEGIN, which it
-sends apart). Elsewhere (SQLite, in process, where a statement costs little) the same writes
-run as Core statements one after the other, then the commit.
+NOTIFY; the hot path of a turn commits several times a turn. `writer_for(session)` gives the
+one interface both dialects use: `commit` writes a batch and commits, `execute` runs a
+statement that may commit alone. Every statement is SQLAlchemy Core, built once per table or
+batch shape.
 
-Both paths store the same rows: an insert names every column but an autoincrement key (so
-no Python-side default is needed), and None in a JSON column is SQL NULL, as the ORM wrote
-it. (Only the PostgreSQL path refuses NaN in a float column, and lets a datetime nested in a
-JSON column through as text.) A statement that fails aborts the transaction, and the error
-is raised as SQLAlchemy's `DBAPIError`; nothing of the batch is committed.
+`Writer` (SQLite, in process, where a statement costs little) runs a batch as plain inserts
+and updates one after the other, then the commit. `PostgresWriter` keeps a commit to one
+round trip: the batch is one statement, its rows passed as JSON (`json_to_recordset`) and its
+parts as data-modifying CTEs, compiled once per shape and run by the driver as a prepared
+statement, with the COMMIT in one pipeline when a transaction is open, alone in autocommit
+when none is (a single statement is atomic by itself; that spares psycopg's BEGIN, which it
+sends apart).
+
+Both store the same rows: an insert names every column but an autoincrement key (so no
+Python-side default is needed), and None in a JSON column is SQL NULL, as the ORM wrote it.
+(Only PostgreSQL's refuses NaN in a float column, and lets a datetime nested in a JSON column
+through as text.) A statement that fails aborts the transaction, and the error is raised as
+SQLAlchemy's `DBAPIError`; nothing of the batch is committed.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncGenerator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
 from functools import cache
-from typing import Any
+from typing import Any, ClassVar
 
 import psycopg
 from psycopg.pq import TransactionStatus
-from sqlalchemy import JSON, Table, insert, null, update
-from sqlalchemy.dialects import postgresql
+from sqlalchemy import (
+    CTE,
+    JSON,
+    ColumnElement,
+    CursorResult,
+    Executable,
+    Table,
+    TableValuedAlias,
+    bindparam,
+    column,
+    func,
+    insert,
+    null,
+    select,
+    update,
+)
+from sqlalchemy.dialects.postgresql import psycopg as postgresql_psycopg
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
-from sqlalchemy.sql import Executable
+from sqlalchemy.sql.functions import Function
 
 
 @dataclass(frozen=True)
@@ -58,7 +79,7 @@ class Batch:
 
     On PostgreSQL the parts run on one snapshot, so an update sees no row the same batch
     inserts, and of two updates of one row only one would take place: two with the same
-    match are refused."""
+    match are refused on every database."""
 
     inserts: list[tuple[Table, list[dict[str, Any]]]] = field(
         default_factory=list[tuple[Table, list[dict[str, Any]]]]
@@ -74,38 +95,103 @@ class Batch:
             self.inserts.append((table, rows))
 
 
-async def commit_batch(session: AsyncSession, batch: Batch) -> None:
-    """Write `batch` in the session's transaction after its pending ORM changes, and commit."""
-    if batch:
-        await session.flush()  # changed ORM objects (rare on the hot path) go first, apart
-    conn = await session.connection()
-    if not batch or conn.dialect.name != "postgresql":
-        for statement, params in core_statements(batch):
+class Writer:
+    """Writes through SQLAlchemy Core, a statement at a time: SQLite's, or any database's."""
+
+    returning_reads: ClassVar[bool] = False
+    """Whether a RETURNING clause may hold correlated subqueries (SQLite writes RETURNING
+    without table names, which breaks them)."""
+
+    async def commit(self, session: AsyncSession, batch: Batch) -> None:
+        """Write `batch` in the session's transaction after its pending ORM changes, and
+        commit."""
+        if batch:
+            await session.flush()  # changed ORM objects (rare on the hot path) go first, apart
+        conn = await session.connection()
+        if batch.notify is not None:
+            raise ValueError("NOTIFY is PostgreSQL's")
+        for table, rows in batch.inserts:
+            _check_insert(table, rows)
+            await conn.execute(_insert(table), [_core_values(table, row) for row in rows])
+        _check_updates(batch.updates)
+        for change in batch.updates:
+            statement = _update(change.table, tuple(change.values), tuple(change.match))
+            params = {f"set_{k}": v for k, v in _core_values(change.table, change.values).items()}
+            params |= {f"match_{k}": v for k, v in change.match.items()}
             await conn.execute(statement, params)
         await session.commit()
-        return
-    sql, params = _postgres(batch)
-    driver = await psycopg_of(conn)
-    try:
-        async with alone_if_idle(driver) as alone:
-            if alone:
-                await driver.execute(sql, params, prepare=True)
-            else:
-                async with driver.pipeline():
+
+    async def execute(
+        self,
+        session: AsyncSession,
+        statement: Executable,
+        params: Mapping[str, Any],
+        *,
+        alone: bool = False,
+    ) -> CursorResult[Any]:
+        """Run `statement` in the session's transaction. With `alone`, a writer that can
+        spare the round trips commits it at once when no transaction is open; this one
+        leaves it to the caller's commit."""
+        return await (await session.connection()).execute(statement, params)
+
+
+class PostgresWriter(Writer):
+    """A commit in one round trip: the batch as one statement on the driver, with its COMMIT."""
+
+    returning_reads = True
+
+    async def commit(self, session: AsyncSession, batch: Batch) -> None:
+        if not batch:
+            await session.commit()
+            return
+        await session.flush()
+        conn = await session.connection()
+        sql, params = _one_statement(batch)
+        driver = await psycopg_of(conn)
+        try:
+            async with alone_if_idle(driver) as alone:
+                if alone:
                     await driver.execute(sql, params, prepare=True)
-                    # Queued with it: `driver.commit()` would wait for its own reply first.
-                    await driver.execute("COMMIT")
-    except psycopg.Error as exc:
-        # Callers expect SQLAlchemy's error, and a lost connection must be thrown away, as
-        # SQLAlchemy does when it sees one itself.
-        lost = driver.broken or driver.closed
-        if lost:
-            await conn.invalidate(exc)
-        raise DBAPIError.instance(
-            None, None, exc, psycopg.Error, connection_invalidated=lost, dialect=conn.dialect
-        ) from exc
-    # SQLAlchemy's bookkeeping: the driver has no transaction left, so this sends nothing.
-    await session.commit()
+                else:
+                    async with driver.pipeline():
+                        await driver.execute(sql, params, prepare=True)
+                        # Queued with it: `driver.commit()` would wait for its own reply first.
+                        await driver.execute("COMMIT")
+        except psycopg.Error as exc:
+            # Callers expect SQLAlchemy's error, and a lost connection must be thrown away,
+            # as SQLAlchemy does when it sees one itself.
+            lost = driver.broken or driver.closed
+            if lost:
+                await conn.invalidate(exc)
+            raise DBAPIError.instance(
+                None, None, exc, psycopg.Error, connection_invalidated=lost, dialect=conn.dialect
+            ) from exc
+        # SQLAlchemy's bookkeeping: the driver has no transaction left, so this sends nothing.
+        await session.commit()
+
+    async def execute(
+        self,
+        session: AsyncSession,
+        statement: Executable,
+        params: Mapping[str, Any],
+        *,
+        alone: bool = False,
+    ) -> CursorResult[Any]:
+        """Run `statement`; with `alone` and no transaction open, committed at once in
+        autocommit (one round trip, not BEGIN apart), else in the session's transaction."""
+        conn = await session.connection()
+        if not alone:
+            return await conn.execute(statement, params)
+        async with alone_if_idle(await psycopg_of(conn)):
+            return await conn.execute(statement, params)
+
+
+_POSTGRES, _CORE = PostgresWriter(), Writer()
+
+
+def writer_for(session: AsyncSession) -> Writer:
+    """The writer for the session's database."""
+    return _POSTGRES if session.get_bind().dialect.name == "postgresql" else _CORE
 
 
 async def psycopg_of(conn: AsyncConnection) -> psycopg.AsyncConnection[Any]:
@@ -176,25 +262,21 @@ def _check_updates(updates: list[Update]) -> None:
         targets.add(target)
 
 
-# --- elsewhere: Core statements ---------------------------------------------------------
+# --- a statement at a time --------------------------------------------------------------
 
 
-def core_statements(batch: Batch) -> list[tuple[Executable, Any]]:
-    """The batch as Core statements with their parameters: what runs off PostgreSQL."""
-    if batch.notify is not None:
-        raise ValueError("NOTIFY is PostgreSQL's")
-    out: list[tuple[Executable, Any]] = []
-    for table, rows in batch.inserts:
-        _check_insert(table, rows)
-        out.append((insert(table).inline(), [_core_values(table, row) for row in rows]))
-    _check_updates(batch.updates)
-    for change in batch.updates:
-        where = [change.table.c[k] == v for k, v in change.match.items()]
-        statement = (
-            update(change.table).where(*where).values(_core_values(change.table, change.values))
-        )
-        out.append((statement, None))
-    return out
+@cache
+def _insert(table: Table) -> Executable:
+    return insert(table).inline()
+
+
+@cache
+def _update(table: Table, values: tuple[str, ...], match: tuple[str, ...]) -> Executable:
+    """UPDATE `table` SET each of `values` WHERE each of `match` equals its parameter
+    (`set_<column>`, `match_<column>`)."""
+    where = [table.c[k] == bindparam(f"match_{k}", type_=table.c[k].type) for k in match]
+    sets = {k: bindparam(f"set_{k}", type_=table.c[k].type) for k in values}
+    return update(table).where(*where).values(sets)
 
 
 def _core_values(table: Table, row: Mapping[str, Any]) -> dict[str, Any]:
@@ -206,56 +288,74 @@ def _core_values(table: Table, row: Mapping[str, Any]) -> dict[str, Any]:
 
 # --- PostgreSQL: one statement ----------------------------------------------------------
 
-_PG = postgresql.dialect()
+_PG = postgresql_psycopg.dialect()
 _SHAPES: dict[tuple[Any, ...], bytes] = {}
-"""The statement of each batch shape (tables, columns, a notification or not), built once."""
+"""The statement of each batch shape (tables, columns, a notification or not), compiled once."""
 
 
-def _postgres(batch: Batch) -> tuple[bytes, list[Any]]:
+def _one_statement(batch: Batch) -> tuple[bytes, dict[str, Any]]:
     """The batch as one statement with its parameters."""
-    shape: list[Any] = []
-    params: list[Any] = []
-    for table, rows in batch.inserts:
-        shape.append(("insert", table, _check_insert(table, rows)))
-        params.append(_json(rows))
+    inserts: list[tuple[Table, tuple[str, ...]]] = []
+    params: dict[str, Any] = {}
+    for n, (table, rows) in enumerate(batch.inserts):
+        inserts.append((table, _check_insert(table, rows)))
+        params[f"rows{n}"] = _json(rows)
     _check_updates(batch.updates)
-    for change in batch.updates:
-        shape.append(("update", change.table, tuple(change.values), tuple(change.match)))
-        params += [_json(change.values), _json(change.match)]
-    key = (*shape, batch.notify is not None)
+    updates: list[tuple[Table, tuple[str, ...], tuple[str, ...]]] = []
+    for n, change in enumerate(batch.updates):
+        updates.append((change.table, tuple(change.values), tuple(change.match)))
+        params[f"set{n}"] = _json(change.values)
+        params[f"match{n}"] = _json(change.match)
+    if batch.notify is not None:
+        params["channel"], params["payload"] = batch.notify.channel, batch.notify.payload
+    key = (tuple(inserts), tuple(updates), batch.notify is not None)
     sql = _SHAPES.get(key)
     if sql is None:
-        sql = _SHAPES[key] = _statement(shape, batch.notify is not None).encode()
-    if batch.notify is not None:
-        params += [batch.notify.channel, batch.notify.payload]
+        sql = _SHAPES[key] = _compiled(*key)
     return sql, params
 
 
-def _statement(shape: list[Any], notify: bool) -> str:
-    parts: list[str] = []
-    for n, (kind, table, *columns) in enumerate(shape):
-        if kind == "insert":
-            names = ", ".join(f'"{c}"' for c in columns[0])
-            parts.append(
-                f'w{n} AS (INSERT INTO "{table.name}" ({names}) SELECT {names} '
-                f"FROM json_to_recordset(%s::json) AS r({_record(table, columns[0])}))"
-            )
-        else:
-            values, match = columns
-            sets = ", ".join(f'"{c}" = v."{c}"' for c in values)
-            where = " AND ".join(f'"{table.name}"."{c}" = m."{c}"' for c in match)
-            parts.append(
-                f'w{n} AS (UPDATE "{table.name}" SET {sets} '
-                f"FROM json_to_record(%s::json) AS v({_record(table, values)}), "
-                f"json_to_record(%s::json) AS m({_record(table, match)}) WHERE {where})"
-            )
-    head = f"WITH {', '.join(parts)} " if parts else ""
-    return head + ("SELECT pg_notify(%s, %s)" if notify else "SELECT 1")
+def _compiled(
+    inserts: Sequence[tuple[Table, tuple[str, ...]]],
+    updates: Sequence[tuple[Table, tuple[str, ...], tuple[str, ...]]],
+    notify: bool,
+) -> bytes:
+    """WITH insert<n> AS (INSERT ... SELECT FROM the rows), update<n> AS (UPDATE ... FROM the
+    values and the match) SELECT pg_notify(...), or SELECT NULL."""
+    parts: list[CTE] = []
+    for n, (table, names) in enumerate(inserts):
+        rows = _record(func.json_to_recordset, f"rows{n}", table, names, "r")
+        parts.append(
+            insert(table).from_select(names, select(*(rows.c[c] for c in names))).cte(f"insert{n}")
+        )
+    for n, (table, values, match) in enumerate(updates):
+        new = _record(func.json_to_record, f"set{n}", table, values, "v")
+        old = _record(func.json_to_record, f"match{n}", table, match, "m")
+        where = [table.c[c] == old.c[c] for c in match]
+        parts.append(
+            update(table).where(*where).values({c: new.c[c] for c in values}).cte(f"update{n}")
+        )
+    result: ColumnElement[Any] = (
+        func.pg_notify(bindparam("channel"), bindparam("payload")) if notify else null()
+    )
+    return str(select(result).add_cte(*parts).compile(dialect=_PG)).encode()
 
 
-def _record(table: Table, columns: Sequence[str]) -> str:
-    """The column definitions that read a JSON object as a row of `table`."""
-    return ", ".join(f'"{c}" {table.c[c].type.compile(dialect=_PG)}' for c in columns)
+def _record(
+    reader: Callable[..., Function[Any]],
+    param: str,
+    table: Table,
+    columns: Sequence[str],
+    name: str,
+) -> TableValuedAlias:
+    """`reader(:param::JSON) AS name(column type, ...)`: a JSON object or array read as rows
+    of `table`'s `columns`."""
+    typed = (column(c, table.c[c].type) for c in columns)
+    return (
+        reader(bindparam(param, type_=JSON))
+        .table_valued(*typed)
+        .render_derived(name=name, with_types=True)
+    )
 
 
 def _json(value: Any) -> str:

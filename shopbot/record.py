@@ -1,11 +1,11 @@
 """Writes what a turn does: numbered events, the audit log, messages, confirmations.
 
 The rows of a step wait here and go to the database at its commit, as one `db.pipeline.Batch`
-(on PostgreSQL one statement, sent with the COMMIT in one round trip): the ORM's unit of work
-costs milliseconds a step, and a tool whose transaction is rolled back takes none of them
-with it. They are stored minimised (`shopbot.pii`): the email addresses in the audit log and in
-the events of the agent's work masked, those an action names also hashed; the events and
-messages the customer sees stay as written.
+written by the database's `Writer` (on PostgreSQL one statement, sent with the COMMIT in one
+round trip): the ORM's unit of work costs milliseconds a step, and a tool whose transaction is
+rolled back takes none of them with it. They are stored minimised (`shopbot.pii`): the email
+addresses in the audit log and in the events of the agent's work masked, those an action
+names also hashed; the events and messages the customer sees stay as written.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from sqlalchemy import ColumnElement, and_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db import ActionLog, Base, Confirmation, ConfirmationStatus, Event, Message, Role, utcnow
-from db.pipeline import Batch, Notify, Update, commit_batch
+from db.pipeline import Batch, Notify, Update, writer_for
 from shopbot.actions import Action
 from shopbot.events import ActionProposed, Citation
 from shopbot.events import Event as TurnEvent
@@ -141,7 +141,7 @@ class Recorder:
         batch.updates.extend(also)
         if rows and self.announce is not None:
             batch.notify = await self.announce(self.conversation_id, rows)
-        await commit_batch(self.session, batch)
+        await writer_for(self.session).commit(self.session, batch)
         self._written.update(
             (e.step, (e, r)) for e, r in [*changed, *zip(entries, stored, strict=True)]
         )

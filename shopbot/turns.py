@@ -2,17 +2,16 @@
 
 A turn takes the lease with one guarded UPDATE: it succeeds only when nobody holds it or the
 holder's lease ran out, and the conversation is within its message rate; the same statement
-counts the turn and returns the row and the turn's state facts. For a customer's message, on
-PostgreSQL, it commits alone (autocommit: one round trip); otherwise with the turn's first
-transaction. The turn gives the lease back in its last commit, or in a transaction of its
-own when it stopped half-way. A worker that crashes mid-turn blocks its conversation for at
-most the lease.
+counts the turn and returns the row and the turn's state facts. For a customer's message it
+commits alone where the database's writer can (`db.pipeline`: on PostgreSQL, one round
+trip); otherwise with the turn's first transaction. The turn gives the lease back in its last
+commit, or in a transaction of its own when it stopped half-way. A worker that crashes
+mid-turn blocks its conversation for at most the lease.
 """
 
 from __future__ import annotations
 
 import uuid
-from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, NoReturn
@@ -23,7 +22,7 @@ from sqlalchemy.orm import make_transient_to_detached
 from sqlalchemy.sql.dml import ReturningUpdate
 
 from db import Base, Conversation, Message, Role
-from db.pipeline import Update, alone_if_idle, psycopg_of
+from db.pipeline import Update, writer_for
 from shopbot.errors import ConversationBusy, ConversationNotFound, RateLimited
 from shopbot.state import StoredFacts, messages_column, state_columns
 
@@ -112,8 +111,9 @@ async def take_lease(
 
     One statement: the UPDATE that takes the lease also counts the turn, sets the `title` of
     a conversation without one, holds to `rate`, and returns the row with what the turn's
-    state needs (`shopbot.state.state_columns`, and on PostgreSQL its messages). With
-    `commit_alone`, on PostgreSQL, when the caller has no transaction open, it commits at
+    state needs (`shopbot.state.state_columns`, and its messages) where the writer's
+    RETURNING can read them (`Writer.returning_reads`: PostgreSQL). With `commit_alone`,
+    where the writer can (PostgreSQL) and the caller has no transaction open, it commits at
     once, one round trip: a turn that fails before its first commit then stays counted, and
     must give the lease back (`owner`, chosen by the caller for that). Otherwise it is part
     of the caller's transaction, and the row lock stands in for the lease until the caller
@@ -134,12 +134,10 @@ async def take_lease(
     }
     if rate is not None:
         params |= {"since": now - rate.window, "limit": rate.limit}
-    conn = await session.connection()
-    with_state = conn.dialect.name == "postgresql"
+    writer = writer_for(session)
+    with_state = writer.returning_reads
     statement = _LEASE[rate is not None, with_state]
-    alone = with_state and commit_alone
-    async with alone_if_idle(await psycopg_of(conn)) if alone else nullcontext():
-        row = (await conn.execute(statement, params)).one_or_none()
+    row = (await writer.execute(session, statement, params, alone=commit_alone)).one_or_none()
     if row is None:
         await _refused(session, conversation_id, now, rate)
     values = row._mapping  # pyright: ignore[reportPrivateUsage, reportOptionalMemberAccess]

@@ -508,7 +508,7 @@ async def test_the_state_the_lease_brings_is_the_state_read_apart(agent: Agent) 
 async def test_on_postgresql_the_lease_commits_alone_and_a_failed_turn_gives_it_back(
     agent: Agent, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import shopbot.record
+    from db.pipeline import PostgresWriter
     from shopbot.turns import take_lease
 
     cid = await start_conversation(agent.sessions, agent.settings)
@@ -528,7 +528,7 @@ async def test_on_postgresql_the_lease_commits_alone_and_a_failed_turn_gives_it_
         raise RuntimeError("the database went away")
 
     # A turn whose first commit fails stays counted, and gives the lease back.
-    monkeypatch.setattr(shopbot.record, "commit_batch", failing)
+    monkeypatch.setattr(PostgresWriter, "commit", failing)
     with pytest.raises(RuntimeError):
         await turn(agent, cid, CustomerText("hello"))
     async with agent.sessions() as s:

@@ -1,4 +1,4 @@
-"""`db.pipeline.commit_batch`: a step's rows and its commit, together, on both backends."""
+"""`db.pipeline`'s writers: a step's rows and its commit, together, on both backends."""
 
 from __future__ import annotations
 
@@ -21,11 +21,12 @@ from db.engine import create_engine, session_factory
 from db.pipeline import (
     Batch,
     Notify,
+    PostgresWriter,
     Update,
+    Writer,
     alone_if_idle,
-    commit_batch,
-    core_statements,
     psycopg_of,
+    writer_for,
 )
 
 EVENTS = Base.metadata.tables["events"]
@@ -43,6 +44,11 @@ def _event(cid: str, seq: int) -> dict[str, object]:
         "payload": {"text": f"event {seq}"},
         "created_at": utcnow(),
     }
+
+
+async def commit_batch(session: AsyncSession, batch: Batch) -> None:
+    """As the recorder commits: through the session's database's writer."""
+    await writer_for(session).commit(session, batch)
 
 
 def _events(cid: str, *seqs: int) -> Batch:
@@ -226,18 +232,13 @@ def _mixed(cid: str, owner: str) -> tuple[Batch, Batch]:
 async def test_one_statement_stores_what_core_statements_store(
     sessions: async_sessionmaker[AsyncSession],
 ) -> None:
-    """The same batches through PostgreSQL's one statement and through Core's statements."""
+    """The same batches through PostgreSQL's one statement and a statement at a time."""
     stored = []
-    for one_statement in (True, False):
+    for writer in (PostgresWriter(), Writer()):
         cid = await _conversation(sessions)
         async with sessions() as session:
             for batch in _mixed(cid, "owner-1"):
-                if one_statement:
-                    await commit_batch(session, batch)
-                else:
-                    for statement, params in core_statements(batch):
-                        await session.execute(statement, params)
-                    await session.commit()
+                await writer.commit(session, batch)
         stored.append(await _rows(sessions, cid))
     one, core = stored
     for rows in (one, core):
