@@ -26,6 +26,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -131,7 +132,7 @@ async def measure(
     model = TimedModel()
     agent = build_agent(settings, model, session_factory(engine))
     if tracing is not None:
-        agent.tracing = tracing
+        agent = replace(agent, tracing=tracing)
     per_turn: list[float] = []
     while len(per_turn) * len(SCRIPT) < steps:
         cid = await start_conversation(agent.sessions, settings)

@@ -65,29 +65,48 @@ DESIGNS = (ONE_STATEMENT, PER_STEP, WEB)
 
 def web_app() -> Any:
     """The uvicorn factory of `web layer`: `shopbot serve`'s app, turns without a database."""
+    from contextlib import asynccontextmanager
+    from dataclasses import fields
+
     from benchmarks.widget_load import bench_app
+    from shopbot.loop import Agent
 
     app = bench_app()
-    agent = app.state.backend.runner.agent
     plans = {text: plan(*events) for text, events in captured().items()}
     numbers: dict[str, tuple[int, int]] = {}
 
-    async def run_turn(conversation_id: str, incoming: Any) -> AsyncIterator[dict[str, Any]]:
-        turn, seq = numbers.get(conversation_id, (0, 0))
-        turn += 1
-        for store in plans.get(incoming.text, plans[TURNS[-1]]):
-            rows: list[dict[str, Any]] = []
-            for kind, payload in zip(store.kinds, store.payloads, strict=True):
-                seq += 1
-                rows.append(
-                    {"seq": seq, "turn": turn, "kind": kind, "payload": json.loads(payload)}
-                )
-            numbers[conversation_id] = (turn, seq)
-            agent.on_stored(conversation_id, rows)  # as the commit of these rows would
-            for row in rows:
-                yield row
+    class FloorAgent(Agent):
+        """The app's agent with the one thing replaced: its turn."""
 
-    agent.run_turn = run_turn  # the one thing replaced: the agent's turn
+        async def run_turn(  # pyright: ignore[reportIncompatibleMethodOverride]
+            self, conversation_id: str, incoming: Any
+        ) -> AsyncIterator[dict[str, Any]]:
+            turn, seq = numbers.get(conversation_id, (0, 0))
+            turn += 1
+            for store in plans.get(incoming.text, plans[TURNS[-1]]):
+                rows: list[dict[str, Any]] = []
+                for kind, payload in zip(store.kinds, store.payloads, strict=True):
+                    seq += 1
+                    rows.append(
+                        {"seq": seq, "turn": turn, "kind": kind, "payload": json.loads(payload)}
+                    )
+                numbers[conversation_id] = (turn, seq)
+                assert self.on_stored is not None
+                self.on_stored(conversation_id, rows)  # as the commit of these rows would
+                for row in rows:
+                    yield row
+
+    started = app.router.lifespan_context
+
+    @asynccontextmanager
+    async def lifespan(served: Any) -> AsyncIterator[None]:
+        async with started(served):
+            runner = served.state.backend.runner  # assembled at start-up
+            parts = {f.name: getattr(runner.agent, f.name) for f in fields(runner.agent)}
+            runner.agent = FloorAgent(**parts)
+            yield
+
+    app.router.lifespan_context = lifespan
     return app
 
 

@@ -50,6 +50,7 @@ from benchmarks.common import machine, percentile
 from db.testing import PostgresTemplate, SqliteTemplate, Template, postgres_reachable
 from shopbot.config import Settings
 from shopbot.models.base import ModelRequest
+from tools import Services
 
 TURNS = [
     "Hi, where is my order 482913? My email is jane.doe@example.com",
@@ -89,7 +90,7 @@ def bench_app() -> FastAPI:
     from shopbot.web import create_app
 
     log_gc_pauses()
-    return create_app(Settings(), model=BenchModel(), services={}, tune_gc=True)
+    return create_app(Settings(), model=BenchModel(), services=Services(), tune_gc=True)
 
 
 GC_LOG = "BENCH_GC_LOG"

@@ -6,13 +6,14 @@ Interfaces (cli, tui, web) and tests call these; the loop itself never chooses a
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
 from contextlib import asynccontextmanager
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from db import Conversation, Customer
+from db import Conversation, Customer, utcnow
 from db.engine import create_engine, session_factory
 from shopbot.actions import ActionSchema
 from shopbot.config import Settings
@@ -23,9 +24,12 @@ from shopbot.identity import InvalidIdentity, spend_identity, verify_customer
 from shopbot.loop import Agent
 from shopbot.models.base import ChatModel
 from shopbot.pii import Minimiser
+from shopbot.record import Announcer, StoredListener
 from shopbot.signing_keys import identity_secret
 from shopbot.tracing import Tracing
-from tools import TOOLS, ToolSpec
+from shopbot.turns import MessageRate
+from tools import TOOLS, Services, ToolSpec
+from tools.mailer import Dispatcher
 from tools.retail import RETAIL_TOOLS
 
 TOOLSETS: dict[str, tuple[ToolSpec, ...]] = {"returns": TOOLS, "retail": RETAIL_TOOLS}
@@ -56,8 +60,15 @@ def build_agent(
     settings: Settings,
     model: ChatModel,
     sessions: async_sessionmaker[AsyncSession],
-    services: dict[str, Any] | None = None,
+    services: Services | None = None,
+    *,
+    clock: Callable[[], datetime] = utcnow,
+    message_rate: MessageRate | None = None,
+    on_stored: StoredListener | None = None,
+    announce: Announcer | None = None,
 ) -> Agent:
+    """The agent of the configured desk, whole: the interface's parts are passed in here
+    (the web backend's clock, message rate and stream listeners), never set on it later."""
     tools = TOOLSETS[settings.desk]
     return Agent(
         instructions=desk_instructions(settings),
@@ -67,7 +78,11 @@ def build_agent(
         guard=Guard({t.name: t for t in tools}, settings.policy),
         settings=settings,
         pii=Minimiser.of(settings),
-        services=services or {},
+        services=services or Services(),
+        clock=clock,
+        message_rate=message_rate,
+        on_stored=on_stored,
+        announce=announce,
         check_reply=ungrounded_claims,
         tracing=Tracing.of(settings),
     )
@@ -87,26 +102,23 @@ async def open_services(
     policy: Any = None,
     carrier_app: Any = None,
     carrier_options: dict[str, Any] | None = None,
-    outbox: Any = None,
-) -> AsyncGenerator[dict[str, Any]]:
-    """The outside world the tools reach, by name (`tools.base.ToolContext.services`):
-    the policy index, the carrier's label client, the returns centre, and the outbox
-    dispatcher that the interfaces run after each turn. Closed on exit."""
+    outbox: Dispatcher | None = None,
+) -> AsyncGenerator[Services]:
+    """The outside world the tools reach (`tools.base.Services`): the policy index, the
+    carrier's label client, the returns centre, and the outbox dispatcher that the
+    interfaces run after each turn. Closed on exit."""
     from tools.carrier import Address, LabelClient, carrier_http_client, create_sandbox_app
-    from tools.mailer import Dispatcher
 
     if carrier_app is None and settings.carrier_url is None:
         # The embedded carrier keeps its labels on disk, so a retry after a restart finds them.
         carrier_app = create_sandbox_app(data_dir=settings.sandbox_carrier_dir)
     async with carrier_http_client(settings.carrier_url, sandbox=carrier_app) as http:
-        yield {
-            "policy": policy if policy is not None else open_policy_index(settings),
-            "carrier": LabelClient(
-                http, api_key=settings.carrier_api_key, **(carrier_options or {})
-            ),
-            "returns_address": Address(**settings.returns_centre.model_dump()),
-            "outbox": outbox or Dispatcher.from_settings(settings, sessions),
-        }
+        yield Services(
+            policy=policy if policy is not None else open_policy_index(settings),
+            carrier=LabelClient(http, api_key=settings.carrier_api_key, **(carrier_options or {})),
+            returns_address=Address(**settings.returns_centre.model_dump()),
+            outbox=outbox or Dispatcher.from_settings(settings, sessions),
+        )
 
 
 def forget_sandbox_labels(settings: Settings) -> bool:

@@ -22,6 +22,7 @@ from shopbot.app import build_agent, open_database, open_services
 from shopbot.config import Settings
 from shopbot.loop import Agent
 from shopbot.models.base import ChatModel
+from tools import Services
 from tools.mailer.loopback import LoopbackInbox
 
 
@@ -30,7 +31,7 @@ class Harness:
     agent: Agent
     sessions: async_sessionmaker[AsyncSession]
     settings: Settings
-    services: dict[str, Any]
+    services: Services
     carrier_app: Any
     """The carrier sandbox (`tools.carrier.sandbox_state(app).labels`: what it issued)."""
     outbox: Any

@@ -3,6 +3,13 @@
     incoming -> state (from the DB) -> prompt -> model -> parse -> guard -> tool -> observation
              -> ... until a reply, a confirmation request, an escalation, or the step budget.
 
+A step is four calls, each with a typed result: `_ask` (the model's `Answer`, streamed or
+not), `_parse` (gate 1: an `Action`, or `Invalid`), `_judge` (gate 2: the guard's `Verdict`,
+told and recorded as given) and `_act` (gate 3). The step ends in a `StepOutcome`, and
+`_react` matches on it: `Replied`, `AskedToConfirm` and `HandedOver` end the turn;
+`Observed`, `Lapsed`, `Denied` and `Invalid` go on; `ModelFailed`, or too many denied or
+invalid steps in a row, or the step budget spent, end it safely (`_give_up`).
+
 Every step is committed before the next one starts, so another process can pick the
 conversation up at any point. The loop never imports a concrete model backend or interface.
 
@@ -25,6 +32,7 @@ from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from contextlib import aclosing, asynccontextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from functools import cached_property
 from time import perf_counter
 from typing import Any
 
@@ -68,11 +76,11 @@ from shopbot.events import (
     TurnEnded,
     VerdictGiven,
 )
-from shopbot.guard import Guard
+from shopbot.guard import Guard, Verdict
 from shopbot.models.base import ChatModel, ModelRequest, StreamingChatModel
 from shopbot.pii import Minimiser
 from shopbot.prompts import PromptBuilder, Step
-from shopbot.record import Announcer, Recorder, StoredListener
+from shopbot.record import Announcer, AuditEntry, Recorder, StoredListener
 from shopbot.state import (
     ConversationState,
     HistoryLine,
@@ -84,7 +92,7 @@ from shopbot.storable import UNSTORABLE_MESSAGE, storable
 from shopbot.streaming import ReplyDraft
 from shopbot.tracing import Tracing, TurnTrace
 from shopbot.turns import Lease, MessageRate, give_back, release, take_lease
-from tools import Needs, ToolContext
+from tools import Needs, Services, ToolContext
 
 log = logging.getLogger(__name__)
 
@@ -109,6 +117,7 @@ WITHDRAWN = (
     "Ask again if you still want it."
 )
 LOOPED = "ERROR: say it once, in a sentence or two, or take another action."
+LAPSED = "The confirmation was already used or has expired."
 YES = frozenset({"y", "yes", "confirm", "ok", "okay", "yes please", "go ahead"})
 NO = frozenset({"n", "no", "cancel", "no thanks"})
 
@@ -124,9 +133,98 @@ def typed_answer(text: str) -> bool | None:
     return True if said in YES else False if said in NO else None
 
 
-@dataclass
+@dataclass(frozen=True)
+class Answer:
+    """What the model wrote at a step, and how long it took."""
+
+    raw: str
+    ms: float
+    looped: str | None = None
+    """The phrase a streamed reply kept repeating when it was cut off (`LoopWatch`)."""
+
+
+@dataclass(frozen=True)
+class Replied:
+    """The customer was answered: the turn ends."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class AskedToConfirm:
+    """A side effect awaits the customer's confirmation: the turn ends."""
+
+    confirmation_id: str
+
+
+@dataclass(frozen=True)
+class HandedOver:
+    """The model escalated to a person: the turn ends."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
+class Observed:
+    """A tool ran (or failed, an error observation): the model reads it next step."""
+
+    tool: str
+    error: bool
+
+
+@dataclass(frozen=True)
+class Lapsed:
+    """The guard allowed a side effect, but its confirmation could not be spent: nothing ran."""
+
+    tool: str
+
+
+@dataclass(frozen=True)
+class Denied:
+    """The guard denied the action: the model reads why next step."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
+class Invalid:
+    """The model's output did not parse: the model reads the error next step."""
+
+    error: str
+
+
+@dataclass(frozen=True)
+class ModelFailed:
+    """The model could not be asked (`ModelError`): the turn ends safely."""
+
+    error: str
+
+
+StepOutcome = (
+    Replied | AskedToConfirm | HandedOver | Observed | Lapsed | Denied | Invalid | ModelFailed
+)
+"""How a step ended; `Agent._react` reads it to go on or end the turn."""
+
+
+@dataclass(frozen=True)
+class TurnContext:
+    """What the steps of one turn share."""
+
+    session: AsyncSession
+    conversation: Conversation
+    state: ConversationState
+    rec: Recorder
+    trace: TurnTrace
+    opening: str | None
+    """The customer's message, for the model's first step (`ModelRequest.opening`)."""
+    steps: list[Step] = field(default_factory=list[Step])
+    """This turn's steps so far, as the model reads them."""
+
+
+@dataclass(frozen=True, eq=False)
 class Agent:
-    """Runs turns; everything it needs is passed in (see `shopbot.app.build_agent`)."""
+    """Runs turns; everything it needs is passed to its constructor, and nothing is set on it
+    afterwards (see `shopbot.app.build_agent`)."""
 
     sessions: async_sessionmaker[AsyncSession]
     model: ChatModel
@@ -135,7 +233,8 @@ class Agent:
     settings: Settings
     pii: Minimiser
     """Masks the email addresses in what is stored of the agent's work (`shopbot.pii`)."""
-    services: dict[str, Any] = field(default_factory=dict[str, Any])
+    services: Services = field(default_factory=Services)
+    """The outside world the tools reach (`tools.base.Services`)."""
     clock: Callable[[], datetime] = utcnow
     check_reply: Callable[[str, list[dict[str, Any]]], list[str]] | None = None
     """Audit flags for a reply given the turn's retrieved sources (ungrounded policy claims)."""
@@ -151,8 +250,9 @@ class Agent:
     tracing: Tracing = field(default_factory=Tracing)
     """Each turn's OpenTelemetry spans (`shopbot.tracing`); no-ops unless a provider is set."""
 
-    def __post_init__(self) -> None:
-        self.prompts = PromptBuilder(self.schema, instructions=self.instructions)
+    @cached_property
+    def prompts(self) -> PromptBuilder:
+        return PromptBuilder(self.schema, instructions=self.instructions)
 
     async def run_turn(self, conversation_id: str, incoming: Incoming) -> AsyncGenerator[Event]:
         """One customer turn, as the events it yields; traced as one `invoke_agent` span."""
@@ -162,20 +262,23 @@ class Agent:
                     trace.saw(event)
                     yield event
 
-    async def _run_turn(
-        self, conversation_id: str, incoming: Incoming, trace: TurnTrace
-    ) -> AsyncGenerator[Event]:
-        if (
-            isinstance(incoming, CustomerText)
-            and len(incoming.text) > self.settings.max_message_chars
-        ):
+    def _refuse_unfit(self, incoming: Incoming) -> None:
+        """Refuse, before anything is taken or stored, an input no turn may start with."""
+        if isinstance(incoming, ConfirmationAnswer):
+            if not storable(incoming.confirmation_id):
+                raise NoPendingConfirmation("That confirmation is no longer open.")
+            return
+        if len(incoming.text) > self.settings.max_message_chars:
             raise MessageTooLong(
                 f"Messages are limited to {self.settings.max_message_chars} characters."
             )
-        if isinstance(incoming, CustomerText) and not storable(incoming.text):
+        if not storable(incoming.text):
             raise ConversationError(UNSTORABLE_MESSAGE)
-        if isinstance(incoming, ConfirmationAnswer) and not storable(incoming.confirmation_id):
-            raise NoPendingConfirmation("That confirmation is no longer open.")
+
+    async def _run_turn(
+        self, conversation_id: str, incoming: Incoming, trace: TurnTrace
+    ) -> AsyncGenerator[Event]:
+        self._refuse_unfit(incoming)
         released = False
         owner = str(uuid.uuid4())
         async with self._turn_session() as session:
@@ -247,7 +350,7 @@ class Agent:
         trace: TurnTrace,
     ) -> AsyncIterator[Event]:
         started = perf_counter()
-        conversation, owner = lease.conversation, lease.owner
+        conversation = lease.conversation
         state = await load_state(session, conversation, now, facts=lease.facts)
         rec = Recorder(
             session,
@@ -258,34 +361,45 @@ class Agent:
             self.on_stored,
             self.announce,
         )
-        steps: list[Step] = []
-        opening: str | None = None
-        pending = state.confirmation
-        if (
-            isinstance(incoming, CustomerText)
-            and pending is not None
-            and pending.status is ConfirmationStatus.PENDING
-            and state.history
-            and state.history[-1] == HistoryLine(Role.ASSISTANT, asking(pending.summary))
-            and (approve := typed_answer(incoming.text)) is not None
-        ):
-            # A yes / no typed right after the request answers it, as the buttons do, in every
-            # interface: left to the model, "yes" is a message with nothing to act on. After
-            # anything else was said, "yes" may answer that instead, so it stays a message.
-            incoming = ConfirmationAnswer(pending.id, approve)
+        incoming = _as_typed_answer(incoming, state)
+        opening = await self._take_in(incoming, state, rec, now)
+        await rec.commit()
+        for event in rec.drain():
+            yield event
+        if conversation.held_by is None:  # else a staff member answers (`shopbot.handoff`)
+            turn = TurnContext(session, conversation, state, rec, trace, opening)
+            async for event in self._react(turn):
+                yield event
+            trace.end_step()
+        if isinstance(incoming, ConfirmationAnswer) and incoming.approve:
+            await rec.expire_approved(self.clock())
+        rec.emit(TurnEnded(turn=state.turn, steps=rec.model_steps, ms=_ms(started)))
+        # Free the conversation in the commit that ends the turn: whoever sees
+        # turn_ended may send the next message at once.
+        rec.also(release(conversation.id, lease.owner))
+        await rec.commit()
+        for event in rec.drain():
+            yield event
+
+    async def _take_in(
+        self, incoming: Incoming, state: ConversationState, rec: Recorder, now: datetime
+    ) -> str | None:
+        """Record the customer's message or answer; the opening the model's first step may
+        be shown (`ModelRequest.opening`): a message that withdrew no request."""
         match incoming:
             case CustomerText(text=text):
                 rec.message(Role.CUSTOMER, text)
                 rec.emit(CustomerMessage(text=text))
                 state.customer_texts.append(text)
                 state.history.append(HistoryLine(Role.CUSTOMER, text))
-                opening = text
-                if pending is not None and pending.status is ConfirmationStatus.PENDING:
-                    # Answered in words: withdrawn, whatever the model makes of the words.
-                    await rec.withdraw(pending.id, now)
-                    rec.emit(ConfirmationWithdrawn(confirmation_id=pending.id))
-                    state.confirmation = None
-                    opening = None
+                pending = state.confirmation
+                if pending is None or pending.status is not ConfirmationStatus.PENDING:
+                    return text
+                # Answered in words: withdrawn, whatever the model makes of the words.
+                await rec.withdraw(pending.id, now)
+                rec.emit(ConfirmationWithdrawn(confirmation_id=pending.id))
+                state.confirmation = None
+                return None
             case ConfirmationAnswer(confirmation_id=cid, approve=approve):
                 conf = state.confirmation
                 if conf is None or conf.id != cid or not await rec.decide(cid, approve, now):
@@ -298,27 +412,11 @@ class Agent:
                 state.history.append(HistoryLine(Role.CUSTOMER, said))
                 status = ConfirmationStatus.APPROVED if approve else None
                 state.confirmation = replace(conf, status=status) if status else None
-        await rec.commit()
-        for event in rec.drain():
-            yield event
-        if conversation.held_by is None:  # else a staff member answers (`shopbot.handoff`)
-            async for event in self._react(
-                session, conversation, state, rec, steps, opening, trace
-            ):
-                yield event
-        if isinstance(incoming, ConfirmationAnswer) and incoming.approve:
-            await rec.expire_approved(self.clock())
-        rec.emit(TurnEnded(turn=state.turn, steps=rec.model_steps, ms=_ms(started)))
-        # Free the conversation in the commit that ends the turn: whoever sees
-        # turn_ended may send the next message at once.
-        rec.also(release(conversation.id, owner))
-        await rec.commit()
-        for event in rec.drain():
-            yield event
+                return None
 
     async def _deliver_outbox(self) -> None:
         """Send the emails this turn queued; what fails waits for the next try or worker."""
-        outbox = self.services.get("outbox")
+        outbox = self.services.outbox
         if outbox is None:
             return
         try:
@@ -326,187 +424,253 @@ class Agent:
         except Exception:
             log.exception("outbox delivery after a turn failed; the emails stay queued")
 
-    async def _react(
-        self,
-        session: AsyncSession,
-        conversation: Conversation,
-        state: ConversationState,
-        rec: Recorder,
-        steps: list[Step],
-        opening: str | None,
-        trace: TurnTrace,
-    ) -> AsyncIterator[Event]:
-        parse_failures = denials = 0
-        for step in range(1, self.settings.max_steps + 1):
-            trace.step(step)
-            allowed = self.guard.allowed(state)
-            await load_own_orders(session, state)
-            request = ModelRequest(
-                messages=self.prompts.build(state, steps, allowed),
-                allowed=allowed,
-                schema=self.schema.json_schema(allowed),
-                hints={
-                    "order_id": state.mentioned_order_ids,
-                    "email": state.mentioned_emails,
-                    "citation": list(state.retrieved),
-                    "lines": [
-                        f"{oid}:{n}" for oid, lines in state.named_items().items() for n in lines
-                    ],
-                },
-                conversation_id=conversation.id,
-                opening=opening if step == 1 else None,
-            )
-            t0 = perf_counter()
-            looped: str | None = None
-            with trace.chat(request) as call:
-                try:
-                    if isinstance(self.model, StreamingChatModel):
-                        # A reply shows while it is written; the step is parsed whole below.
-                        draft, watch = ReplyDraft(), LoopWatch()
-                        async with aclosing(self.model.stream(request)) as pieces:
-                            async for piece in pieces:
-                                if text := draft.feed(piece):
-                                    yield ReplyChunk(step=step, text=text)
-                                    # Closing the stream stops decoding: a model looping on a
-                                    # phrase would otherwise write it to its token budget.
-                                    if looped := watch.check(draft.shown):
-                                        break
-                        raw = draft.raw
-                    else:
-                        raw = await self.model.complete(request)
-                except ScriptError:
-                    raise
-                except ModelError as exc:
-                    log.warning("model failed in %s: %s", conversation.id, exc)
-                    call.failed(exc)
-                    await self._give_up(conversation, rec, f"model error: {exc}")
-                    break
-                call.answered(raw)
-            model_ms = _ms(t0)
-            parsed = self.schema.parse(raw) if looped is None else ParseFailure.looping(raw, looped)
-            if isinstance(parsed, ParseFailure):
-                parse_failures += 1
-                trace.parse_failed(parsed.error)
-                rec.log(step, raw, parse_error=parsed.error, model_ms=model_ms)
-                rec.emit(ParseFailed(step=step, error=parsed.error))
-                if parsed.looped is None:
-                    steps.append(Step(f"(invalid output) {raw[:300]}", f"ERROR: {parsed.error}"))
-                else:  # shown the loop again, a small model tends to write it again
-                    steps.append(Step("(a reply saying one thing over and over)", LOOPED))
-                if parse_failures > self.settings.max_parse_retries:
-                    await self._give_up(
-                        conversation, rec, "the model kept producing invalid actions"
-                    )
-                    break
-                await rec.commit()
-                for event in rec.drain():
-                    yield event
-                continue
-            parse_failures = 0
-            action = parsed
-            if action.thought:
-                rec.emit(Thought(step=step, text=action.thought))
-            rec.emit(ActionProposed(step=step, tool=action.tool, args=action.arguments))
-            t1 = perf_counter()
-            known = self.guard.tools.get(action.tool)
-            needs = known.needs if known is not None else Needs.NOTHING
-            await load_step_facts(session, state, action.args, needs)
-            verdict = self.guard.check(action, state)
-            guard_ms = _ms(t1)
-            trace.verdict(action.tool, verdict, guard_ms)
-            rec.emit(
-                VerdictGiven(
-                    step=step, tool=action.tool, decision=verdict.decision, reason=verdict.reason
-                )
-            )
-            entry = rec.log(
-                step,
-                raw,
-                thought=action.thought,
-                tool=action.tool,
-                args=action.arguments,
-                verdict=verdict.decision,
-                reason=verdict.reason,
-                model_ms=model_ms,
-                guard_ms=guard_ms,
-            )
-            if verdict.decision == "deny":
-                denials += 1
-                steps.append(Step(_render(action), f"DENIED: {verdict.reason}"))
-                if denials >= self.settings.max_denials:
-                    await self._give_up(
-                        conversation, rec, f"denied {denials} times: {verdict.reason}"
-                    )
-                    break
-            elif verdict.decision == "confirm":
-                await self._ask_confirmation(action, rec, state)
-                break
-            elif isinstance(action.args, ReplyArgs):
-                self._reply(rec, action.args.message, state, action.args.citations)
-                if self.check_reply is not None:
-                    entry.flags = self.check_reply(action.args.message, state.sources)
-                break
-            elif isinstance(action.args, EscalateArgs):
-                await self._escalate(conversation, rec, action.args.reason)
-                break
-            else:
-                denials = 0
-                spec = self.guard.tools[action.tool]
-                if spec.side_effect and not await self._consume(state, rec):
-                    entry.verdict, entry.reason = (
-                        "deny",
-                        "The confirmation was already used or has expired.",
-                    )
-                    steps.append(Step(_render(action), f"DENIED: {entry.reason}"))
-                else:
-                    rec.emit(ToolStarted(step=step, tool=action.tool, text=spec.activity))
-                    if spec.side_effect:
-                        await rec.commit()  # the attempt is on record before it acts
-                        for event in rec.drain():  # the customer sees it is under way
-                            yield event
-                    t2 = perf_counter()
-                    ctx = ToolContext(
-                        session,
-                        conversation.id,
-                        state.customer_id,
-                        self.settings,
-                        state.now,
-                        self.services,
-                    )
-                    data, error = await trace.execute_tool(
-                        action.tool, dispatch(ctx, spec, action, conversation)
-                    )
-                    entry.observation, entry.tool_ms = data, _ms(t2)
-                    observe(state, conversation, action, data, error)
-                    state.done.add(action.digest)
-                    rec.emit(
-                        ObservationMade(
-                            step=step, tool=action.tool, data=data, error=error, ms=entry.tool_ms
-                        )
-                    )
-                    steps.append(Step(_render(action), json.dumps(data, default=str)))
-            await rec.commit()
-            for event in rec.drain():
+    async def _react(self, turn: TurnContext) -> AsyncIterator[Event]:
+        """Step until an outcome ends the turn. Each step that goes on is committed before
+        the next; too many invalid or denied steps in a row, a model failure or the step
+        budget spent end the turn safely (`_give_up`)."""
+        invalid = denied = 0
+        for number in range(1, self.settings.max_steps + 1):
+            turn.trace.step(number)
+            async with aclosing(self._step(turn, number)) as items:
+                async for item in items:
+                    if not isinstance(item, StepOutcome):
+                        yield item
+                        continue
+                    match item:
+                        case Invalid():
+                            invalid += 1
+                            if invalid > self.settings.max_parse_retries:
+                                await self._give_up(
+                                    turn, "the model kept producing invalid actions"
+                                )
+                                return
+                        case Denied(reason=reason):
+                            invalid, denied = 0, denied + 1
+                            if denied >= self.settings.max_denials:
+                                await self._give_up(turn, f"denied {denied} times: {reason}")
+                                return
+                        case Observed() | Lapsed():
+                            invalid = denied = 0
+                        case ModelFailed(error=error):
+                            await self._give_up(turn, f"model error: {error}")
+                            return
+                        case Replied() | AskedToConfirm() | HandedOver():
+                            return
+            await turn.rec.commit()
+            for event in turn.rec.drain():
                 yield event
-        else:
-            await self._give_up(conversation, rec, "step budget spent")
-        trace.end_step()
+        await self._give_up(turn, "step budget spent")
 
-    async def _consume(self, state: ConversationState, rec: Recorder) -> bool:
+    async def _step(self, turn: TurnContext, number: int) -> AsyncGenerator[Event | StepOutcome]:
+        """One step, ask -> parse -> guard -> act: its events as they happen, its outcome
+        last."""
+        async with aclosing(self._ask(turn, number)) as asked:
+            async for answer in asked:
+                if not isinstance(answer, Answer):
+                    yield answer  # a reply's draft as it is written, or the model's failure
+                    continue
+                action = self._parse(turn, number, answer)
+                if isinstance(action, Invalid):
+                    yield action
+                    return
+                verdict, entry = await self._judge(turn, number, action, answer)
+                match verdict.decision:
+                    case "deny":
+                        turn.steps.append(Step(_render(action), f"DENIED: {verdict.reason}"))
+                        yield Denied(verdict.reason)
+                    case "confirm":
+                        yield await self._ask_confirmation(turn, action)
+                    case "allow":
+                        async for item in self._act(turn, number, action, entry):
+                            yield item
+
+    async def _ask(
+        self, turn: TurnContext, number: int
+    ) -> AsyncGenerator[ReplyChunk | Answer | ModelFailed]:
+        """The model's output for the step, its answer last. A streaming model's reply shows
+        while it is written (the step is parsed whole); a model failing is an outcome."""
+        request = await self._request(turn, number)
+        started = perf_counter()
+        looped: str | None = None
+        with turn.trace.chat(request) as call:
+            try:
+                if isinstance(self.model, StreamingChatModel):
+                    draft, watch = ReplyDraft(), LoopWatch()
+                    async with aclosing(self.model.stream(request)) as pieces:
+                        async for piece in pieces:
+                            if text := draft.feed(piece):
+                                yield ReplyChunk(step=number, text=text)
+                                # Closing the stream stops decoding: a model looping on a
+                                # phrase would otherwise write it to its token budget.
+                                if looped := watch.check(draft.shown):
+                                    break
+                    raw = draft.raw
+                else:
+                    raw = await self.model.complete(request)
+            except ScriptError:
+                raise
+            except ModelError as exc:
+                log.warning("model failed in %s: %s", turn.conversation.id, exc)
+                call.failed(exc)
+                answer: Answer | ModelFailed = ModelFailed(str(exc))
+            else:
+                call.answered(raw)
+                answer = Answer(raw, _ms(started), looped)
+        yield answer
+
+    async def _request(self, turn: TurnContext, number: int) -> ModelRequest:
+        """What the model is asked: the prompt, the actions the guard could allow now, and
+        the values the state knows for their arguments."""
+        state = turn.state
+        allowed = self.guard.allowed(state)
+        await load_own_orders(turn.session, state)
+        return ModelRequest(
+            messages=self.prompts.build(state, turn.steps, allowed),
+            allowed=allowed,
+            schema=self.schema.json_schema(allowed),
+            hints={
+                "order_id": state.mentioned_order_ids,
+                "email": state.mentioned_emails,
+                "citation": list(state.retrieved),
+                "lines": [
+                    f"{oid}:{n}" for oid, lines in state.named_items().items() for n in lines
+                ],
+            },
+            conversation_id=turn.conversation.id,
+            opening=turn.opening if number == 1 else None,
+        )
+
+    def _parse(self, turn: TurnContext, number: int, answer: Answer) -> Action | Invalid:
+        """Gate 1: the answer as an action; a failure is recorded and shown to the model."""
+        if answer.looped is None:
+            parsed = self.schema.parse(answer.raw)
+        else:
+            parsed = ParseFailure.looping(answer.raw, answer.looped)
+        if not isinstance(parsed, ParseFailure):
+            return parsed
+        turn.trace.parse_failed(parsed.error)
+        turn.rec.log(number, answer.raw, parse_error=parsed.error, model_ms=answer.ms)
+        turn.rec.emit(ParseFailed(step=number, error=parsed.error))
+        if parsed.looped is None:
+            turn.steps.append(
+                Step(f"(invalid output) {answer.raw[:300]}", f"ERROR: {parsed.error}")
+            )
+        else:  # shown the loop again, a small model tends to write it again
+            turn.steps.append(Step("(a reply saying one thing over and over)", LOOPED))
+        return Invalid(parsed.error)
+
+    async def _judge(
+        self, turn: TurnContext, number: int, action: Action, answer: Answer
+    ) -> tuple[Verdict, AuditEntry]:
+        """Gate 2: the guard's verdict, on the state with the facts the action needs loaded;
+        told (an event, the trace) and recorded (the step's audit row) as the guard gave it."""
+        rec = turn.rec
+        if action.thought:
+            rec.emit(Thought(step=number, text=action.thought))
+        rec.emit(ActionProposed(step=number, tool=action.tool, args=action.arguments))
+        started = perf_counter()
+        known = self.guard.tools.get(action.tool)
+        needs = known.needs if known is not None else Needs.NOTHING
+        await load_step_facts(turn.session, turn.state, action.args, needs)
+        verdict = self.guard.check(action, turn.state)
+        guard_ms = _ms(started)
+        turn.trace.verdict(action.tool, verdict, guard_ms)
+        decision, reason = verdict.decision, verdict.reason
+        rec.emit(VerdictGiven(step=number, tool=action.tool, decision=decision, reason=reason))
+        entry = rec.log(
+            number,
+            answer.raw,
+            thought=action.thought,
+            tool=action.tool,
+            args=action.arguments,
+            verdict=decision,
+            reason=reason,
+            model_ms=answer.ms,
+            guard_ms=guard_ms,
+        )
+        return verdict, entry
+
+    async def _act(
+        self, turn: TurnContext, number: int, action: Action, entry: AuditEntry
+    ) -> AsyncIterator[Event | StepOutcome]:
+        """Gate 3, for an action the guard allowed: a reply or an escalation ends the turn,
+        a tool runs and its observation is shown to the model."""
+        match action.args:
+            case ReplyArgs(message=message, citations=citations):
+                self._reply(turn, message, citations)
+                if self.check_reply is not None:
+                    entry.flags = self.check_reply(message, turn.state.sources)
+                yield Replied(message)
+            case EscalateArgs(reason=reason):
+                await self._escalate(turn, reason)
+                yield HandedOver(reason)
+            case _:
+                async for item in self._run_tool(turn, number, action, entry):
+                    yield item
+
+    async def _run_tool(
+        self, turn: TurnContext, number: int, action: Action, entry: AuditEntry
+    ) -> AsyncIterator[Event | StepOutcome]:
+        spec = self.guard.tools[action.tool]
+        state, rec = turn.state, turn.rec
+        if spec.side_effect and not await self._spend_confirmation(state, rec):
+            yield self._lapsed(turn, number, action, entry)
+            return
+        rec.emit(ToolStarted(step=number, tool=action.tool, text=spec.activity))
+        if spec.side_effect:
+            await rec.commit()  # the attempt is on record before it acts
+            for event in rec.drain():  # the customer sees it is under way
+                yield event
+        started = perf_counter()
+        ctx = ToolContext(
+            turn.session,
+            turn.conversation.id,
+            state.customer_id,
+            self.settings,
+            state.now,
+            self.services,
+        )
+        data, error = await turn.trace.execute_tool(
+            action.tool, dispatch(ctx, spec, action, turn.conversation)
+        )
+        entry.observation, entry.tool_ms = data, _ms(started)
+        observe(state, turn.conversation, action, data, error)
+        state.done.add(action.digest)
+        rec.emit(
+            ObservationMade(step=number, tool=action.tool, data=data, error=error, ms=entry.tool_ms)
+        )
+        turn.steps.append(Step(_render(action), json.dumps(data, default=str)))
+        yield Observed(action.tool, error)
+
+    async def _spend_confirmation(self, state: ConversationState, rec: Recorder) -> bool:
+        """Use the approved confirmation once (a guarded UPDATE, in the effect's transaction);
+        False when the database says it was used or expired since the state was read."""
         conf = state.confirmation
         ok = conf is not None and await rec.consume(conf.id, state.now)
         state.confirmation = None
         return ok
 
-    async def _ask_confirmation(
-        self, action: Action, rec: Recorder, state: ConversationState
-    ) -> None:
+    def _lapsed(self, turn: TurnContext, number: int, action: Action, entry: AuditEntry) -> Lapsed:
+        """A side effect the guard allowed whose confirmation could not be spent.
+
+        The guard judges the state read at the turn's start, and it allowed; spending the
+        confirmation is the effect's own first write, and the database may refuse it (used
+        or expired meanwhile). That is not a verdict to rewrite: the audit row keeps the
+        guard's, and records what happened as the step's observation, an error the model
+        reads as it reads any tool's."""
+        data = {"error": "confirmation_lapsed", "message": LAPSED}
+        entry.observation = data
+        turn.rec.emit(ObservationMade(step=number, tool=action.tool, data=data, error=True))
+        turn.steps.append(Step(_render(action), json.dumps(data)))
+        return Lapsed(action.tool)
+
+    async def _ask_confirmation(self, turn: TurnContext, action: Action) -> AskedToConfirm:
         spec = self.guard.tools[action.tool]
-        summary = spec.confirm_text.format(**action.arguments, items=_items(action, state))
-        row = await rec.request_confirmation(
+        summary = spec.confirm_text.format(**action.arguments, items=_items(action, turn.state))
+        row = await turn.rec.request_confirmation(
             action, summary, self.clock(), self.settings.policy.confirmation_ttl_minutes
         )
-        rec.emit(
+        turn.rec.emit(
             ConfirmationRequested(
                 confirmation_id=row.id,
                 tool=action.tool,
@@ -516,19 +680,18 @@ class Agent:
             )
         )
         text = asking(summary)
-        rec.message(Role.ASSISTANT, text)
-        rec.emit(Reply(text=text))
+        turn.rec.message(Role.ASSISTANT, text)
+        turn.rec.emit(Reply(text=text))
+        return AskedToConfirm(row.id)
 
-    def _reply(
-        self, rec: Recorder, text: str, state: ConversationState, anchors: list[str]
-    ) -> None:
-        citations = [state.retrieved[a] for a in anchors if a in state.retrieved]
-        rec.message(Role.ASSISTANT, text, citations)
-        rec.emit(Reply(text=text, citations=citations))
+    def _reply(self, turn: TurnContext, text: str, anchors: list[str]) -> None:
+        retrieved = turn.state.retrieved
+        citations = [retrieved[a] for a in anchors if a in retrieved]
+        turn.rec.message(Role.ASSISTANT, text, citations)
+        turn.rec.emit(Reply(text=text, citations=citations))
 
-    async def _escalate(
-        self, conversation: Conversation, rec: Recorder, reason: str, apology: str = ""
-    ) -> None:
+    async def _escalate(self, turn: TurnContext, reason: str, apology: str = "") -> None:
+        conversation, rec = turn.conversation, turn.rec
         conversation.status = ConversationStatus.ESCALATED
         rec.emit(Escalated(reason=reason))
         # Support is emailed in this step's commit; the customer is told when to expect whom.
@@ -543,14 +706,31 @@ class Agent:
         rec.message(Role.ASSISTANT, text)
         rec.emit(Reply(text=text))
 
-    async def _give_up(self, conversation: Conversation, rec: Recorder, reason: str) -> None:
+    async def _give_up(self, turn: TurnContext, reason: str) -> None:
         """End the turn safely: an apology and, when configured, a human takes over."""
         if self.settings.escalate_on_failure:
-            await self._escalate(conversation, rec, reason, SORRY)
+            await self._escalate(turn, reason, SORRY)
         else:
             text = "I'm sorry, something went wrong on my side. Could you say that again?"
-            rec.message(Role.ASSISTANT, text)
-            rec.emit(Reply(text=text))
+            turn.rec.message(Role.ASSISTANT, text)
+            turn.rec.emit(Reply(text=text))
+
+
+def _as_typed_answer(incoming: Incoming, state: ConversationState) -> Incoming:
+    """A yes / no typed right after the request answers it, as the buttons do, in every
+    interface: left to the model, "yes" is a message with nothing to act on. After anything
+    else was said, "yes" may answer that instead, so it stays a message."""
+    pending = state.confirmation
+    if (
+        isinstance(incoming, CustomerText)
+        and pending is not None
+        and pending.status is ConfirmationStatus.PENDING
+        and state.history
+        and state.history[-1] == HistoryLine(Role.ASSISTANT, asking(pending.summary))
+        and (approve := typed_answer(incoming.text)) is not None
+    ):
+        return ConfirmationAnswer(pending.id, approve)
+    return incoming
 
 
 def _items(action: Action, state: ConversationState) -> str:

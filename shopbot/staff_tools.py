@@ -119,7 +119,7 @@ async def run_tool(
         )
         writing.change({"updated_at": now})
     log.info("staff %s ran %s in %s (%s)", who.name, tool, conversation_id, decision)
-    outbox = agent.services.get("outbox")
+    outbox = agent.services.outbox
     if outbox is not None and not error:
         try:  # the label's email leaves now; if not, the dispatcher's next round sends it
             await outbox.deliver_due()

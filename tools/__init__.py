@@ -5,7 +5,7 @@ A new tool is a module with an `@tool`-decorated handler, added to `TOOLS`. The 
 the guard and the prompt's catalogue all read this registry.
 """
 
-from tools.base import Needs, Observation, ToolContext, ToolSpec, tool
+from tools.base import Needs, Observation, Services, ToolContext, ToolSpec, tool
 from tools.check_return_eligibility import check_return_eligibility
 from tools.create_return import create_return
 from tools.list_orders import list_orders
@@ -25,4 +25,13 @@ TOOLS: tuple[ToolSpec, ...] = (
 )
 REGISTRY: dict[str, ToolSpec] = {t.name: t for t in TOOLS}
 
-__all__ = ["REGISTRY", "TOOLS", "Needs", "Observation", "ToolContext", "ToolSpec", "tool"]
+__all__ = [
+    "REGISTRY",
+    "TOOLS",
+    "Needs",
+    "Observation",
+    "Services",
+    "ToolContext",
+    "ToolSpec",
+    "tool",
+]

@@ -21,12 +21,18 @@ import inspect
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Annotated, Any, get_type_hints
+from typing import TYPE_CHECKING, Annotated, Any, get_type_hints
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, create_model
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shopbot.config import Settings
+
+if TYPE_CHECKING:  # the tools' own modules import this one
+    from tools.carrier import Address
+    from tools.mailer import Dispatcher
+    from tools.search_policy import PolicySearch
+    from tools.send_return_label import LabelMaker
 
 
 class Needs(enum.Flag):
@@ -77,6 +83,21 @@ class Observation(BaseModel):
     model_config = ConfigDict(frozen=True)
 
 
+@dataclass(frozen=True)
+class Services:
+    """The outside world the tools reach, opened at the edge (`shopbot.app.open_services`)
+    and passed in. A part left out is None: the tool that needs it fails, typed."""
+
+    policy: PolicySearch | None = None
+    """The policy index (`shopbot.policy.PolicyIndex`)."""
+    carrier: LabelMaker | None = None
+    """The carrier's label client (`tools.carrier.LabelClient`)."""
+    returns_address: Address | None = None
+    """Where returned parcels go: the shop's returns centre."""
+    outbox: Dispatcher | None = None
+    """Delivers the emails tools queued; the agent runs it after each turn."""
+
+
 @dataclass
 class ToolContext:
     """Everything a handler may use, passed in; tools reach nothing through globals."""
@@ -86,8 +107,7 @@ class ToolContext:
     customer_id: str | None
     settings: Settings
     now: datetime
-    services: dict[str, Any] = field(default_factory=dict[str, Any])
-    """Clients for the outside world by name (carrier, mailer, policy index)."""
+    services: Services = field(default_factory=Services)
 
 
 Handler = Callable[..., Awaitable[Observation]]

@@ -52,7 +52,7 @@ async def search_policy(ctx: ToolContext, query: Query) -> PolicyResults:
     """Search the shop's policy documents (returns, refunds, exchanges, shipping, warranty,
     payments, privacy...). Answer policy questions only from these results and cite the
     anchors of the sections you used."""
-    index: PolicySearch | None = ctx.services.get("policy")
+    index = ctx.services.policy
     if index is None:
         raise ToolFailure("The policy documents are not available right now.", code="no_index")
     # Embedding and search are CPU-bound (~10 ms): keep the event loop free meanwhile.

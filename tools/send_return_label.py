@@ -19,7 +19,7 @@ from pydantic import Field
 from sqlalchemy.orm import selectinload
 
 from db import Order, Return, ReturnStatus, ShippingLabel
-from shopbot.errors import ToolRetry
+from shopbot.errors import ToolFailure, ToolRetry
 from shopbot.redact import mask_email
 from tools.base import Needs, Observation, ToolContext, tool
 from tools.carrier import Address, LabelRequest, idempotency_key_for_return
@@ -54,7 +54,9 @@ def _country(name: str) -> str:
 async def send_return_label(ctx: ToolContext, return_id: ReturnId) -> LabelSent:
     """Buy the prepaid return label for a return created in this conversation and email it
     (PDF attached) to the email address on the order. Call it right after create_return."""
-    carrier: LabelMaker = ctx.services["carrier"]
+    carrier, returns_to = ctx.services.carrier, ctx.services.returns_address
+    if carrier is None or returns_to is None:
+        raise ToolFailure("Return labels are not available right now.", code="no_carrier")
     ret = await ctx.session.get(
         Return,
         return_id,
@@ -72,7 +74,6 @@ async def send_return_label(ctx: ToolContext, return_id: ReturnId) -> LabelSent:
             f"Return {return_id} already has a label ({ret.label.tracking_number}).",
             code="label_exists",
         )
-    returns_to: Address = ctx.services["returns_address"]
     request = LabelRequest(
         return_reference=f"R-{ret.id}",
         from_address=Address(

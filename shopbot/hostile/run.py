@@ -15,7 +15,7 @@ import random
 import traceback
 from collections.abc import AsyncGenerator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from sqlalchemy import select
@@ -43,6 +43,7 @@ from shopbot.identity import sign_customer
 from shopbot.loop import ConfirmationAnswer, CustomerText, Incoming
 from shopbot.signing_keys import identity_secret
 from shopbot.state import ConversationState
+from tools import Services
 
 
 @dataclass
@@ -99,7 +100,7 @@ class Chat:
 @asynccontextmanager
 async def hostile_services(
     settings: Settings, sessions: async_sessionmaker[AsyncSession], policy: Any
-) -> AsyncGenerator[dict[str, Any]]:
+) -> AsyncGenerator[Services]:
     """The tools' outside world for sequences: the carrier sandbox in memory (one for many
     sequences: each return's key is its own), the policy index, and no outbox dispatcher, so
     the emails stay in the outbox where the audit reads them."""
@@ -107,8 +108,7 @@ async def hostile_services(
 
     carrier = create_sandbox_app(api_key=settings.carrier_api_key.get_secret_value())
     async with open_services(settings, sessions, policy=policy, carrier_app=carrier) as services:
-        services.pop("outbox")
-        yield services
+        yield replace(services, outbox=None)
 
 
 async def run_sequence(
@@ -116,14 +116,14 @@ async def run_sequence(
     settings: Settings,
     shop: ShopFacts,
     rng: random.Random,
-    services: dict[str, Any],
+    services: Services,
 ) -> Outcome:
     """Run one sequence on the fresh shop behind `sessions` and audit it."""
     out, pools = Outcome(), Pools(shop)
     model = HostileModel(rng, pools)
-    agent = build_agent(settings, model, sessions, services)
-    model.args_models = agent.schema.args_models
-    agent.guard = CheckedGuard(agent.guard, out.unlisted)
+    built = build_agent(settings, model, sessions, services)
+    model.args_models = built.schema.args_models
+    agent = replace(built, guard=CheckedGuard(built.guard, out.unlisted))
     chats: list[Chat] = []
     for _ in range(rng.choice([1, 1, 1, 2])):
         person = rng.choice(shop.people)

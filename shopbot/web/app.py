@@ -51,12 +51,13 @@ from shopbot.web.logs import quiet_payload_loggers
 from shopbot.web.middleware import BodyLimit
 from shopbot.web.outbox import OutboxKicker
 from shopbot.web.pages import install_page_handlers
-from shopbot.web.runner import TurnRunner
+from shopbot.web.runner import Openings, TurnRunner
 from shopbot.web.schemas import Health
 from shopbot.web.sessions import StaffSessions
 from shopbot.web.store import EventStore, reader_engine
 from shopbot.web.tokens import ConversationTokens
 from shopbot.web.widget import widget_router
+from tools import Services
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +77,7 @@ routes, opened by the shop's staff token (or a staff member signed in at `/staff
 
 
 ServicesFactory = Callable[
-    [Settings, async_sessionmaker[AsyncSession]], AbstractAsyncContextManager[dict[str, Any]]
+    [Settings, async_sessionmaker[AsyncSession]], AbstractAsyncContextManager[Services]
 ]
 """Opens the tools' outside world for the app's lifetime (default `shopbot.app.open_services`)."""
 
@@ -86,7 +87,7 @@ def create_app(
     *,
     model: ChatModel | None = None,
     sessions: async_sessionmaker[AsyncSession] | None = None,
-    services: dict[str, Any] | ServicesFactory | None = None,
+    services: Services | ServicesFactory | None = None,
     web: WebConfig | None = None,
     clock: Callable[[], datetime] = utcnow,
     password_hasher: PasswordHasher | None = None,
@@ -98,7 +99,8 @@ def create_app(
     (`shopbot.signing_keys`). Libraries that log payloads at DEBUG are kept quiet unless
     configured by name (`shopbot.web.logs.quiet_payload_loggers`).
 
-    `services` may be a ready dict (the caller closes it) or a factory opened at startup.
+    `services` may be ready (the caller closes them) or a factory opened at startup; the
+    agent, built whole, and the backend are assembled then (`app.state.backend`).
     `password_hasher` hashes staff passwords (default: argon2-cffi's, RFC 9106 low-memory).
     `tune_gc` tunes the garbage collector of the whole process for serving once start-up is
     done (`_settle_gc`): a worker process of `shopbot serve` asks for it, not a test or an
@@ -131,47 +133,62 @@ def create_app(
     )
     if sqlite:
         owned.append(reads)
-    agent = build_agent(settings, model or build_model(settings), sessions)
-    agent.clock = clock
-    agent.message_rate = MessageRate(web.messages_per_conversation_per_minute)
+    model = model or build_model(settings)
     feed = EventFeed()
     relay: Relay = (
         SqliteTail(feed, reads, web.tail_seconds) if sqlite else PostgresRelay(feed, engine.url)
     )
+    openings = Openings(relay)
     store = EventStore(reads)
     limiter: Limiter = (
         SqlLimiter(sessions) if web.rate_limit_store == "database" else MemoryLimiter()
     )
-    runner = TurnRunner(agent, store, relay, running)
-    backend = Backend(
-        settings=settings,
-        web=web,
-        sessions=sessions,
-        store=store,
-        feed=feed,
-        relay=relay,
-        runner=runner,
-        tokens=ConversationTokens(conversation_secret, web.conversation_token_ttl_seconds),
-        limiter=limiter,
-        clock=clock,
-        accounts=StaffAccounts(sessions, password_hasher),
-        staff_sessions=StaffSessions(
-            staff_secret,
-            sessions,
-            reads,
-            clock,
-            idle=timedelta(minutes=web.staff_session_idle_minutes),
-            lifetime=timedelta(hours=web.staff_session_max_hours),
-        ),
-        signin_nonces=SignInNonces(staff_secret),
-        handoff=Handoff(agent),
-    )
     factory: ServicesFactory = (
-        open_services if services is None or isinstance(services, dict) else services
+        open_services if services is None or isinstance(services, Services) else services
     )
 
+    def assemble(opened: Services, kicker: OutboxKicker | None) -> Backend:
+        """The backend, with an agent built whole once the tools' services are open."""
+        agent = build_agent(
+            settings,
+            model,
+            sessions,
+            opened,
+            clock=clock,
+            message_rate=MessageRate(web.messages_per_conversation_per_minute),
+            on_stored=openings.stored,
+            announce=relay.notice,
+        )
+        return Backend(
+            settings=settings,
+            web=web,
+            sessions=sessions,
+            store=store,
+            feed=feed,
+            relay=relay,
+            # A turn's end kicks the outbox, if this worker delivers email.
+            runner=TurnRunner(
+                agent, store, openings, running, kicker.kick if kicker else lambda: None
+            ),
+            tokens=ConversationTokens(conversation_secret, web.conversation_token_ttl_seconds),
+            limiter=limiter,
+            clock=clock,
+            accounts=StaffAccounts(sessions, password_hasher),
+            staff_sessions=StaffSessions(
+                staff_secret,
+                sessions,
+                reads,
+                clock,
+                idle=timedelta(minutes=web.staff_session_idle_minutes),
+                lifetime=timedelta(hours=web.staff_session_max_hours),
+            ),
+            signin_nonces=SignInNonces(staff_secret),
+            handoff=Handoff(agent),
+            streams_closing=anyio.Event(),
+        )
+
     @asynccontextmanager
-    async def lifespan(_app: FastAPI) -> AsyncGenerator[None]:
+    async def lifespan(served: FastAPI) -> AsyncGenerator[None]:
         async with AsyncExitStack() as stack:
             # Each worker its own exporter (its batching thread would not survive a fork);
             # flushed last, after the running turns have finished.
@@ -181,23 +198,24 @@ def create_app(
                 stack.push_async_callback(_bounded, flush, "flushing traces")
             for owned_engine in owned:
                 stack.push_async_callback(_bounded, owned_engine.dispose, "closing the database")
-            if isinstance(services, dict):
-                agent.services = services
-            else:
-                agent.services = await stack.enter_async_context(factory(settings, sessions))
-            outbox = agent.services.get("outbox")
-            if outbox is not None:
-                kicker = OutboxKicker(outbox)
+            opened = (
+                services
+                if isinstance(services, Services)
+                else await stack.enter_async_context(factory(settings, sessions))
+            )
+            kicker = None
+            if opened.outbox is not None:
+                kicker = OutboxKicker(opened.outbox)
                 await kicker.start()
                 stack.push_async_callback(_bounded, kicker.stop, "stopping the outbox")
-                runner.after_turn = kicker.kick
+            backend = assemble(opened, kicker)
+            served.state.backend = backend
             await relay.start()
             stack.push_async_callback(_bounded, relay.stop, "stopping the event relay")
-            backend.streams_closing = anyio.Event()
             closer = asyncio.create_task(_close_on(backend.streams_closing, feed))
             stack.callback(closer.cancel)
             # Last in, first out: running turns finish before what they use closes.
-            stack.push_async_callback(runner.drain, web.shutdown_grace_seconds)
+            stack.push_async_callback(backend.runner.drain, web.shutdown_grace_seconds)
             if tune_gc:
                 _settle_gc()
             yield
@@ -210,7 +228,6 @@ def create_app(
         docs_url=None,  # served from a package, not a CDN: `shopbot.web.docs`
         redoc_url=None,
     )
-    app.state.backend = backend
     install_error_handlers(app)
     install_page_handlers(app)
     app.include_router(api.router)

@@ -1,4 +1,5 @@
-"""Everything a request handler needs, assembled once per worker by `create_app`."""
+"""Everything a request handler needs, assembled once per worker at `create_app`'s start-up
+(the agent needs the tools' services, opened then)."""
 
 from __future__ import annotations
 
@@ -41,8 +42,8 @@ class Backend:
     signin_nonces: SignInNonces
     handoff: Handoff
     """Staff members taking conversations over from ShopBot, writing, handing back."""
-    streams_closing: anyio.Event | None = None
-    """Set (by sse-starlette) when the server shuts down; created at the app's startup."""
+    streams_closing: anyio.Event
+    """Set (by sse-starlette) when the server shuts down."""
 
 
 async def get_backend(request: Request) -> Backend:

@@ -34,29 +34,51 @@ class _Opening:
     """The turn's number and the seq of its first event."""
 
 
+class Openings:
+    """What each commit stored, handed to the relay; and, for the turns `TurnRunner.begin`
+    is starting here, their first stored event. The agent is built with `stored` as its
+    listener, before the runner."""
+
+    def __init__(self, relay: Relay) -> None:
+        self.relay = relay
+        self._starting: dict[str, _Opening] = {}
+        """Conversations whose turn `begin` is starting here, each with the request's slot
+        for the turn's number and first seq, filled by the turn's first commit."""
+
+    def stored(self, conversation_id: str, rows: list[dict[str, Any]]) -> None:
+        events = [StoredEvent(r["seq"], r["turn"], r["kind"], r["payload"]) for r in rows]
+        self.relay.stored(conversation_id, events)
+        opening = self._starting.get(conversation_id)
+        if opening is not None and events[0].kind in TURN_OPENERS:
+            opening.found = (events[0].turn, events[0].seq)
+
+    def watch(self, conversation_id: str, opening: _Opening) -> None:
+        opening.found = None
+        self._starting[conversation_id] = opening
+
+    def close(self, conversation_id: str, opening: _Opening) -> None:
+        if self._starting.get(conversation_id) is opening:
+            del self._starting[conversation_id]
+
+
 class TurnRunner:
-    def __init__(self, agent: Agent, store: EventStore, relay: Relay, max_running: int) -> None:
+    def __init__(
+        self,
+        agent: Agent,
+        store: EventStore,
+        openings: Openings,
+        max_running: int,
+        after_turn: Callable[[], None] = lambda: None,
+    ) -> None:
         self.agent = agent
         self.store = store
-        self.relay = relay
+        self.openings = openings
         self.running: set[asyncio.Task[None]] = set()
         self.slots = asyncio.Semaphore(max_running)
         """Turns this worker runs at once; more wait here, in order, rather than in the
         database's lock queue or connection pool."""
-        self.after_turn: Callable[[], None] = lambda: None
+        self.after_turn = after_turn
         """Called when a turn ends, however it ends (the outbox is kicked here)."""
-        self._opening: dict[str, _Opening] = {}
-        """Conversations whose turn `begin` is starting here, each with the request's slot
-        for the turn's number and first seq, filled by the turn's first commit."""
-        agent.on_stored = self._stored
-        agent.announce = relay.notice
-
-    def _stored(self, conversation_id: str, rows: list[dict[str, Any]]) -> None:
-        events = [StoredEvent(r["seq"], r["turn"], r["kind"], r["payload"]) for r in rows]
-        self.relay.stored(conversation_id, events)
-        opening = self._opening.get(conversation_id)
-        if opening is not None and events[0].kind in TURN_OPENERS:
-            opening.found = (events[0].turn, events[0].seq)
 
     async def begin(self, conversation_id: str, incoming: Incoming) -> TurnAccepted:
         await self.slots.acquire()
@@ -64,10 +86,10 @@ class TurnRunner:
         try:
             turn = await self._start(conversation_id, incoming, opening)
         except BaseException:
-            self._close(conversation_id, opening)
+            self.openings.close(conversation_id, opening)
             self.slots.release()
             raise
-        self._close(conversation_id, opening)
+        self.openings.close(conversation_id, opening)
         go_on = asyncio.Event()
         task = asyncio.create_task(self._finish(conversation_id, turn, go_on))
         self.running.add(task)
@@ -82,18 +104,13 @@ class TurnRunner:
         number, first_seq = opened
         return TurnAccepted(conversation_id=conversation_id, turn=number, first_seq=first_seq)
 
-    def _close(self, conversation_id: str, opening: _Opening) -> None:
-        if self._opening.get(conversation_id) is opening:
-            del self._opening[conversation_id]
-
     async def _start(
         self, conversation_id: str, incoming: Incoming, opening: _Opening
     ) -> AsyncIterator[Event]:
         """The turn, run up to its first stored event: the input is accepted, or refused."""
         delay = 0.01
         while True:
-            opening.found = None
-            self._opening[conversation_id] = opening
+            self.openings.watch(conversation_id, opening)
             turn = aiter(self.agent.run_turn(conversation_id, incoming))
             try:
                 with contextlib.suppress(StopAsyncIteration):
@@ -115,7 +132,7 @@ class TurnRunner:
             await go_on.wait()
             async for event in turn:
                 if isinstance(event, ReplyChunk):
-                    self.relay.drafted(conversation_id, event.model_dump())
+                    self.openings.relay.drafted(conversation_id, event.model_dump())
         except Exception:
             # The stored events stand; the lease is released; the client sees no turn_ended
             # and may send again.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
@@ -158,12 +159,15 @@ async def test_taking_over_withdraws_the_pending_confirmation(agent: Agent) -> N
 async def test_an_escalation_emails_support_and_says_when_to_expect_an_answer(
     agent: Agent,
 ) -> None:
-    agent.settings = agent.settings.model_copy(
-        update={
-            "support_email": "support@shop.example",
-            "support_hours": "by email within one business day",
-            "public_url": "https://help.shop.example/",
-        }
+    agent = replace(
+        agent,
+        settings=agent.settings.model_copy(
+            update={
+                "support_email": "support@shop.example",
+                "support_hours": "by email within one business day",
+                "public_url": "https://help.shop.example/",
+            }
+        ),
     )
     cid = await start_conversation(agent.sessions, agent.settings)
     events = await turn(

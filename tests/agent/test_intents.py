@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from shopbot.app import start_conversation
@@ -40,7 +42,7 @@ async def test_a_matched_opening_runs_through_guard_and_tools(
     agent: Agent, router: IntentRouter
 ) -> None:
     scripted = ScriptedModel()
-    agent.model = Rails(scripted, router)
+    agent = replace(agent, model=Rails(scripted, router))
     cid = await start_conversation(agent.sessions, agent.settings)
     events = [e async for e in agent.run_turn(cid, CustomerText("Could I speak to a person?"))]
     assert any(isinstance(e, Escalated) for e in events)

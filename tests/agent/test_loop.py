@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections.abc import AsyncGenerator
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -209,7 +210,7 @@ async def test_an_expired_confirmation_cannot_be_approved(agent: Agent) -> None:
     events = await turn(agent, cid, CustomerText(JANE), VERIFY, RETURN_JEANS)
     conf = next(e for e in events if isinstance(e, ConfirmationRequested)).confirmation_id
     ttl = agent.settings.policy.confirmation_ttl_minutes
-    agent.clock = lambda: utcnow() + timedelta(minutes=ttl + 1)
+    agent = replace(agent, clock=lambda: utcnow() + timedelta(minutes=ttl + 1))
     with pytest.raises(NoPendingConfirmation):
         await turn(agent, cid, ConfirmationAnswer(conf, True))
 
@@ -234,7 +235,7 @@ class FailingModel:
 
 
 async def test_a_failing_model_ends_the_turn_safely(agent: Agent) -> None:
-    agent.model = FailingModel()
+    agent = replace(agent, model=FailingModel())
     cid = await start_conversation(agent.sessions, agent.settings)
     events = [e async for e in agent.run_turn(cid, CustomerText("hello"))]
     reply = next(e for e in events if isinstance(e, Reply))
@@ -338,7 +339,7 @@ async def test_turns_of_one_conversation_are_serialized(agent: Agent) -> None:
     from shopbot.errors import ConversationBusy
 
     slow = SlowModel()
-    agent.model = slow
+    agent = replace(agent, model=slow)
     cid = await start_conversation(agent.sessions, agent.settings)
     other = await start_conversation(agent.sessions, agent.settings)
 
@@ -580,11 +581,12 @@ class Recording(ScriptedModel):
 async def test_the_prompt_names_the_items_only_of_the_verified_customers_own_orders(
     agent: Agent,
 ) -> None:
-    agent.model = Recording()
+    recording = Recording()
+    agent = replace(agent, model=recording)
     cid = await start_conversation(agent.sessions, agent.settings)
     said = "Return the jeans from 482913 and the belt from 600123, jane.doe@example.com"
     await turn(agent, cid, CustomerText(said), VERIFY, act("reply", message="Checking."))
-    before, after = agent.model.prompts
+    before, after = recording.prompts
     assert "Items the customer named" not in before  # nothing before the identity check
     assert "Items the customer named in order 482913: line 1 (Slim Fit Jeans)" in after
     assert "600123:" not in after and "Leather Belt" not in after  # Tom's order stays his

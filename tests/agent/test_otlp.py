@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -36,7 +37,7 @@ async def test_a_turn_reaches_the_collector_as_shopbot_when_the_provider_shuts_d
 ) -> None:
     provider = tracer_provider(settings(otel_endpoint=collector.url + "/"))
     assert provider is not None
-    agent.tracing = Tracing(provider.get_tracer("shopbot"))
+    agent = replace(agent, tracing=Tracing(provider.get_tracer("shopbot")))
     cid = await start_conversation(agent.sessions, agent.settings)
     verify = act("verify_identity", order_id="482913", email="jane.doe@example.com")
     await turn(

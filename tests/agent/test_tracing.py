@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -39,18 +40,18 @@ def exporter() -> Iterator[InMemorySpanExporter]:
     found.shutdown()
 
 
-def traced(agent: Agent, exporter: InMemorySpanExporter, *, capture: bool = False) -> None:
-    """Give `agent` a tracer of its own that keeps every span in `exporter`."""
+def traced(agent: Agent, exporter: InMemorySpanExporter, *, capture: bool = False) -> Agent:
+    """`agent` with a tracer of its own that keeps every span in `exporter`."""
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
-    agent.tracing = Tracing(provider.get_tracer("test"), capture_content=capture)
+    return replace(agent, tracing=Tracing(provider.get_tracer("test"), capture_content=capture))
 
 
 async def first_turn(
     agent: Agent, exporter: InMemorySpanExporter, *outputs: Any, text: str = JANE
 ) -> tuple[str, tuple[ReadableSpan, ...]]:
     """A new conversation's first turn with these model outputs: its id and its spans."""
-    traced(agent, exporter)
+    agent = traced(agent, exporter)
     cid = await start_conversation(agent.sessions, agent.settings)
     await turn(agent, cid, CustomerText(text), *outputs)
     return cid, exporter.get_finished_spans()
@@ -179,7 +180,7 @@ async def test_no_email_address_is_recorded_unless_content_is_captured_and_then_
     reply = act("reply", message=f"Thanks, I have {ADDRESS} on file.")
     cid = await start_conversation(agent.sessions, agent.settings)
 
-    traced(agent, exporter)
+    agent = traced(agent, exporter)
     await turn(agent, cid, CustomerText(JANE), other, VERIFY, reply)
     spans = exporter.get_finished_spans()
     # The guard's reason names the address it refused: masked, as in the audit log.
@@ -194,7 +195,7 @@ async def test_no_email_address_is_recorded_unless_content_is_captured_and_then_
         assert not [t for t in texts(span) if "jane.doe@" in t or "john.roe@" in t], span.name
 
     exporter.clear()
-    traced(agent, exporter, capture=True)
+    agent = traced(agent, exporter, capture=True)
     await turn(agent, cid, CustomerText("and again?"), VERIFY, reply)
     spans = exporter.get_finished_spans()
     captured = [
@@ -227,7 +228,7 @@ async def test_a_failing_model_call_is_an_error_span_and_the_turn_ends_safely(
 async def test_an_exception_that_ends_the_turn_fails_its_span_and_the_open_step(
     agent: Agent, exporter: InMemorySpanExporter
 ) -> None:
-    traced(agent, exporter)
+    agent = traced(agent, exporter)
     cid = await start_conversation(agent.sessions, agent.settings)
     with pytest.raises(ScriptError):  # the script is empty: the model "runs out"
         [e async for e in agent.run_turn(cid, CustomerText("hello"))]

@@ -75,8 +75,7 @@ class Harness:
         self, outputs: Iterable[Output] | ScriptedModel = (), *, conversation_id: str | None = None
     ) -> ShopBotApp:
         model = outputs if isinstance(outputs, ScriptedModel) else ScriptedModel(outputs)
-        agent = build_agent(self.settings, model, self.sessions)
-        agent.clock = lambda: NOON
+        agent = build_agent(self.settings, model, self.sessions, clock=lambda: NOON)
         return ShopBotApp(agent, conversation_id=conversation_id)
 
 

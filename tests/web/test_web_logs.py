@@ -112,7 +112,7 @@ async def test_a_whole_conversation_logs_no_token_secret_or_email(
     caplog.set_level(logging.DEBUG)
     app = create_app(settings, model=ShopModel(), services=services_for_tests, web=TEST_WEB)
     secrets = {
-        "identity secret": identity_secret(app.state.backend.settings),
+        "identity secret": identity_secret(settings),
         "conversation secret": stored_secret(settings.data_dir, CONVERSATION),
     }
     identity = sign_customer("cust_jane", secrets["identity secret"])

@@ -29,6 +29,7 @@ from web_support import TEST_WEB, ShopModel, serve_in_thread, services_for_tests
 
 from shopbot.config import Settings
 from shopbot.web import create_app
+from tools import Services
 
 
 @dataclass(frozen=True)
@@ -50,7 +51,7 @@ def served(settings: Settings) -> Generator[Served]:
 def openapi_document() -> dict[str, Any]:
     """The document as any server serves it (it depends on no database)."""
     settings = Settings(_env_file=None, database_url="sqlite://")  # type: ignore[call-arg]
-    return create_app(settings, model=ShopModel(), services={}).openapi()
+    return create_app(settings, model=ShopModel(), services=Services()).openapi()
 
 
 MAX_EXAMPLES = 25

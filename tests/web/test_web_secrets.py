@@ -97,11 +97,11 @@ async def test_with_no_configuration_the_app_uses_two_generated_secrets(
     identity = (stored / "identity.secret").read_text().strip()
     conversation = (stored / "conversation.secret").read_text().strip()
     assert identity != conversation
-    assert identity_secret(app.state.backend.settings) == identity
     async with (
         app.router.lifespan_context(app),
         httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://t") as client,
     ):
+        assert identity_secret(app.state.backend.settings) == identity  # assembled at start-up
         signed_in = {"customer_token": sign_customer("cust_jane", identity)}
         assert (await client.post("/v1/conversations", json=signed_in)).status_code == 201
         cid, _ = await create_conversation(client)

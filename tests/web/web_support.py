@@ -12,9 +12,10 @@ import json
 import re
 import threading
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Generator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Generator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -25,11 +26,13 @@ from pydantic import SecretStr
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from db import utcnow
 from shopbot.app import open_services
 from shopbot.config import Settings
 from shopbot.models.base import ModelRequest
 from shopbot.web import WebConfig, create_app
 from shopbot.web.backend import Backend
+from tools import Services
 from tools.carrier import create_sandbox_app
 
 CHROMIUM = "/usr/bin/chromium"
@@ -222,7 +225,7 @@ class StubPolicy:
 @asynccontextmanager
 async def services_for_tests(
     settings: Settings, sessions: async_sessionmaker[AsyncSession]
-) -> AsyncGenerator[dict[str, Any]]:
+) -> AsyncGenerator[Services]:
     """The real carrier sandbox and outbox (a Maildir in the data dir); a stub policy index."""
     carrier = create_sandbox_app(data_dir=settings.data_dir / "carrier")
     # The sandbox is a FastAPI app too: build its routes here, in the app's start-up, not at a
@@ -372,10 +375,16 @@ async def open_api(
     *,
     model: ShopModel | None = None,
     base_url: str = "http://shopbot.test",
+    clock: Callable[[], datetime] = utcnow,
 ) -> AsyncIterator[Api]:
     model = model or ShopModel()
     app = create_app(
-        settings, model=model, services=services_for_tests, web=web, password_hasher=FAST_HASHER
+        settings,
+        model=model,
+        services=services_for_tests,
+        web=web,
+        clock=clock,
+        password_hasher=FAST_HASHER,
     )
     transport = httpx.ASGITransport(app=app)
     async with (
