@@ -25,12 +25,7 @@ from shopbot.models.base import ChatModel
 from shopbot.pii import Minimiser
 from shopbot.signing_keys import identity_secret
 from shopbot.tracing import Tracing
-from tools import TOOLS, ToolSpec
-from tools.retail import RETAIL_TOOLS
-
-TOOLSETS: dict[str, tuple[ToolSpec, ...]] = {"returns": TOOLS, "retail": RETAIL_TOOLS}
-"""The desks `SHOPBOT_DESK` chooses from: the tools a conversation may use."""
-
+from tools.desks import DESKS
 
 RETAIL_ROLE = """You are a customer-service agent of an online retail shop. You help users
 cancel or modify pending orders, return or exchange delivered orders, change their default
@@ -58,7 +53,7 @@ def build_agent(
     sessions: async_sessionmaker[AsyncSession],
     services: dict[str, Any] | None = None,
 ) -> Agent:
-    tools = TOOLSETS[settings.desk]
+    tools = DESKS[settings.desk]
     return Agent(
         instructions=desk_instructions(settings),
         sessions=sessions,

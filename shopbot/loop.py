@@ -76,6 +76,7 @@ from shopbot.record import Announcer, Recorder, StoredListener
 from shopbot.state import (
     ConversationState,
     HistoryLine,
+    known_args,
     load_own_orders,
     load_state,
     load_step_facts,
@@ -353,6 +354,7 @@ class Agent:
                         f"{oid}:{n}" for oid, lines in state.named_items().items() for n in lines
                     ],
                 },
+                known=known_args(self.guard.tools, allowed, state),
                 conversation_id=conversation.id,
                 opening=opening if step == 1 else None,
             )
@@ -477,7 +479,7 @@ class Agent:
                         action.tool, dispatch(ctx, spec, action, conversation)
                     )
                     entry.observation, entry.tool_ms = data, _ms(t2)
-                    observe(state, conversation, action, data, error)
+                    observe(state, conversation, spec, data, error)
                     state.done.add(action.digest)
                     rec.emit(
                         ObservationMade(
