@@ -46,7 +46,7 @@ import json
 import os
 import sys
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -99,7 +99,7 @@ def web_app() -> Any:
     started = app.router.lifespan_context
 
     @asynccontextmanager
-    async def lifespan(served: Any) -> AsyncIterator[None]:
+    async def lifespan(served: Any) -> AsyncGenerator[None]:
         async with started(served):
             runner = served.state.backend.runner  # assembled at start-up
             parts = {f.name: getattr(runner.agent, f.name) for f in fields(runner.agent)}

@@ -28,13 +28,9 @@ from shopbot.record import Announcer, StoredListener
 from shopbot.signing_keys import identity_secret
 from shopbot.tracing import Tracing
 from shopbot.turns import MessageRate
-from tools import TOOLS, Services, ToolSpec
+from tools import Services
+from tools.desks import DESKS
 from tools.mailer import Dispatcher
-from tools.retail import RETAIL_TOOLS
-
-TOOLSETS: dict[str, tuple[ToolSpec, ...]] = {"returns": TOOLS, "retail": RETAIL_TOOLS}
-"""The desks `SHOPBOT_DESK` chooses from: the tools a conversation may use."""
-
 
 RETAIL_ROLE = """You are a customer-service agent of an online retail shop. You help users
 cancel or modify pending orders, return or exchange delivered orders, change their default
@@ -69,7 +65,7 @@ def build_agent(
 ) -> Agent:
     """The agent of the configured desk, whole: the interface's parts are passed in here
     (the web backend's clock, message rate and stream listeners), never set on it later."""
-    tools = TOOLSETS[settings.desk]
+    tools = DESKS[settings.desk]
     return Agent(
         instructions=desk_instructions(settings),
         sessions=sessions,

@@ -15,7 +15,6 @@ from db import Conversation
 from shopbot.actions import Action
 from shopbot.errors import ToolError
 from shopbot.events import Citation
-from shopbot.guard import LOOKUPS
 from shopbot.state import ConversationState
 from tools import ToolContext, ToolSpec
 
@@ -51,30 +50,29 @@ async def dispatch(
 def observe(
     state: ConversationState,
     conversation: Conversation,
-    action: Action,
+    spec: ToolSpec,
     data: dict[str, Any],
     error: bool,
 ) -> None:
-    """Fold an observation into the state for the rest of the turn."""
-    if action.tool == "verify_identity" and not error:
-        if data.get("verified"):
+    """Fold a tool's observation into the state for the rest of the turn, as the tool
+    declares: an identity check's outcome, a search's citable hits, its report."""
+    proof = spec.proves
+    if proof is not None and (proved := proof.outcome(data, error)) is not None:
+        if proved:
             state.customer_id, state.proven_by = conversation.customer_id, conversation.proven_by
         else:
             state.failed_verifications += 1
-    if action.tool in LOOKUPS:  # the retail desk: a user found proves the customer
-        if error:
-            state.failed_verifications += 1
-        else:
-            state.customer_id, state.proven_by = conversation.customer_id, conversation.proven_by
-    if action.tool == "check_return_eligibility" and not error:
-        state.eligibility = data
-    for hit in data.get("hits", []) if not error else []:
+    if error:
+        return
+    state.observed.append((spec.name, data))
+    if not spec.cites:
+        # What a tool reported this turn backs a reply too ("your label was emailed").
+        state.sources.append({"anchor": f"tool:{spec.name}", "text": json.dumps(data)})
+        return
+    for hit in data.get("hits", []):
         state.retrieved[hit["anchor"]] = Citation(
             anchor=hit["anchor"],
             document=hit.get("title", hit["document"]),
             section=hit["section"],
         )
         state.sources.append(hit)
-    if not error and action.tool != "search_policy":
-        # What a tool reported this turn backs a reply too ("your label was emailed").
-        state.sources.append({"anchor": f"tool:{action.tool}", "text": json.dumps(data)})

@@ -7,7 +7,7 @@ format, the one `situation()` condenses a per-step prompt to, so the model's que
 like its examples' questions:
 
     State: customer verified. Confirmation approved: {...}. Hint: ... Assistant: ...?
-    Customer: ... Last step: lookup_order -> status delivered, lines [line 1 Slim Fit Jeans; ...]
+    Customer: ... Last step: <tool> -> status delivered, lines [line 1 Slim Fit Jeans; ...]
 
 (`Assistant:` only at a turn's first step, when ShopBot's last message asked something.)
 """

@@ -35,8 +35,8 @@ from shopbot.actions import ESCALATE, REPLY, Action
 from shopbot.config import PolicyConfig
 from shopbot.state import ConversationState
 from tools import Needs, ToolSpec
+from tools.base import Proof, Typed
 from tools.eligibility import line_eligibility
-from tools.retail.rules import policy_refusal
 
 Decision = Literal["allow", "deny", "confirm"]
 
@@ -59,25 +59,18 @@ def deny(reason: str) -> Verdict:
     return Verdict("deny", reason)
 
 
-LOOKUPS = frozenset({"find_user_id_by_email", "find_user_id_by_name_zip"})
-"""The retail desk's identity checks: a user found proves the conversation's customer."""
-
-NOT_VERIFIED = (
-    "The customer has not verified their identity. Ask for the order number and the email "
-    "address used for that order, then call verify_identity."
-)
-
-
-NOT_LOOKED_UP = (
-    "The customer has not been authenticated. Ask for their email (or their name and zip "
-    "code), then call find_user_id_by_email (or find_user_id_by_name_zip)."
-)
+UNPROVEN = "The customer has not proven who they are: ask them, or escalate."
+"""For a desk without an identity check; a desk's check says how to prove one (`Proof.ask`)."""
 
 
 class Guard:
     def __init__(self, tools: Mapping[str, ToolSpec], policy: PolicyConfig) -> None:
         self.tools = dict(tools)
         self.policy = policy
+        checks = [t.proves for t in self.tools.values() if t.proves is not None]
+        self.unproven = checks[0].ask if checks else UNPROVEN
+        """What the model reads when a tool needs a proven customer: the desk's first check's
+        way to prove one."""
 
     def allowed(self, state: ConversationState) -> frozenset[str]:
         """Tools whose argument-free preconditions hold now (reply and escalate always do)."""
@@ -106,10 +99,8 @@ class Guard:
         args = action.args
         if action.digest in state.done:
             return deny("You already did exactly this in this turn: use its result above.")
-        if action.tool == "verify_identity":
-            return self._check_identity(args, state)
-        if action.tool in LOOKUPS:
-            return self._check_lookup(args, state)
+        if spec.proves is not None:
+            return self._check_typed(spec.proves, args, state)
         if spec.needs & Needs.OWN_USER and getattr(args, "user_id", None) != state.customer_id:
             return deny("That user is not the customer proven in this conversation.")
         if spec.needs & Needs.OWN_ORDER:
@@ -133,7 +124,7 @@ class Guard:
         if spec.needs & Needs.RETAIL_RULES:
             if state.retail is None:
                 return deny("The facts this action needs were not loaded: try again.")
-            if refused := policy_refusal(action.tool, args, state.retail):
+            if spec.rule is not None and (refused := spec.rule(args, state.retail)):
                 return deny(f"Not allowed under the policy: {refused}.")
         if spec.needs & Needs.OWN_RETURN:
             return_id = int(getattr(args, "return_id", 0))
@@ -152,31 +143,28 @@ class Guard:
         spec = self.tools.get(tool)
         if spec is None:
             return deny(f"{tool} is not a tool ShopBot may use.")
-        if tool == "verify_identity" or tool in LOOKUPS:
+        if spec.proves is not None:
             if state.proven:
                 return deny("The customer is already verified in this conversation.")
             if state.failed_verifications >= self.policy.max_verification_attempts:
                 return deny("Too many failed verification attempts: escalate to a human.")
         if spec.needs & Needs.PROVEN and not state.proven:
-            return deny(NOT_VERIFIED if "verify_identity" in self.tools else NOT_LOOKED_UP)
+            return deny(self.unproven)
         return allow()
 
-    def _check_identity(self, args: BaseModel, state: ConversationState) -> Verdict:
-        order_id, email = str(getattr(args, "order_id", "")), str(getattr(args, "email", ""))
-        if not state.customer_wrote_order(order_id):
-            return deny(f"The customer has not written order number {order_id}: ask them for it.")
-        if not state.customer_wrote_email(email):
-            return deny(f"The customer has not written the email {email}: ask them for it.")
-        return allow()
-
-    def _check_lookup(self, args: BaseModel, state: ConversationState) -> Verdict:
-        if email := getattr(args, "email", None):
-            if not state.customer_wrote_email(str(email)):
-                return deny(f"The customer has not written the email {email}: ask them for it.")
-            return allow()
-        said = [str(getattr(args, f, "")) for f in ("first_name", "last_name", "zip")]
-        if not state.customer_wrote(*said):
-            return deny("The customer has not written this name and zip code: ask them.")
+    def _check_typed(self, proof: Proof, args: BaseModel, state: ConversationState) -> Verdict:
+        """An identity check's arguments are what the customer wrote, each as its kind."""
+        words: list[str] = []
+        for name, kind in proof.typed.items():
+            value = str(getattr(args, name, ""))
+            if kind is Typed.ORDER_NUMBER and not state.customer_wrote_order(value):
+                return deny(f"The customer has not written order number {value}: ask them for it.")
+            if kind is Typed.EMAIL and not state.customer_wrote_email(value):
+                return deny(f"The customer has not written the email {value}: ask them for it.")
+            if kind is Typed.WORDS:
+                words.append(value)
+        if words and not state.customer_wrote(*words):
+            return deny(proof.unwritten)
         return allow()
 
     def _check_confirmation(self, action: Action, state: ConversationState) -> Verdict:

@@ -84,6 +84,7 @@ from shopbot.record import Announcer, AuditEntry, Recorder, StoredListener
 from shopbot.state import (
     ConversationState,
     HistoryLine,
+    known_args,
     load_own_orders,
     load_state,
     load_step_facts,
@@ -536,6 +537,7 @@ class Agent:
                     f"{oid}:{n}" for oid, lines in state.named_items().items() for n in lines
                 ],
             },
+            known=known_args(self.guard.tools, allowed, state),
             conversation_id=turn.conversation.id,
             opening=turn.opening if number == 1 else None,
         )
@@ -634,7 +636,7 @@ class Agent:
             action.tool, dispatch(ctx, spec, action, turn.conversation)
         )
         entry.observation, entry.tool_ms = data, _ms(started)
-        observe(state, turn.conversation, action, data, error)
+        observe(state, turn.conversation, spec, data, error)
         state.done.add(action.digest)
         rec.emit(
             ObservationMade(step=number, tool=action.tool, data=data, error=error, ms=entry.tool_ms)

@@ -18,18 +18,8 @@ from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
 from shopbot.actions import ActionSchema
 from shopbot.exemplars import TURN_SO_FAR
 from shopbot.state import ConversationState
-
-ROLE = """You are ShopBot, the customer-service assistant of an online clothing shop.
-You help customers with their orders: status, returns, and questions about the shop's policies.
-Be brief, warm and precise. Never invent order details or policies: use the tools."""
-
-RULES = """Rules:
-- Before showing or changing an order, verify the customer: ask for the order number and the
-  email address used for the order, then call verify_identity with both, as they wrote them.
-- Only the verified customer's own orders can be discussed.
-- Before a return, check eligibility, ask whether anything else from the order goes back, then
-  call create_return: the customer is asked to confirm it.
-- If the rules do not let you help, say so kindly; escalate when a human is needed."""
+from tools.base import Hint
+from tools.instructions import INSTRUCTIONS
 
 FORMAT = """Answer with exactly one JSON object and nothing else:
 {"thought": "<one short sentence>", "action": {"tool": "<tool name>", "args": {...}}}
@@ -67,9 +57,11 @@ class PromptBuilder:
         self, schema: ActionSchema, *, instructions: str | None = None, budget_chars: int = 12_000
     ) -> None:
         """`instructions` replace the returns desk's role and rules (another desk's policy)."""
-        head = instructions.strip() if instructions else f"{ROLE}\n\n{RULES}"
+        head = instructions.strip() if instructions else INSTRUCTIONS
         self.system = SystemMessage("\n\n".join([head, _catalogue(schema), FORMAT]))
         self.budget_chars = budget_chars
+        self.hints: list[Hint] = [t.hint for t in schema.tools.values() if t.hint is not None]
+        """The tools' next-step hints, in the desk's order."""
 
     def build(
         self, state: ConversationState, steps: list[Step], allowed: frozenset[str]
@@ -77,7 +69,7 @@ class PromptBuilder:
         return [self.system, HumanMessage(self.per_step(state, steps, allowed))]
 
     def per_step(self, state: ConversationState, steps: list[Step], allowed: frozenset[str]) -> str:
-        summary = _summary(state)
+        summary = _summary(state, self.hints)
         tail = [
             "Allowed now: " + ", ".join(sorted(allowed)),
             "Your next step, as one JSON object:",
@@ -105,7 +97,7 @@ class PromptBuilder:
         return "\n\n".join([*parts, *tail])
 
 
-def _summary(state: ConversationState) -> str:
+def _summary(state: ConversationState, hints: list[Hint]) -> str:
     if state.proven:
         who = f"verified ({state.customer_name or 'customer'}, by {state.proven_by})"
     else:
@@ -125,44 +117,18 @@ def _summary(state: ConversationState) -> str:
             f"Confirmation {conf.status}: {conf.summary} = "
             + json.dumps({"tool": conf.tool, "args": conf.arguments})
         )
-    if (hint := _next_hint(state)) is not None:
+    if (hint := _next_hint(state, hints)) is not None:
         lines.append(f"Hint: {hint}")
     return "\n".join(lines)
 
 
-def _next_hint(state: ConversationState) -> str | None:
+def _next_hint(state: ConversationState, hints: list[Hint]) -> str | None:
     """What the state says is missing; small models follow a hint better than the rules."""
     conf = state.confirmation
     if conf is not None and conf.status == "approved":
         return f"the customer approved: call {conf.tool} with exactly these args now."
-    if state.proven:
-        return _eligibility_hint(state) if conf is None else None
-    orders, emails = state.mentioned_order_ids, state.mentioned_emails
-    if orders and emails and state.failed_verifications == 0:
-        return (
-            f'call verify_identity with order_id "{orders[-1]}" and email "{emails[-1]}" '
-            "before anything about the order."
-        )
-    if orders and not emails:
-        return "ask for the email address used for the order before looking it up."
-    return None
-
-
-def _eligibility_hint(state: ConversationState) -> str | None:
-    report = state.eligibility
-    if report is None:
+    if conf is not None:  # pending: the customer's answer comes first
         return None
-    lines: list[dict[str, Any]] = report.get("lines", [])
-    ok = [str(x["line"]) for x in lines if x.get("eligible")]
-    refused = [str(x["line"]) for x in lines if not x.get("eligible")]
-    if ok and not refused:
-        return (
-            f"line {', '.join(ok)} can go back: call create_return for it with the reason "
-            "the customer gave (the customer is asked to confirm)."
-        )
-    if not ok:
-        return "nothing checked can go back: tell the customer why."
-    return (
-        f"line {', '.join(refused)} cannot go back: tell the customer why, and ask whether to "
-        f"return line {', '.join(ok)}."
-    )
+    # A tool's hint is its own step (an identity check before anyone is proven, what its
+    # report says next after it): at most one speaks at a time.
+    return next((said for hint in hints if (said := hint(state)) is not None), None)

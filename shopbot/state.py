@@ -7,12 +7,13 @@ turn the loop keeps the state up to date as steps run.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import JSON, Label, bindparam, func, or_, select
+from sqlalchemy import JSON, ColumnElement, Label, bindparam, func, or_, select
 from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -28,8 +29,10 @@ from db import (
     Role,
 )
 from shopbot.events import Citation
+from shopbot.models.base import KnownArgs
 from shopbot.redact import EMAIL
-from tools.base import Needs
+from tools.base import Needs, StateView, ToolSpec
+from tools.desks import DESKS
 from tools.facts import (
     OrderFacts,
     ReturnFacts,
@@ -101,12 +104,18 @@ class ConversationState:
     """The verified customer's orders that the customer wrote the numbers of."""
     looked_for: set[str] = field(default_factory=set[str])
     """Order numbers already looked for in `own_orders` (found or not)."""
-    eligibility: dict[str, Any] | None = None
-    """This turn's latest eligibility report, as the tool returned it."""
+    observed: list[tuple[str, dict[str, Any]]] = field(
+        default_factory=list[tuple[str, dict[str, Any]]]
+    )
+    """What each tool returned in this turn (tool, observation), oldest first, errors left out."""
 
     @property
     def proven(self) -> bool:
         return self.customer_id is not None
+
+    def reports(self, tool: str) -> list[dict[str, Any]]:
+        """What `tool` returned in this turn, oldest first (its errors left out)."""
+        return [data for name, data in self.observed if name == tool]
 
     def customer_wrote_email(self, email: str) -> bool:
         """The customer typed exactly this address (case and surrounding space ignored)."""
@@ -139,14 +148,40 @@ class ConversationState:
         return {oid: lines for oid, lines in found.items() if lines}
 
 
-FAILED_CHECK = (ActionLog.verdict == "allow") & or_(
-    (ActionLog.tool == "verify_identity")
-    & ActionLog.observation["verified"].as_boolean().is_(False),
-    # The retail desk's lookups: a user not found is a failed check.
-    ActionLog.tool.in_(("find_user_id_by_email", "find_user_id_by_name_zip"))
-    & ActionLog.observation["error"].as_string().is_not(None),
-)
-"""An audit row of a failed identity check: the guard counts them (and `shopbot purge`)."""
+def failed_check(tools: Iterable[ToolSpec]) -> ColumnElement[bool]:
+    """An audit row of a failed identity check by one of `tools`, as each one's `Proof`
+    reads its observation: its success field false, or (without one) an error."""
+    by_field: dict[str | None, list[str]] = {}
+    for spec in tools:
+        if spec.proves is not None:
+            by_field.setdefault(spec.proves.succeeded, []).append(spec.name)
+    failed = [
+        (ActionLog.tool.in_(names) if len(names) > 1 else ActionLog.tool == names[0])
+        & (
+            ActionLog.observation[succeeded].as_boolean().is_(False)
+            if succeeded is not None
+            else ActionLog.observation["error"].as_string().is_not(None)
+        )
+        for succeeded, names in by_field.items()
+    ]
+    return (ActionLog.verdict == "allow") & or_(*failed)
+
+
+def known_args(
+    tools: Mapping[str, ToolSpec], allowed: Iterable[str], state: StateView
+) -> dict[str, KnownArgs]:
+    """What the state knows of the allowed tools' arguments, as each tool says
+    (`ToolSpec.known`; an identity check's are binding): what a backend restricts them to."""
+    return {
+        spec.name: KnownArgs(spec.known(state), binding=spec.proves is not None)
+        for spec in (tools.get(name) for name in sorted(allowed))
+        if spec is not None and spec.known is not None
+    }
+
+
+FAILED_CHECK = failed_check({t.name: t for desk in DESKS.values() for t in desk}.values())
+"""An audit row of a failed identity check on any desk: the guard counts them (and
+`shopbot purge`)."""
 
 
 def state_columns() -> list[Label[Any]]:

@@ -11,7 +11,8 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import socket
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,10 @@ from db.testing import (
     postgres_reachable,
 )
 from shopbot.config import Settings
+from shopbot.models.base import KnownArgs
 from shopbot.replay import Script, replay
+from shopbot.state import ConversationState, known_args
+from tools import REGISTRY
 from tools.facts import LineFacts, OrderFacts
 
 BACKENDS = ("sqlite", "postgresql")
@@ -175,3 +179,10 @@ def order_facts(order_id: str, *names: str, customer_id: str = "cust_jane") -> O
             for n, name in enumerate(names, 1)
         },
     )
+
+
+def known_for(allowed: Iterable[str], *said: str) -> dict[str, KnownArgs]:
+    """What the loop tells a backend of the allowed tools' arguments once the customer has
+    written `said` (for tests)."""
+    state = ConversationState("c1", datetime.now(UTC), customer_texts=list(said))
+    return known_args(REGISTRY, allowed, state)

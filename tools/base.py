@@ -1,27 +1,34 @@
-"""What a tool is: a typed async function the agent may call, plus what the guard needs of it.
+"""What a tool is: a typed async function the agent may call, plus everything the core needs
+to know about it.
 
 A tool is written like pydantic-ai's `@agent.tool`: the signature is the argument schema, the
 docstring is what the model reads.
 
-    @tool(needs=Needs.OWN_ORDER)
+    @tool(needs=Needs.OWN_ORDER, known=typed_order_numbers)
     async def lookup_order(ctx: ToolContext, order_id: OrderId) -> OrderView:
         '''Show an order the verified customer owns: status, lines, tracking.'''
 
-Policy is decided by `shopbot.guard` before the handler runs, from `needs`, `side_effect` and
-the desk's rules. A handler still refuses what the facts it reads do not allow (an order not
-on the customer's account; a status the retail rules, shared with the guard, forbid): a
-defence in depth, never the place a rule lives. Handlers raise `ToolRetry` or `ToolFailure`
-for the model to read.
+The tool carries its behaviour, so the core (loop, guard, dispatch, state, prompts, model
+backends) names no tool and a new tool is one module: what the guard requires (`needs`,
+`side_effect`, `proves` for an identity check, `rule` for a desk's policy rule), the values
+the state knows for its arguments (`known`: constrained decoding, strict tool schemas), what
+its observation adds to the turn (`proves`, `cites`; every tool's observations are kept for
+the turn, `StateView.reports`), and the prompt's next-step hint it gives (`hint`).
+
+Policy is decided by `shopbot.guard` before the handler runs, from these. A handler still
+refuses what the facts it reads do not allow (an order not on the customer's account; a
+status the retail rules, shared with the guard, forbid): a defence in depth, never the place
+a rule lives. Handlers raise `ToolRetry` or `ToolFailure` for the model to read.
 """
 
 from __future__ import annotations
 
 import enum
 import inspect
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Annotated, Any, get_type_hints
+from typing import TYPE_CHECKING, Annotated, Any, Protocol, get_type_hints
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, create_model
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -51,8 +58,74 @@ class Needs(enum.Flag):
     OWN_USER = enum.auto()
     """`args.user_id` is the proven customer (implies PROVEN)."""
     RETAIL_RULES = enum.auto()
-    """The retail desk's rule for this tool holds for its arguments (`tools.retail.rules`;
+    """The tool's `rule` holds for its arguments (the retail desk's, `tools.retail.rules`;
     the guard reads the facts in `state.retail`)."""
+
+
+class Typed(enum.Enum):
+    """What an argument the customer must have written is, so the guard finds it in their words."""
+
+    ORDER_NUMBER = enum.auto()
+    """An order number they wrote ("#" or not)."""
+    EMAIL = enum.auto()
+    """An email address they wrote (case and surrounding space ignored)."""
+    WORDS = enum.auto()
+    """Whole words they wrote (case and accents ignored): a name, a zip code."""
+
+
+@dataclass(frozen=True)
+class Proof:
+    """An identity check: allowed only before the customer is proven and while failed checks
+    are under the limit, only with arguments the customer wrote; a success proves the
+    customer, a failure counts an attempt."""
+
+    typed: Mapping[str, Typed] = field(hash=False)
+    """The arguments that must be what the customer wrote, checked in this order."""
+    ask: str
+    """What the model reads when a tool needs a proven customer: how to prove one."""
+    succeeded: str | None = None
+    """The observation's field that says the check succeeded; None: any result that is not an
+    error does (and an error is a failure)."""
+    unwritten: str = ""
+    """The refusal when the `Typed.WORDS` arguments are not what the customer wrote."""
+
+    def outcome(self, data: Mapping[str, Any], error: bool) -> bool | None:
+        """Whether the observation proves the customer (True), counts a failed check (False),
+        or neither (None: the check could not run)."""
+        if self.succeeded is None:
+            return not error
+        return None if error else bool(data.get(self.succeeded))
+
+
+class StateView(Protocol):
+    """What a tool's hooks read of the conversation state (`shopbot.state.ConversationState`)."""
+
+    @property
+    def proven(self) -> bool: ...
+    @property
+    def failed_verifications(self) -> int: ...
+    @property
+    def mentioned_order_ids(self) -> list[str]: ...
+    @property
+    def mentioned_emails(self) -> list[str]: ...
+    def reports(self, tool: str) -> list[dict[str, Any]]:
+        """What `tool` returned in this turn, oldest first (its errors left out)."""
+        ...
+
+
+Known = Callable[[StateView], dict[str, list[str]]]
+"""A tool's argument values the state already knows, by argument name."""
+Hint = Callable[[StateView], str | None]
+"""The prompt's hint for the next step, when this tool is what the state says is missing."""
+Rule = Callable[[BaseModel, Any], str | None]
+"""A desk's policy rule for a tool: its refusal of these arguments given the step's facts,
+or None."""
+
+
+def typed_order_numbers(state: StateView) -> dict[str, list[str]]:
+    """`order_id` among the order numbers the customer wrote: a small model copies its
+    example's number otherwise."""
+    return {"order_id": state.mentioned_order_ids}
 
 
 def _normalise_order_id(value: object) -> object:
@@ -115,7 +188,7 @@ Handler = Callable[..., Awaitable[Observation]]
 
 @dataclass(frozen=True)
 class ToolSpec:
-    """A tool as the agent sees it: name, argument model, description, guard needs."""
+    """A tool as the agent sees it: name, argument model, description, and its behaviour."""
 
     name: str
     description: str
@@ -129,6 +202,20 @@ class ToolSpec:
     the order lines named, as "Slim Fit Jeans (line 1)")."""
     doing: str = ""
     """What the customer reads while it runs ("Checking your order…"): never its internals."""
+    proves: Proof | None = None
+    """It is an identity check (see `Proof`)."""
+    known: Known | None = None
+    """The values the state knows for its arguments. A backend holds the model to them: an
+    identity check's are the only ones the guard allows, so every backend restricts them and
+    the local model is not offered the check without one for each; other tools' guide the
+    local model, which copies its examples' values otherwise."""
+    cites: bool = False
+    """Its observation's `hits` are policy sections a reply may cite; any other tool's
+    observation backs a reply as what the tool reported."""
+    hint: Hint | None = None
+    """The next-step hint it gives the prompt."""
+    rule: Rule | None = None
+    """The desk's policy rule the guard applies (with `Needs.RETAIL_RULES`)."""
 
     @property
     def activity(self) -> str:
@@ -141,9 +228,19 @@ class ToolSpec:
 
 
 def tool(
-    *, needs: Needs = Needs.NOTHING, side_effect: bool = False, confirm: str = "", doing: str = ""
+    *,
+    needs: Needs = Needs.NOTHING,
+    side_effect: bool = False,
+    confirm: str = "",
+    doing: str = "",
+    proves: Proof | None = None,
+    known: Known | None = None,
+    cites: bool = False,
+    hint: Hint | None = None,
+    rule: Rule | None = None,
 ) -> Callable[[Handler], ToolSpec]:
-    """Turn `async def name(ctx: ToolContext, **typed_args) -> Observation` into a ToolSpec."""
+    """Turn `async def name(ctx: ToolContext, **typed_args) -> Observation` into a ToolSpec
+    (the keywords are `ToolSpec`'s fields)."""
 
     def wrap(fn: Handler) -> ToolSpec:
         hints = get_type_hints(fn, include_extras=True)
@@ -156,6 +253,8 @@ def tool(
         args_model = create_model(f"{camel}Args", __config__=ConfigDict(extra="forbid"), **fields)
         if side_effect and not confirm:
             raise TypeError(f"side-effecting tool {fn.__name__} needs a confirm text")
+        if (rule is not None) != bool(needs & Needs.RETAIL_RULES):
+            raise TypeError(f"tool {fn.__name__}: a rule and Needs.RETAIL_RULES go together")
         return ToolSpec(
             name=fn.__name__,
             description=inspect.getdoc(fn) or "",
@@ -170,6 +269,11 @@ def tool(
             side_effect=side_effect,
             confirm_text=confirm,
             doing=doing,
+            proves=proves,
+            known=known,
+            cites=cites,
+            hint=hint,
+            rule=rule,
         )
 
     return wrap

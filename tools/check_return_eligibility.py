@@ -3,10 +3,20 @@
 from __future__ import annotations
 
 from datetime import date
+from typing import Any
 
 from db import ItemStatus
 from shopbot.errors import ToolRetry
-from tools.base import Lines, Needs, Observation, OrderId, ToolContext, tool
+from tools.base import (
+    Lines,
+    Needs,
+    Observation,
+    OrderId,
+    StateView,
+    ToolContext,
+    tool,
+    typed_order_numbers,
+)
 from tools.eligibility import line_eligibility
 from tools.facts import load_order_facts
 
@@ -26,7 +36,33 @@ class EligibilityReport(Observation):
     lines: list[LineEligibility]
 
 
-@tool(needs=Needs.OWN_ORDER, doing="Checking whether your items can go back…")
+def next_step(state: StateView) -> str | None:
+    """After this turn's latest check: return what can go back, or say why not."""
+    reports = state.reports("check_return_eligibility")
+    if not reports:
+        return None
+    lines: list[dict[str, Any]] = reports[-1].get("lines", [])
+    ok = [str(x["line"]) for x in lines if x.get("eligible")]
+    refused = [str(x["line"]) for x in lines if not x.get("eligible")]
+    if ok and not refused:
+        return (
+            f"line {', '.join(ok)} can go back: call create_return for it with the reason "
+            "the customer gave (the customer is asked to confirm)."
+        )
+    if not ok:
+        return "nothing checked can go back: tell the customer why."
+    return (
+        f"line {', '.join(refused)} cannot go back: tell the customer why, and ask whether to "
+        f"return line {', '.join(ok)}."
+    )
+
+
+@tool(
+    needs=Needs.OWN_ORDER,
+    doing="Checking whether your items can go back…",
+    known=typed_order_numbers,
+    hint=next_step,
+)
 async def check_return_eligibility(
     ctx: ToolContext, order_id: OrderId, lines: Lines | None = None
 ) -> EligibilityReport:

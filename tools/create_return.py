@@ -9,7 +9,7 @@ from sqlalchemy.orm import selectinload
 
 from db import ItemStatus, Order, OrderStatus, Return, ReturnItem
 from shopbot.errors import ToolRetry
-from tools.base import Lines, Needs, Observation, OrderId, ToolContext, tool
+from tools.base import Lines, Needs, Observation, OrderId, ToolContext, tool, typed_order_numbers
 
 Reason = Annotated[
     str, Field(min_length=1, max_length=500, description="Why, in the customer's words.")
@@ -31,6 +31,7 @@ class ReturnCreated(Observation):
         "label will be emailed to the address on the order"
     ),
     doing="Registering your return…",
+    known=typed_order_numbers,
 )
 async def create_return(
     ctx: ToolContext, order_id: OrderId, lines: Lines, reason: Reason

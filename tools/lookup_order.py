@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from db import Order
 from shopbot.errors import ToolRetry
-from tools.base import Needs, OrderId, ToolContext, tool
+from tools.base import Needs, OrderId, ToolContext, tool, typed_order_numbers
 from tools.views import OrderView, order_view
 
 
-@tool(needs=Needs.OWN_ORDER, doing="Checking your order…")
+@tool(needs=Needs.OWN_ORDER, doing="Checking your order…", known=typed_order_numbers)
 async def lookup_order(ctx: ToolContext, order_id: OrderId) -> OrderView:
     """Show one of the verified customer's orders: status, dates, lines, tracking numbers."""
     order = await ctx.session.get(Order, order_id)

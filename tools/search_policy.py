@@ -47,7 +47,7 @@ class PolicyResults(Observation):
     hits: list[PolicySource]
 
 
-@tool(doing="Checking our policies…")
+@tool(doing="Checking our policies…", cites=True)
 async def search_policy(ctx: ToolContext, query: Query) -> PolicyResults:
     """Search the shop's policy documents (returns, refunds, exchanges, shipping, warranty,
     payments, privacy...). Answer policy questions only from these results and cite the

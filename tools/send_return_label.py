@@ -21,7 +21,7 @@ from sqlalchemy.orm import selectinload
 from db import Order, Return, ReturnStatus, ShippingLabel
 from shopbot.errors import ToolFailure, ToolRetry
 from shopbot.redact import mask_email
-from tools.base import Needs, Observation, ToolContext, tool
+from tools.base import Needs, Observation, StateView, ToolContext, tool
 from tools.carrier import Address, LabelRequest, idempotency_key_for_return
 from tools.mailer import enqueue_email, mail_domain
 
@@ -50,7 +50,14 @@ def _country(name: str) -> str:
     return COUNTRIES.get(name, name[:2].upper())
 
 
-@tool(needs=Needs.OWN_RETURN, doing="Getting your return label…")
+def returns_this_turn(state: StateView) -> dict[str, list[str]]:
+    """The returns this turn's create_return steps reported (a small model copies its
+    example's id otherwise)."""
+    ids = (str(r["return_id"]) for r in state.reports("create_return"))
+    return {"return_id": list(dict.fromkeys(ids))}
+
+
+@tool(needs=Needs.OWN_RETURN, doing="Getting your return label…", known=returns_this_turn)
 async def send_return_label(ctx: ToolContext, return_id: ReturnId) -> LabelSent:
     """Buy the prepaid return label for a return created in this conversation and email it
     (PDF attached) to the email address on the order. Call it right after create_return."""

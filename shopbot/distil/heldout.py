@@ -12,6 +12,8 @@ return_id. Free text (replies, queries, reasons) is not compared.
 
 from __future__ import annotations
 
+import json
+import re
 import time
 from collections import defaultdict
 from collections.abc import Iterable
@@ -21,7 +23,9 @@ from typing import Any
 from langchain_core.messages import HumanMessage, SystemMessage
 
 from shopbot.actions import Action, ActionSchema
+from shopbot.exemplars import TURN_SO_FAR
 from shopbot.models.base import ChatModel, ModelRequest
+from shopbot.state import known_args
 
 KEY_ARGS: dict[str, tuple[str, ...]] = {
     "verify_identity": ("order_id", "email"),
@@ -46,15 +50,57 @@ def correct(expected: Action, got: Action, request_text: str) -> bool:
     return all(_key(want.get(k)) == _key(have.get(k)) for k in KEY_ARGS.get(got.tool, ()))
 
 
+@dataclass(frozen=True)
+class Recorded:
+    """A recorded step's state as the tools read it (`tools.base.StateView`): from its hints
+    and the per-step prompt, whose steps of the turn show what each tool returned."""
+
+    hints: dict[str, list[str]]
+    per_step: str
+
+    @property
+    def proven(self) -> bool:
+        return self.per_step.startswith("State: customer verified")
+
+    @property
+    def failed_verifications(self) -> int:
+        found = re.search(r"\(failed attempts: (\d+)\)", self.per_step.split("\n", 1)[0])
+        return int(found.group(1)) if found else 0
+
+    @property
+    def mentioned_order_ids(self) -> list[str]:
+        return self.hints.get("order_id", [])
+
+    @property
+    def mentioned_emails(self) -> list[str]:
+        return self.hints.get("email", [])
+
+    def reports(self, tool: str) -> list[dict[str, Any]]:
+        lines = self.per_step.splitlines()
+        start = lines.index(TURN_SO_FAR) + 1 if TURN_SO_FAR in lines else len(lines)
+        found: list[dict[str, Any]] = []
+        for action, outcome in zip(lines[start:], lines[start + 1 :], strict=False):
+            try:
+                named = json.loads(action.split(". ", 1)[1])["tool"]
+                data = json.loads(outcome.strip().removeprefix("->"))
+            except (IndexError, ValueError, KeyError, TypeError):
+                continue  # not a step's pair of lines, a denial, an error, or shortened
+            if named == tool and isinstance(data, dict) and "error" not in data:
+                found.append(data)  # pyright: ignore[reportUnknownArgumentType]
+        return found
+
+
 def request_of(row: dict[str, Any], schema: ActionSchema, system: str = "") -> ModelRequest:
     """The loop's request at a recorded step (the stable system part does not matter to the
     student, which reads only the per-step part)."""
     allowed = frozenset(row["allowed"])
+    hints: dict[str, list[str]] = row.get("hints") or {}
     return ModelRequest(
         messages=[SystemMessage(system), HumanMessage(row["per_step"])],
         allowed=allowed,
         schema=schema.json_schema(allowed),
-        hints=row.get("hints") or {},
+        hints=hints,
+        known=known_args(schema.tools, allowed, Recorded(hints, row["per_step"])),
         conversation_id=row["scenario"],
     )
 

@@ -2,8 +2,8 @@
 
 The grammar is built from the JSON Schema of the actions the guard could allow now, so every
 output parses and never names a forbidden tool; where the state knows the only sensible
-values (order numbers and emails the customer typed), verify_identity's arguments are
-restricted to them.
+values for a tool's arguments (the order numbers and emails the customer typed, the returns
+created in the turn: `ModelRequest.known`), they are restricted to them.
 
 One `Llama` instance serves every conversation. llama.cpp reuses the evaluated prompt prefix
 on its own; when another conversation's turn comes in between, the previous conversation's
@@ -26,7 +26,6 @@ import concurrent.futures
 import copy
 import importlib.util
 import json
-import re
 import threading
 from collections import OrderedDict
 from collections.abc import AsyncGenerator, Iterator
@@ -38,7 +37,7 @@ from langchain_core.messages import AIMessage, BaseMessage, SystemMessage
 from shopbot.config import GenerationConfig
 from shopbot.errors import ConfigError, ModelError
 from shopbot.exemplars import ExemplarLibrary, situation
-from shopbot.models.base import ModelRequest, Usage
+from shopbot.models.base import KnownArgs, ModelRequest, Usage, action_args, only
 from shopbot.models.sampling import use_greedy_first
 from shopbot.models.student import STUDENT_SYSTEM, student_view
 
@@ -104,37 +103,29 @@ def _relax(node: Any) -> Any:
     return out
 
 
-def constrain(schema: dict[str, Any], hints: dict[str, list[str]]) -> dict[str, Any]:
+def constrain(
+    schema: dict[str, Any], hints: dict[str, list[str]], known: dict[str, KnownArgs]
+) -> dict[str, Any]:
     """The grammar's schema: no `thought` (a small model's thoughts cost time and add
-    nothing), bounded strings, verify_identity offered only with an order number and an
-    email the customer typed and restricted to them, send_return_label's to the returns created in the turn (`return_id`
-    hints), and citations to the anchors retrieved in the turn."""
+    nothing), bounded strings, each tool's arguments restricted to the values the state
+    knows for them (`known`; a check that needs values the customer has not written yet is
+    not offered), and citations to the anchors retrieved in the turn."""
     schema = _relax(copy.deepcopy(schema))
     schema.get("properties", {}).pop("thought", None)
     defs = schema.get("$defs", {})
-    args = defs.get("VerifyIdentityArgs")
     variants: list[dict[str, Any]] = schema.get("properties", {}).get("action", {}).get("oneOf", [])
-    if (
-        args is not None
-        and not (hints.get("order_id") and hints.get("email"))
-        and len(variants) > 1
-    ):
-        # The guard verifies only with an order number and an email the customer typed:
-        # without both, the tool cannot succeed (and its email would be free text).
-        variants[:] = [v for v in variants if v.get("$ref") != "#/$defs/VerifyIdentityAction"]
-    elif args is not None:
-        for field in ("order_id", "email"):
-            if hints.get(field):
-                args["properties"][field] = {"type": "string", "enum": hints[field]}
-    for name in ("LookupOrderArgs", "CheckReturnEligibilityArgs", "CreateReturnArgs"):
-        # A small model copies the example's order number; offer the ones the customer typed.
-        found = defs.get(name)
-        if found is not None and hints.get("order_id"):
-            found["properties"]["order_id"] = {"type": "string", "enum": hints["order_id"]}
-    label = defs.get("SendReturnLabelArgs")
-    if label is not None and hints.get("return_id"):
-        ids = [int(i) for i in hints["return_id"]]
-        label["properties"]["return_id"] = {"type": "integer", "enum": ids}
+    members = action_args(schema)
+    for tool, values in known.items():
+        if tool not in members:
+            continue
+        member, args = members[tool]
+        if values.binding and not all(values.values.values()) and len(variants) > 1:
+            # Without them the tool cannot succeed (and its arguments would be free text).
+            variants[:] = [v for v in variants if v.get("$ref") != f"#/$defs/{member}"]
+            continue
+        for field, allowed in values.values.items():
+            if allowed:
+                args["properties"][field] = only(args["properties"][field], allowed)
     reply = defs.get("ReplyArgs")
     if reply is not None:
         reply["properties"]["message"]["maxLength"] = MAX_REPLY
@@ -147,15 +138,6 @@ def constrain(schema: dict[str, Any], hints: dict[str, list[str]]) -> dict[str, 
             "maxItems": min(len(anchors), 3),
         }
     return schema
-
-
-CREATED_RETURN = re.compile(r'^\s*-> \{"return_id": (\d+)', re.MULTILINE)
-
-
-def created_returns(per_step: str) -> list[str]:
-    """The ids of the returns this turn's create_return steps reported, as the prompt shows
-    them (a small model copies its example's id instead)."""
-    return list(dict.fromkeys(CREATED_RETURN.findall(per_step)))
 
 
 GRAMMARS_KEPT = 64
@@ -308,12 +290,9 @@ class LocalModel:
             self._usage = request.usage
             try:
                 self._switch(request.conversation_id)
-                hints = request.hints
-                if returns := created_returns(str(request.messages[-1].content)):
-                    hints = hints | {"return_id": returns}
                 # Not sort_keys: the grammar keeps the schema's order, "tool" before "args" as in
                 # the exemplars (sorted, a model writes its arguments before choosing its tool).
-                schema = json.dumps(constrain(request.schema, hints))
+                schema = json.dumps(constrain(request.schema, request.hints, request.known))
                 grammar = self._grammars.pop(schema, None)
                 if grammar is None:
                     grammar = LlamaGrammar.from_json_schema(schema, verbose=False)

@@ -29,7 +29,7 @@ from langchain_core.messages import AIMessage, AIMessageChunk
 from langchain_core.runnables import Runnable
 
 from shopbot.errors import ConfigError, ModelError
-from shopbot.models.base import ModelRequest
+from shopbot.models.base import ModelRequest, action_args, only
 
 __all__ = ["STEP_TOOL", "OpenAIModel", "ToolChoice", "count_usage", "step_tool", "tools_for"]
 
@@ -81,14 +81,17 @@ def _with_defs(root: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
 
 
 def _schema(request: ModelRequest) -> dict[str, Any]:
-    """The step schema, portable, with verify_identity's arguments restricted to the values
-    the customer typed (as the local backend does; the guard insists on them anyway)."""
+    """The step schema, portable, with the arguments the guard allows only known values for
+    (an identity check's: what the customer typed) restricted to them, as the local backend
+    does; the guard insists on them anyway. Other known values only guide a small model."""
     schema: dict[str, Any] = _portable(copy.deepcopy(request.schema))
-    args = schema.get("$defs", {}).get("VerifyIdentityArgs")
-    if args is not None:
-        for field in ("order_id", "email"):
-            if request.hints.get(field):
-                args["properties"][field] = {"type": "string", "enum": request.hints[field]}
+    members = action_args(schema)
+    for tool, known in request.known.items():
+        if known.binding and tool in members:
+            args = members[tool][1]
+            for field, values in known.values.items():
+                if values:
+                    args["properties"][field] = only(args["properties"][field], values)
     return schema
 
 

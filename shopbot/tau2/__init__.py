@@ -10,7 +10,7 @@
   τ² tasks and trials for `shopbot.eval`, the LLM customer of a task's user scenario, the
   ground-truth oracle that proves the scorer.
 
-The retail desk itself is `SHOPBOT_DESK=retail` (`shopbot.app.TOOLSETS`). Nothing is
+The retail desk itself is `SHOPBOT_DESK=retail` (`tools.desks.DESKS`). Nothing is
 imported here: the `shopbot` command imports `cli` at start-up, and must not pull in the
 agent for it.
 """

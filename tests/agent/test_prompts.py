@@ -11,10 +11,10 @@ import pytest
 from shopbot.app import RETAIL_ROLE, build_agent
 from shopbot.config import Settings
 from shopbot.models.scripted import ScriptedModel
-from shopbot.prompts import ROLE
 from shopbot.state import ConversationState
 from shopbot.tau2.data import missing_reason, tau2_dir
 from tests.plugin import order_facts
+from tools.instructions import ROLE
 
 
 def system_prompt(**overrides: object) -> str:
@@ -66,14 +66,19 @@ def test_the_summary_says_which_lines_the_verified_customers_words_name() -> Non
     assert "Items the customer named" not in per_step(jane("I'd like to send something back"))
 
 
+CHECK = "check_return_eligibility"
+
+
 def test_the_eligibility_report_becomes_the_next_steps_hint() -> None:
     state = jane("the jeans and the swim shorts please")
-    state.eligibility = {"lines": [{"line": 1, "eligible": True}, {"line": 3, "eligible": False}]}
+    state.observed = [
+        (CHECK, {"lines": [{"line": 1, "eligible": True}, {"line": 3, "eligible": False}]})
+    ]
     assert (
         "Hint: line 3 cannot go back: tell the customer why, and ask whether to return line 1."
         in per_step(state)
     )
-    state.eligibility = {"lines": [{"line": 1, "eligible": True}]}
+    state.observed = [(CHECK, {"lines": [{"line": 1, "eligible": True}]})]
     assert "Hint: line 1 can go back: call create_return" in per_step(state)
-    state.eligibility = {"lines": [{"line": 3, "eligible": False}]}
+    state.observed = [(CHECK, {"lines": [{"line": 3, "eligible": False}]})]
     assert "Hint: nothing checked can go back: tell the customer why." in per_step(state)

@@ -12,8 +12,9 @@ from langchain_core.messages import HumanMessage, SystemMessage
 
 from shopbot.actions import Action, ActionSchema
 from shopbot.errors import ConfigError
-from shopbot.models.base import ModelRequest, StreamingChatModel
+from shopbot.models.base import KnownArgs, ModelRequest, StreamingChatModel
 from shopbot.models.local import MAX_GRAMMAR_STRING, MAX_REPLY, LocalModel, constrain
+from tests.plugin import known_for
 from tools import TOOLS
 
 schema = ActionSchema(TOOLS)
@@ -21,13 +22,13 @@ schema = ActionSchema(TOOLS)
 
 def test_constrain_restricts_identity_arguments_to_what_the_customer_typed() -> None:
     full = schema.json_schema()
-    narrowed = constrain(full, {"order_id": ["482913"], "email": ["a@b.co"]})
+    narrowed = constrain(full, {}, known_for(schema.names, "order 482913, a@b.co"))
     args = narrowed["$defs"]["VerifyIdentityArgs"]["properties"]
     assert args["order_id"]["enum"] == ["482913"]
     assert args["email"]["enum"] == ["a@b.co"]
     assert "thought" not in narrowed["properties"]
     assert narrowed["$defs"]["ReplyArgs"]["properties"]["citations"]["maxItems"] == 0
-    cited = constrain(full, {"citation": ["returns#window"]})
+    cited = constrain(full, {"citation": ["returns#window"]}, {})
     citations = cited["$defs"]["ReplyArgs"]["properties"]["citations"]
     assert citations["items"]["enum"] == ["returns#window"]
     reply = narrowed["$defs"]["ReplyArgs"]["properties"]["message"]
@@ -36,10 +37,12 @@ def test_constrain_restricts_identity_arguments_to_what_the_customer_typed() -> 
     assert escalation["maxLength"] == MAX_GRAMMAR_STRING
     assert "pattern" not in json.dumps(narrowed)
     assert "enum" not in json.dumps(full)  # the original is untouched
-    anonymous = constrain(full, {"order_id": ["482913"]})["properties"]["action"]["oneOf"]
+    anonymous = constrain(full, {}, known_for(schema.names, "order 482913"))
+    anonymous = anonymous["properties"]["action"]["oneOf"]
     assert {"$ref": "#/$defs/VerifyIdentityAction"} not in anonymous
     assert {"$ref": "#/$defs/VerifyIdentityAction"} in narrowed["properties"]["action"]["oneOf"]
-    created = constrain(full, {"return_id": ["38"]})["$defs"]["SendReturnLabelArgs"]
+    created = constrain(full, {}, {"send_return_label": KnownArgs({"return_id": ["38"]})})
+    created = created["$defs"]["SendReturnLabelArgs"]
     assert created["properties"]["return_id"] == {"type": "integer", "enum": [38]}
 
 
@@ -62,6 +65,7 @@ def request(text: str, allowed: set[str], cid: str = "c1") -> ModelRequest:
         allowed=frozenset(allowed),
         schema=schema.json_schema(allowed),
         hints={"order_id": ["482913"], "email": ["jane.doe@example.com"]},
+        known=known_for(allowed, "Where is my order 482913? jane.doe@example.com"),
         conversation_id=cid,
     )
 

@@ -20,6 +20,7 @@ from shopbot.models.base import ModelRequest, Usage
 from shopbot.models.local import packaged_model_path
 from shopbot.models.openai import OpenAIModel, ToolChoice, to_step, tools_for
 from shopbot.streaming import ReplyDraft
+from tests.plugin import known_for
 from tools import TOOLS
 
 schema = ActionSchema(TOOLS)
@@ -41,6 +42,7 @@ def request(allowed: set[str]) -> ModelRequest:
         allowed=frozenset(allowed),
         schema=schema.json_schema(allowed),
         hints={"order_id": ["482913"], "email": ["jane.doe@example.com"]},
+        known=known_for(allowed, "Where is my order 482913? jane.doe@example.com"),
         conversation_id="c1",
     )
 

@@ -11,6 +11,7 @@ from shopbot.actions import ActionSchema
 from shopbot.models.base import ModelRequest
 from shopbot.models.local import LocalModel
 from shopbot.models.sampling import GreedyFirstGrammar
+from tests.plugin import known_for
 from tools import TOOLS
 
 SCHEMA = ActionSchema(TOOLS)
@@ -29,6 +30,7 @@ def request(text: str, allowed: set[str]) -> ModelRequest:
         allowed=frozenset(allowed),
         schema=SCHEMA.json_schema(frozenset(allowed)),
         hints=hints,
+        known=known_for(allowed, text),
         conversation_id=text,
     )
 

@@ -16,6 +16,7 @@ from shopbot.errors import ConfigError
 from shopbot.models.base import ModelRequest
 from shopbot.models.local import RETURNS_ADAPTER, LocalModel, adapter_path
 from shopbot.models.rails import Rails
+from tests.plugin import known_for
 from tools import TOOLS
 
 
@@ -128,6 +129,7 @@ async def test_the_student_verifies_with_what_the_customer_typed(student: LocalM
         allowed=allowed,
         schema=schema.json_schema(allowed),
         hints={"order_id": ["735112"], "email": ["kim.lee@example.net"]},
+        known=known_for(allowed, "the scarf from 735112 is itchy kim.lee@example.net"),
         conversation_id="student-test",
     )
     action = schema.parse(await student.complete(request))

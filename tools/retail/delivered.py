@@ -32,7 +32,13 @@ from tools.retail.records import (
     load_order,
     refused,
 )
-from tools.retail.rules import exchange_refusal, price_difference, return_refusal
+from tools.retail.rules import (
+    EXCHANGE_RULE,
+    RETURN_RULE,
+    exchange_refusal,
+    price_difference,
+    return_refusal,
+)
 
 
 class ReturnRequested(OrderDetails):
@@ -50,6 +56,7 @@ def lines_for(order: Order, item_ids: list[str]) -> list[OrderItem]:
 
 @tool(
     needs=Needs.OWN_ORDER | Needs.RETAIL_RULES,
+    rule=RETURN_RULE,
     side_effect=True,
     confirm=(
         "Return items {item_ids} of order {order_id}, refunded to {payment_method_id}; "
@@ -85,6 +92,7 @@ async def return_delivered_order_items(
 
 @tool(
     needs=Needs.OWN_ORDER | Needs.RETAIL_RULES,
+    rule=EXCHANGE_RULE,
     side_effect=True,
     confirm=(
         "Exchange items {item_ids} of order {order_id} for {new_item_ids}, the price "

@@ -1,8 +1,9 @@
 """Who the customer is: by email, or by name and zip code (τ²-bench's two lookups).
 
 A lookup that finds the user proves the conversation's customer (policy.md: "authenticate
-the user identity by locating their user id via email, or via name + zip code"); the guard
-allows it only before anyone is proven, and only with what the customer wrote themselves.
+the user identity by locating their user id via email, or via name + zip code"), one that
+errors counts a failed check (`Proof`); the guard allows it only before anyone is proven,
+and only with what the customer wrote themselves.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from pydantic import Field
 from sqlalchemy import func, select
 
 from db import Address, Conversation, Customer
-from tools.base import Observation, ToolContext, tool
+from tools.base import Observation, Proof, ToolContext, Typed, tool
 from tools.retail.records import not_found
 
 Email = Annotated[
@@ -26,6 +27,12 @@ Zip = Annotated[str, Field(min_length=1, max_length=20, description="The zip cod
 
 class UserFound(Observation):
     user_id: str
+
+
+NOT_LOOKED_UP = (
+    "The customer has not been authenticated. Ask for their email (or their name and zip "
+    "code), then call find_user_id_by_email (or find_user_id_by_name_zip)."
+)
 
 
 def fold(text: str) -> str:
@@ -41,7 +48,7 @@ async def _prove(ctx: ToolContext, user_id: str, how: str) -> UserFound:
     return UserFound(user_id=user_id)
 
 
-@tool()
+@tool(proves=Proof(typed={"email": Typed.EMAIL}, ask=NOT_LOOKED_UP))
 async def find_user_id_by_email(ctx: ToolContext, email: Email) -> UserFound:
     """Find the user id by email, as the customer gave it. This authenticates the customer
     for the conversation. Errors with 'User not found' when no user has that email."""
@@ -58,7 +65,13 @@ async def find_user_id_by_email(ctx: ToolContext, email: Email) -> UserFound:
     return await _prove(ctx, found, "email")
 
 
-@tool()
+@tool(
+    proves=Proof(
+        typed=dict.fromkeys(("first_name", "last_name", "zip"), Typed.WORDS),
+        ask=NOT_LOOKED_UP,
+        unwritten="The customer has not written this name and zip code: ask them.",
+    )
+)
 async def find_user_id_by_name_zip(
     ctx: ToolContext, first_name: Name, last_name: Name, zip: Zip
 ) -> UserFound:

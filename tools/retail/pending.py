@@ -38,6 +38,10 @@ from tools.retail.records import (
     refused,
 )
 from tools.retail.rules import (
+    ADDRESS_RULE,
+    CANCEL_RULE,
+    ITEMS_RULE,
+    PAYMENT_RULE,
     address_refusal,
     cancel_refusal,
     items_refusal,
@@ -73,6 +77,7 @@ def record_transaction(
 
 @tool(
     needs=Needs.OWN_ORDER | Needs.RETAIL_RULES,
+    rule=CANCEL_RULE,
     side_effect=True,
     confirm="Cancel order {order_id} (reason: {reason}); every payment is refunded",
 )
@@ -98,6 +103,7 @@ async def cancel_pending_order(ctx: ToolContext, order_id: OrderId, reason: Reas
 
 @tool(
     needs=Needs.OWN_ORDER | Needs.RETAIL_RULES,
+    rule=ADDRESS_RULE,
     side_effect=True,
     confirm=("Ship order {order_id} to {address1} {address2}, {city}, {state} {zip}, {country}"),
 )
@@ -124,6 +130,7 @@ async def modify_pending_order_address(
 
 @tool(
     needs=Needs.OWN_ORDER | Needs.RETAIL_RULES,
+    rule=PAYMENT_RULE,
     side_effect=True,
     confirm="Pay order {order_id} with {payment_method_id} instead; the old payment is refunded",
 )
@@ -147,6 +154,7 @@ async def modify_pending_order_payment(
 
 @tool(
     needs=Needs.OWN_ORDER | Needs.RETAIL_RULES,
+    rule=ITEMS_RULE,
     side_effect=True,
     confirm=(
         "Change items {item_ids} of order {order_id} to {new_item_ids}, the price difference "

@@ -3,16 +3,17 @@
 Each `*_refusal` returns None when the operation may go ahead, else why not, in the words
 τ²-bench's own tools use ("Non-pending order cannot be cancelled"), checked in their order.
 The tools call them on the rows they are about to change (the benchmark's semantics); the
-guard calls them, through `policy_refusal`, on the facts loaded for the proposed action, and
-adds what policy.md asks beyond the benchmark's tools (`strict`): once an order's items were
-modified, nothing else about it may be modified.
+guard calls them, through each tool's `*_RULE` (`ToolSpec.rule`), on the facts loaded for the
+proposed action, and adds what policy.md asks beyond the benchmark's tools (`strict`): once an
+order's items were modified, nothing else about it may be modified.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal
+from typing import Any
 
 from pydantic import BaseModel
 
@@ -144,42 +145,40 @@ def price_difference(
     return total
 
 
-def policy_refusal(tool: str, args: BaseModel, facts: RetailFacts) -> str | None:
-    """Why the guard must refuse `tool` with `args` under policy.md, or None."""
-    order_id = str(getattr(args, "order_id", ""))
-    order = facts.orders.get(order_id)
-    if order is None:
-        return "Order not found"
-    a = args.model_dump()
-    match tool:
-        case "cancel_pending_order":
-            return cancel_refusal(order, a["reason"], facts.methods)
-        case "modify_pending_order_address":
-            return address_refusal(order, strict=True)
-        case "modify_pending_order_payment":
-            return payment_refusal(order, a["payment_method_id"], facts.methods, strict=True)
-        case "modify_pending_order_items":
-            return items_refusal(
-                order,
-                a["item_ids"],
-                a["new_item_ids"],
-                a["payment_method_id"],
-                facts.methods,
-                facts.variants,
-            )
-        case "return_delivered_order_items":
-            return return_refusal(order, a["item_ids"], a["payment_method_id"], facts.methods)
-        case "exchange_delivered_order_items":
-            return exchange_refusal(
-                order,
-                a["item_ids"],
-                a["new_item_ids"],
-                a["payment_method_id"],
-                facts.methods,
-                facts.variants,
-            )
-        case _:
-            return f"{tool} has no retail rule"
+OrderCheck = Callable[[RetailOrderFacts, dict[str, Any], RetailFacts], str | None]
+
+
+def order_rule(check: OrderCheck) -> Callable[[BaseModel, RetailFacts], str | None]:
+    """A tool's rule for the guard (`ToolSpec.rule`): `check` of the order its arguments
+    name, with the arguments as data and the step's facts; an order not loaded is refused."""
+
+    def rule(args: BaseModel, facts: RetailFacts) -> str | None:
+        order = facts.orders.get(str(getattr(args, "order_id", "")))
+        if order is None:
+            return "Order not found"
+        return check(order, args.model_dump(), facts)
+
+    return rule
+
+
+CANCEL_RULE = order_rule(lambda order, a, f: cancel_refusal(order, a["reason"], f.methods))
+ADDRESS_RULE = order_rule(lambda order, _a, _f: address_refusal(order, strict=True))
+PAYMENT_RULE = order_rule(
+    lambda order, a, f: payment_refusal(order, a["payment_method_id"], f.methods, strict=True)
+)
+ITEMS_RULE = order_rule(
+    lambda order, a, f: items_refusal(
+        order, a["item_ids"], a["new_item_ids"], a["payment_method_id"], f.methods, f.variants
+    )
+)
+RETURN_RULE = order_rule(
+    lambda order, a, f: return_refusal(order, a["item_ids"], a["payment_method_id"], f.methods)
+)
+EXCHANGE_RULE = order_rule(
+    lambda order, a, f: exchange_refusal(
+        order, a["item_ids"], a["new_item_ids"], a["payment_method_id"], f.methods, f.variants
+    )
+)
 
 
 def _missing(order: RetailOrderFacts, item_ids: Sequence[str]) -> str | None:
