@@ -65,7 +65,7 @@ def data_command(
 def train_command(
     data: Annotated[Path, typer.Option(help="Steps from `shopbot distil data`.")] = DATA,
     out: Annotated[Path, typer.Option(help="Checkpoints, log and summary.")] = RUN,
-    epochs: Annotated[float, typer.Option(help="Passes over the training split.")] = 1.5,
+    epochs: Annotated[float, typer.Option(help="Passes over the training split.")] = 1.35,
     minutes: Annotated[float, typer.Option(help="Stop and save after this long.")] = 85.0,
     limit: Annotated[
         int | None, typer.Option(help="Train on the first N steps (a smoke run).")

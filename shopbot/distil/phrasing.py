@@ -52,6 +52,19 @@ RETURN_WITH_ITEM = [
     "I'm returning the {items}",
     "How can I send the {items} back?",
 ]
+RETURN_WITH_ORDER = [
+    "I want to send back the {items} from order {order}.",
+    "hi, can I return the {items}? order {order}",
+    "Order {order}: the {items} {reason}. I'd like to return them",
+    "return the {items} from #{order} please",
+    "Hello, I'd like to return my {items} from order number {order}. {reason_sentence}",
+    "The {items} in order {order} {reason}, how do I send them back?",
+    "I need to return the {items} (order {order})",
+    "{order} - returning the {items}, {reason}",
+    "Could you start a return for the {items}? It was order {order}.",
+    "hey, got order {order} and the {items} {reason}. return?",
+]
+"""Items and the order number, no email: the desk asks for the email before anything else."""
 GIVE_ORDER = [
     "It's {order}.",
     "{order}",
@@ -96,6 +109,16 @@ STATUS_VAGUE = [
     "can you track my order",
     "When will my stuff arrive?",
     "What's the status of my order?",
+]
+STATUS_NO_EMAIL = [
+    "Where is order {order}?",
+    "has {order} shipped?",
+    "Can you tell me the status of order {order}?",
+    "any update on my order {order}?",
+    "When does order #{order} arrive?",
+    "tracking for {order} pls",
+    "Is order {order} delivered yet?",
+    "What's going on with {order}",
 ]
 OTHER_ORDER = [
     "Also, what about order {other}? What's in it?",
@@ -191,12 +214,14 @@ BANKS: dict[str, list[str]] = {
     "return_upfront": RETURN_UPFRONT,
     "return_vague": RETURN_VAGUE,
     "return_item": RETURN_WITH_ITEM,
+    "return_order": RETURN_WITH_ORDER,
     "give_order": GIVE_ORDER,
     "give_email": GIVE_EMAIL,
     "give_both": GIVE_BOTH,
     "items_answer": ITEMS_ANSWER,
     "status": STATUS,
     "status_vague": STATUS_VAGUE,
+    "status_no_email": STATUS_NO_EMAIL,
     "other_order": OTHER_ORDER,
     "disclose": DISCLOSE,
     "thanks": THANKS,
@@ -264,7 +289,9 @@ __all__ = [
     "RETURN_UPFRONT",
     "RETURN_VAGUE",
     "RETURN_WITH_ITEM",
+    "RETURN_WITH_ORDER",
     "STATUS",
+    "STATUS_NO_EMAIL",
     "STATUS_VAGUE",
     "THANKS",
     "family",

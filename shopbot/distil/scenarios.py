@@ -2,11 +2,12 @@
 
 Each scenario is an ordinary eval `Scenario` (persona, goal) over a real customer and order of
 `fixtures/shop`, phrased from `shopbot.distil.phrasing`. Every path of the returns desk is
-drawn: returns of one or several items with the details up front or given when asked,
-every ineligible case the shop holds (final sale, outside the window, already returned, not
-delivered), order status, policy questions, identity failures, someone else's order, a
-change of mind, off-topic talk, thanks, angry customers, forbidden asks, a request for a
-person.
+drawn: returns of one or several items with the details up front, in part (an order number
+without the email) or given when asked, every ineligible case the shop holds (final sale,
+outside the window, already returned, not delivered), order status, policy questions,
+identity failures, someone else's order, a change of mind, off-topic talk, thanks, angry
+customers, forbidden asks, a request for a person; and conversations that go on to a real
+question after a stock reply.
 
 Splits: a scenario is `test` when its customer or its phrasing family is held out for test,
 `dev` likewise, else `train`; so the test split holds customers and phrasings that training
@@ -218,7 +219,7 @@ class Drawer:
         mode = rng.random()
         families: list[str]
         persona: dict[str, Any] = {"orders": [order.id], "style": style}
-        if mode < 0.45:
+        if mode < 0.35:
             template, fam = self.pick(P.RETURN_UPFRONT)
             opening = self.fill(
                 template, items=names, order=order.id, email=c["email"], reason=reason
@@ -226,7 +227,13 @@ class Drawer:
             families = [fam]
             if "{reason" not in template:
                 reason = "not given"
-        elif mode < 0.75:
+        elif mode < 0.55:
+            template, fam = self.pick(P.RETURN_WITH_ORDER)
+            opening = self.fill(template, items=names, order=order.id, reason=reason)
+            families = [fam]
+            if "{reason" not in template:
+                reason = "not given"
+        elif mode < 0.78:
             template, fam = self.pick(P.RETURN_WITH_ITEM)
             opening = self.fill(template, items=names, reason=reason)
             families = [fam]
@@ -261,9 +268,13 @@ class Drawer:
         c = self.customers[customer]
         style = self.rng.choice(["polite", "terse", "angry", "chatty"])
         persona: dict[str, Any] = {"orders": [order.id], "style": style}
-        if self.rng.random() < 0.6:
+        roll = self.rng.random()
+        if roll < 0.45:
             template, fam = self.pick(P.STATUS)
             opening = self.fill(template, order=order.id, email=c["email"])
+        elif roll < 0.7:
+            template, fam = self.pick(P.STATUS_NO_EMAIL)
+            opening = self.fill(template, order=order.id)
         else:
             template, fam = self.pick(P.STATUS_VAGUE)
             opening = template
@@ -290,6 +301,8 @@ class Drawer:
             text, fam = self.pick(P.THANKS)
             families.append(fam)
             then.append(Say(text=text, intent="thanks"))
+            if self.rng.random() < 0.4:  # and one more question after the stock reply
+                then.append(self._question(families))
         persona: dict[str, Any] = {
             "opening": Say(text=P.typo(QUESTIONS[first], self.rng), intent="question"),
             "then": then,
@@ -311,8 +324,20 @@ class Drawer:
             text, fam = self.pick(P.INJECTION)
             text = text.format(other=self.other_order(customer).id)
             intent = "refuse_injection"
+        families = [fam]
         persona: dict[str, Any] = {"opening": Say(text=P.typo(text, self.rng), intent=intent)}
-        return self._scenario("chat", "off_topic", customer, [fam], persona, Goal(kind="none"))
+        # After a stock reply the conversation often goes on to something real; the student
+        # must answer the new message, not repeat its last reply.
+        if intent != "human" and self.rng.random() < 0.5:
+            persona["then"] = [self._question(families)]
+        return self._scenario("chat", "off_topic", customer, families, persona, Goal(kind="none"))
+
+    def _question(self, families: list[str]) -> Say:
+        from shopbot.distil.questions import QUESTIONS
+
+        i = self.rng.randrange(len(QUESTIONS))
+        families.append(f"question:{i}")
+        return Say(text=P.typo(QUESTIONS[i], self.rng), intent="question")
 
     def _then(self, customer: str, rng: random.Random, families: list[str]) -> list[Say]:
         """What the customer says once the goal is handled: thanks, a forbidden ask..."""
@@ -325,7 +350,10 @@ class Drawer:
                 text = bank[i].format(
                     other=other.id, other_email=_wrong_email("x@example.com", rng)
                 )
-                return [Say(text=P.typo(text, rng), intent=intent)]
+                said = [Say(text=P.typo(text, rng), intent=intent)]
+                if intent == "thanks" and rng.random() < 0.3:
+                    said.append(self._question(families))
+                return said
         return []
 
     def draw(self) -> Drawn:

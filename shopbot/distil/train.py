@@ -37,7 +37,7 @@ class TrainConfig:
     alpha: int = 32
     dropout: float = 0.0
     lr: float = 4e-4
-    epochs: float = 1.5
+    epochs: float = 1.35
     batch_tokens: int = 2400
     """Tokens per batch (examples of similar length are batched together)."""
     max_tokens: int = 640
