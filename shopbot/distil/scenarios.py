@@ -294,9 +294,7 @@ class Drawer:
         families = [f"question:{first}"]
         then: list[Say] = []
         if self.rng.random() < 0.35:
-            second = self.rng.randrange(len(QUESTIONS))
-            families.append(f"question:{second}")
-            then.append(Say(text=P.typo(QUESTIONS[second], self.rng), intent="question"))
+            then.append(self._question(families))
         if self.rng.random() < 0.3:
             text, fam = self.pick(P.THANKS)
             families.append(fam)

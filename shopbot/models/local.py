@@ -141,7 +141,7 @@ def constrain(
 
 
 GRAMMARS_KEPT = 64
-"""Compiled grammars kept (each conversation's hints make its own)."""
+"""Compiled grammars kept (each conversation's known values make its own)."""
 
 
 def _role(message: BaseMessage) -> str:

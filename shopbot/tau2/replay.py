@@ -30,10 +30,10 @@ from shopbot.state import load_state, load_step_facts
 from shopbot.tau2.data import Data, GroundTruthAction, Task
 from tools import ToolContext
 from tools.retail import RETAIL_REGISTRY, RETAIL_TOOLS
-from tools.retail.identity import find_user_id_by_email, find_user_id_by_name_zip
 from tools.retail.records import customer_record, load_customer, load_order
 
-LOOKUPS = {find_user_id_by_email.name, find_user_id_by_name_zip.name}
+LOOKUPS = {t.name for t in RETAIL_TOOLS if t.proves is not None}
+"""The retail desk's identity checks, as the tools declare them (`ToolSpec.proves`)."""
 
 
 @dataclass(frozen=True)
