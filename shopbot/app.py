@@ -9,6 +9,7 @@ import uuid
 from collections.abc import AsyncGenerator, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -29,27 +30,9 @@ from shopbot.signing_keys import identity_secret
 from shopbot.tracing import Tracing
 from shopbot.turns import MessageRate
 from tools import Services
-from tools.desks import DESKS
+from tools.desk import Desk
+from tools.desks import load_desk
 from tools.mailer import Dispatcher
-
-RETAIL_ROLE = """You are a customer-service agent of an online retail shop. You help users
-cancel or modify pending orders, return or exchange delivered orders, change their default
-address, and answer questions about their profile, orders and products. Authenticate the user
-first (find_user_id_by_email, or find_user_id_by_name_zip), then act only for that user.
-Before any change, list what will happen and get the user's explicit yes; the shop asks them
-to confirm it. Transfer to a human agent only when the request is outside what you can do."""
-
-
-def desk_instructions(settings: Settings) -> str | None:
-    """The prompt's role and rules for the configured desk (None: the returns desk's)."""
-    if settings.instructions_file is not None:
-        return settings.instructions_file.read_text()
-    if settings.desk != "retail":
-        return None
-    from shopbot.tau2.data import tau2_dir
-
-    policy = tau2_dir() / "policy.md"
-    return f"{RETAIL_ROLE}\n\n{policy.read_text()}" if policy.exists() else RETAIL_ROLE
 
 
 def build_agent(
@@ -63,15 +46,16 @@ def build_agent(
     on_stored: StoredListener | None = None,
     announce: Announcer | None = None,
 ) -> Agent:
-    """The agent of the configured desk, whole: the interface's parts are passed in here
-    (the web backend's clock, message rate and stream listeners), never set on it later."""
-    tools = DESKS[settings.desk]
+    """The agent of the configured desk (`SHOPBOT_DESK`), whole: the interface's parts are
+    passed in here (the web backend's clock, message rate and stream listeners), never set on
+    it later."""
+    desk = load_desk(settings.desk)
     return Agent(
-        instructions=desk_instructions(settings),
+        instructions=desk.instructions_for(settings),
         sessions=sessions,
         model=model,
-        schema=ActionSchema(tools),
-        guard=Guard({t.name: t for t in tools}, settings.policy),
+        schema=ActionSchema(desk.tools),
+        guard=Guard(desk.registry, settings.policy),
         settings=settings,
         pii=Minimiser.of(settings),
         services=services or Services(),
@@ -144,22 +128,21 @@ def open_database(settings: Settings) -> tuple[AsyncEngine, async_sessionmaker[A
 
 
 def build_model(settings: Settings, *, script: list[Any] | None = None) -> ChatModel:
-    """The chat model named by settings; failures are one `ConfigError` line."""
+    """The chat model named by settings, for the configured desk; failures (an unknown desk
+    too) are one `ConfigError` line."""
+    desk = load_desk(settings.desk)
     if settings.model == "scripted":
         from shopbot.models.scripted import ScriptedModel
 
         return ScriptedModel(script or [])
     if settings.model == "local":
         from shopbot.exemplars import ExemplarLibrary
-        from shopbot.models.local import LocalModel, adapter_path
+        from shopbot.models.local import LocalModel
 
-        adapter = adapter_path(settings.model_adapter, settings.desk, settings.model_path)
+        adapter = adapter_for(settings, desk)
         # The trained student learned its examples; the bare base model needs them shown.
-        exemplars = (
-            ExemplarLibrary.load(settings.exemplars)
-            if settings.exemplars and adapter is None
-            else None
-        )
+        shown = desk_file(settings.exemplars, desk.exemplars, "SHOPBOT_EXEMPLARS", "exemplars")
+        exemplars = ExemplarLibrary.load(shown) if shown and adapter is None else None
         local = LocalModel(
             settings.model_path,
             generation=settings.generation,
@@ -185,12 +168,33 @@ def build_model(settings: Settings, *, script: list[Any] | None = None) -> ChatM
     return model
 
 
+def adapter_for(settings: Settings, desk: Desk) -> Path | None:
+    """The LoRA adapter over the local model: `SHOPBOT_MODEL_ADAPTER`, else the one trained
+    for the desk, only over the packaged base it was trained on."""
+    trained = desk.adapter if settings.model_path is None else None
+    return desk_file(settings.model_adapter, trained, "SHOPBOT_MODEL_ADAPTER", "adapter")
+
+
+def desk_file(setting: str | None, own: Path | None, variable: str, what: str) -> Path | None:
+    """The file a setting names: unset means the desk's `own` (when it is there), `none`
+    means none, else a path that must exist."""
+    if setting is None:
+        return own if own is not None and own.is_file() else None
+    if setting.strip().casefold() == "none":
+        return None
+    path = Path(setting).expanduser()
+    if not path.is_file():
+        raise ConfigError(f"{variable}: no {what} file at {path} (a path, or none)")
+    return path
+
+
 def with_intents(model: ChatModel, settings: Settings) -> ChatModel:
     """`model` behind the desk's intents, when it has any (`shopbot.models.rails`)."""
-    from shopbot.models.rails import IntentRouter, Rails, intents_path
+    from shopbot.models.rails import IntentRouter, Rails
     from shopbot.policy.embeddings import MiniLMEmbedding
 
-    path = intents_path(settings.intents, settings.desk)
+    own = load_desk(settings.desk).intents
+    path = desk_file(settings.intents, own, "SHOPBOT_INTENTS", "intents")
     if path is None:
         return model
     return Rails(model, IntentRouter.load(path, MiniLMEmbedding().embed_batch))

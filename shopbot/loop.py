@@ -93,7 +93,7 @@ from shopbot.storable import UNSTORABLE_MESSAGE, storable
 from shopbot.streaming import ReplyDraft
 from shopbot.tracing import Tracing, TurnTrace
 from shopbot.turns import Lease, MessageRate, give_back, release, take_lease
-from tools import Needs, Services, ToolContext
+from tools import Services, ToolContext
 
 log = logging.getLogger(__name__)
 
@@ -234,6 +234,8 @@ class Agent:
     settings: Settings
     pii: Minimiser
     """Masks the email addresses in what is stored of the agent's work (`shopbot.pii`)."""
+    instructions: str
+    """The desk's role and rules: the prompt's head (`tools.desk.Desk`)."""
     services: Services = field(default_factory=Services)
     """The outside world the tools reach (`tools.base.Services`)."""
     clock: Callable[[], datetime] = utcnow
@@ -243,8 +245,6 @@ class Agent:
     """Told the event rows each commit stored (the web backend hands them to open streams)."""
     announce: Announcer | None = None
     """Adds a statement to each commit that stores events (the web backend's NOTIFY)."""
-    instructions: str | None = None
-    """The desk's role and rules for the prompt; None: the returns desk's own."""
     message_rate: MessageRate | None = None
     """A turn is refused (`RateLimited`) when the conversation's customer messages in the
     rate's window reached its limit."""
@@ -571,9 +571,8 @@ class Agent:
             rec.emit(Thought(step=number, text=action.thought))
         rec.emit(ActionProposed(step=number, tool=action.tool, args=action.arguments))
         started = perf_counter()
-        known = self.guard.tools.get(action.tool)
-        needs = known.needs if known is not None else Needs.NOTHING
-        await load_step_facts(turn.session, turn.state, action.args, needs)
+        spec = self.guard.tools.get(action.tool)
+        await load_step_facts(turn.session, turn.state, action.args, spec)
         verdict = self.guard.check(action, turn.state)
         guard_ms = _ms(started)
         turn.trace.verdict(action.tool, verdict, guard_ms)

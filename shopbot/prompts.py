@@ -19,7 +19,6 @@ from shopbot.actions import ActionSchema
 from shopbot.exemplars import TURN_SO_FAR
 from shopbot.state import ConversationState
 from tools.base import Hint
-from tools.instructions import INSTRUCTIONS
 
 FORMAT = """Answer with exactly one JSON object and nothing else:
 {"thought": "<one short sentence>", "action": {"tool": "<tool name>", "args": {...}}}
@@ -54,11 +53,10 @@ class Step:
 
 class PromptBuilder:
     def __init__(
-        self, schema: ActionSchema, *, instructions: str | None = None, budget_chars: int = 12_000
+        self, schema: ActionSchema, *, instructions: str, budget_chars: int = 12_000
     ) -> None:
-        """`instructions` replace the returns desk's role and rules (another desk's policy)."""
-        head = instructions.strip() if instructions else INSTRUCTIONS
-        self.system = SystemMessage("\n\n".join([head, _catalogue(schema), FORMAT]))
+        """`instructions`: the desk's role and rules, the prompt's head."""
+        self.system = SystemMessage("\n\n".join([instructions.strip(), _catalogue(schema), FORMAT]))
         self.budget_chars = budget_chars
         self.hints: list[Hint] = [t.hint for t in schema.tools.values() if t.hint is not None]
         """The tools' next-step hints, in the desk's order."""

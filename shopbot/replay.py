@@ -39,6 +39,7 @@ from shopbot.identity import sign_customer
 from shopbot.loop import ConfirmationAnswer, CustomerText, Incoming
 from shopbot.models.scripted import ScriptedModel
 from shopbot.signing_keys import identity_secret
+from tools.desks import DESKS
 from tools.mailer.loopback import LoopbackInbox
 
 
@@ -118,6 +119,10 @@ class CarrierFaults(_Strict):
 class Script(_Strict):
     title: str
     description: str = ""
+    desk: str | None = None
+    """The desk it runs on, as `SHOPBOT_DESK` names one (unset: the configured desk); a
+    folder or file is relative to the script's own (`desk: ..` for a desk's conversations
+    inside its folder)."""
     signed_in_as: str | None = None
     """Start as this customer, signed by the shop's site, instead of anonymous."""
     carrier: CarrierFaults = CarrierFaults()
@@ -129,7 +134,13 @@ class Script(_Strict):
 
     @classmethod
     def load(cls, path: Path) -> Script:
-        return cls.model_validate(yaml.safe_load(path.read_text()))
+        script = cls.model_validate(yaml.safe_load(path.read_text()))
+        if script.desk is not None:
+            target, colon, name = script.desk.partition(":")
+            beside = path.parent / target
+            if target not in DESKS and beside.exists():
+                script.desk = f"{beside.resolve()}{colon}{name}"
+        return script
 
     def uses(self, tool: str) -> bool:
         return any(
@@ -158,6 +169,9 @@ async def replay(
     """Run `script` against the database in `settings` (a fresh, seeded one), with the
     carrier sandbox in process and a real SMTP server on loopback."""
     from tools.carrier import Faults
+
+    if script.desk is not None:
+        settings = settings.model_copy(update={"desk": script.desk})
 
     faults = Faults()
     if script.carrier.fail_next:

@@ -24,15 +24,14 @@ from shopbot.dispatch import dispatch
 from shopbot.errors import HandoffRefused
 from shopbot.events import StaffToolRan
 from shopbot.handoff import Handoff, StaffMember
+from shopbot.loop import Agent
 from shopbot.state import load_state, load_step_facts
 from tools import ToolContext
 
-__all__ = ["STAFF_TOOLS", "RuleRefused", "StaffToolResult", "run_tool"]
+__all__ = ["RuleRefused", "StaffToolResult", "run_tool", "staff_tools"]
 
 log = logging.getLogger(__name__)
 
-STAFF_TOOLS = ("create_return", "send_return_label")
-"""The tools the conversation page offers."""
 STAFF_STEP = 0
 """The audit rows of staff actions are step 0 of the turn they happen in (model steps count
 from 1)."""
@@ -51,6 +50,12 @@ class StaffToolResult:
     error: bool
 
 
+def staff_tools(agent: Agent) -> tuple[str, ...]:
+    """The desk's tools a staff member may run by hand (`ToolSpec.staff`): what the
+    conversation page offers."""
+    return tuple(name for name, spec in agent.guard.tools.items() if spec.staff)
+
+
 async def run_tool(
     handoff: Handoff,
     conversation_id: str,
@@ -62,9 +67,10 @@ async def run_tool(
     """Run `tool` with `args` in a conversation `who` holds; `override`: the reason to run it
     although the guard denies it. Refused (nothing changed): `RuleRefused`, `NotHolder`...;
     `ValueError` for a tool not offered or arguments that do not parse."""
-    if tool not in STAFF_TOOLS:
-        raise ValueError(f"Staff can run {', '.join(STAFF_TOOLS)}, not {tool!r}.")
     agent, override = handoff.agent, override.strip()
+    offered = staff_tools(agent)
+    if tool not in offered:
+        raise ValueError(f"Staff can run {', '.join(offered)}, not {tool!r}.")
     raw = json.dumps(
         {"thought": f"Run by {who.name} (staff)", "action": {"tool": tool, "args": args}}
     )
@@ -77,7 +83,7 @@ async def run_tool(
         session = rec.session
         conversation = await session.get_one(Conversation, conversation_id)
         state = await load_state(session, conversation, now)
-        await load_step_facts(session, state, action.args, spec.needs)
+        await load_step_facts(session, state, action.args, spec)
         verdict = agent.guard.check(action, state)
         if verdict.decision == "deny" and not override:
             raise RuleRefused(

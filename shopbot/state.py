@@ -31,7 +31,7 @@ from db import (
 from shopbot.events import Citation
 from shopbot.models.base import KnownArgs
 from shopbot.redact import EMAIL
-from tools.base import Needs, StateView, ToolSpec
+from tools.base import StateView, ToolSpec, fold
 from tools.desks import DESKS
 from tools.facts import (
     OrderFacts,
@@ -41,8 +41,6 @@ from tools.facts import (
     load_return_facts,
     named_lines,
 )
-from tools.retail.facts import RetailFacts, load_retail_facts
-from tools.retail.identity import fold
 
 LIVE_CONFIRMATIONS = (ConfirmationStatus.PENDING, ConfirmationStatus.APPROVED)
 _ORDER_ID = re.compile(r"(?<![\w])(#?(?:[0-9]{6}|W[0-9]{7}))(?![\w])")
@@ -98,8 +96,8 @@ class ConversationState:
     tool that runs next asks for the same order (and its lines) without another query."""
     returns: dict[int, ReturnFacts] = field(default_factory=dict[int, ReturnFacts])
     """Facts of the returns the current step touches."""
-    retail: RetailFacts | None = None
-    """Retail desk facts of the current step (orders, payment methods, variants it names)."""
+    rule_facts: Any = None
+    """What the current step's tool loaded for its rule (`ToolSpec.facts`); None without one."""
     own_orders: dict[str, OrderFacts] = field(default_factory=dict[str, OrderFacts])
     """The verified customer's orders that the customer wrote the numbers of."""
     looked_for: set[str] = field(default_factory=set[str])
@@ -179,7 +177,7 @@ def known_args(
     }
 
 
-FAILED_CHECK = failed_check({t.name: t for desk in DESKS.values() for t in desk}.values())
+FAILED_CHECK = failed_check({t.name: t for desk in DESKS.values() for t in desk.tools}.values())
 """An audit row of a failed identity check on any desk: the guard counts them (and
 `shopbot purge`)."""
 
@@ -319,10 +317,10 @@ async def load_own_orders(session: AsyncSession, state: ConversationState) -> No
 
 
 async def load_step_facts(
-    session: AsyncSession, state: ConversationState, args: BaseModel, needs: Needs = Needs.NOTHING
+    session: AsyncSession, state: ConversationState, args: BaseModel, spec: ToolSpec | None
 ) -> None:
-    """Load into `state` the facts the guard needs for an action with `args`: the orders and
-    returns it names and, for a tool with `Needs.RETAIL_RULES`, the retail facts."""
+    """Load into `state` the facts the guard needs for an action of tool `spec` with `args`:
+    the orders and returns it names and what the tool's rule decides on (`ToolSpec.facts`)."""
     order_id, return_id = getattr(args, "order_id", None), getattr(args, "return_id", None)
     loaded = await load_orders(session, [order_id] if isinstance(order_id, str) else [])
     state.orders = {order.id: OrderFacts.of(order) for order in loaded}
@@ -330,8 +328,5 @@ async def load_step_facts(
     state.returns = await load_return_facts(
         session, [return_id] if isinstance(return_id, int) else []
     )
-    state.retail = (
-        await load_retail_facts(session, state.customer_id, args)
-        if needs & Needs.RETAIL_RULES
-        else None
-    )
+    facts = spec.facts if spec is not None else None
+    state.rule_facts = await facts(session, state.customer_id, args) if facts else None

@@ -20,7 +20,7 @@ CORE = sorted(
         *(ROOT / "shopbot" / "models").glob("*.py"),
     ]
 )
-TOOL_NAMES = sorted({spec.name for desk in DESKS.values() for spec in desk})
+TOOL_NAMES = sorted({spec.name for desk in DESKS.values() for spec in desk.tools})
 
 
 def spellings(tool: str) -> re.Pattern[str]:

@@ -10,10 +10,11 @@ docstring is what the model reads.
 
 The tool carries its behaviour, so the core (loop, guard, dispatch, state, prompts, model
 backends) names no tool and a new tool is one module: what the guard requires (`needs`,
-`side_effect`, `proves` for an identity check, `rule` for a desk's policy rule), the values
-the state knows for its arguments (`known`: constrained decoding, strict tool schemas), what
-its observation adds to the turn (`proves`, `cites`; every tool's observations are kept for
-the turn, `StateView.reports`), and the prompt's next-step hint it gives (`hint`).
+`side_effect`, `proves` for an identity check, `rule` for a desk's policy rule and `facts`, what
+the guard loads for it each step), the values the state knows for its arguments (`known`:
+constrained decoding, strict tool schemas), what its observation adds to the turn (`proves`,
+`cites`; every tool's observations are kept for the turn, `StateView.reports`), the prompt's
+next-step hint it gives (`hint`), and whether staff may run it by hand (`staff`).
 
 Policy is decided by `shopbot.guard` before the handler runs, from these. A handler still
 refuses what the facts it reads do not allow (an order not on the customer's account; a
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 import enum
 import inspect
+import unicodedata
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -57,9 +59,6 @@ class Needs(enum.Flag):
     label yet (implies PROVEN)."""
     OWN_USER = enum.auto()
     """`args.user_id` is the proven customer (implies PROVEN)."""
-    RETAIL_RULES = enum.auto()
-    """The tool's `rule` holds for its arguments (the retail desk's, `tools.retail.rules`;
-    the guard reads the facts in `state.retail`)."""
 
 
 class Typed(enum.Enum):
@@ -70,7 +69,13 @@ class Typed(enum.Enum):
     EMAIL = enum.auto()
     """An email address they wrote (case and surrounding space ignored)."""
     WORDS = enum.auto()
-    """Whole words they wrote (case and accents ignored): a name, a zip code."""
+    """Whole words they wrote (case and accents ignored, `fold`): a name, a zip code."""
+
+
+def fold(text: str) -> str:
+    """Case- and accent-blind form for names and emails (as τ²-bench compares them)."""
+    decomposed = unicodedata.normalize("NFD", text.strip())
+    return "".join(ch for ch in decomposed if not unicodedata.combining(ch)).casefold()
 
 
 @dataclass(frozen=True)
@@ -118,8 +123,11 @@ Known = Callable[[StateView], dict[str, list[str]]]
 Hint = Callable[[StateView], str | None]
 """The prompt's hint for the next step, when this tool is what the state says is missing."""
 Rule = Callable[[BaseModel, Any], str | None]
-"""A desk's policy rule for a tool: its refusal of these arguments given the step's facts,
-or None."""
+"""A desk's policy rule for a tool: its refusal of these arguments given the step's facts
+(what the tool's `Facts` loaded), or None."""
+Facts = Callable[[AsyncSession, str | None, BaseModel], Awaitable[Any]]
+"""What a tool's `rule` decides on, loaded before the guard checks each step: from the
+session, the proven customer (None: nobody yet) and the action's arguments."""
 
 
 def typed_order_numbers(state: StateView) -> dict[str, list[str]]:
@@ -215,7 +223,11 @@ class ToolSpec:
     hint: Hint | None = None
     """The next-step hint it gives the prompt."""
     rule: Rule | None = None
-    """The desk's policy rule the guard applies (with `Needs.RETAIL_RULES`)."""
+    """The desk's policy rule the guard applies, on what `facts` loaded."""
+    facts: Facts | None = None
+    """Loads what `rule` decides on, for each step that proposes this tool."""
+    staff: bool = False
+    """A staff member who holds a conversation may run it by hand (`shopbot.staff_tools`)."""
 
     @property
     def activity(self) -> str:
@@ -238,6 +250,8 @@ def tool(
     cites: bool = False,
     hint: Hint | None = None,
     rule: Rule | None = None,
+    facts: Facts | None = None,
+    staff: bool = False,
 ) -> Callable[[Handler], ToolSpec]:
     """Turn `async def name(ctx: ToolContext, **typed_args) -> Observation` into a ToolSpec
     (the keywords are `ToolSpec`'s fields)."""
@@ -253,8 +267,8 @@ def tool(
         args_model = create_model(f"{camel}Args", __config__=ConfigDict(extra="forbid"), **fields)
         if side_effect and not confirm:
             raise TypeError(f"side-effecting tool {fn.__name__} needs a confirm text")
-        if (rule is not None) != bool(needs & Needs.RETAIL_RULES):
-            raise TypeError(f"tool {fn.__name__}: a rule and Needs.RETAIL_RULES go together")
+        if (rule is None) != (facts is None):
+            raise TypeError(f"tool {fn.__name__}: a rule and the facts it reads go together")
         return ToolSpec(
             name=fn.__name__,
             description=inspect.getdoc(fn) or "",
@@ -274,6 +288,8 @@ def tool(
             cites=cites,
             hint=hint,
             rule=rule,
+            facts=facts,
+            staff=staff,
         )
 
     return wrap

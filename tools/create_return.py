@@ -26,6 +26,7 @@ class ReturnCreated(Observation):
 @tool(
     needs=Needs.OWN_ORDER | Needs.RETURNABLE_LINES,
     side_effect=True,
+    staff=True,
     confirm=(
         "Return {items} from order {order_id} (reason: {reason}); a prepaid Parcelo "
         "label will be emailed to the address on the order"

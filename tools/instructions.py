@@ -1,4 +1,4 @@
-"""The returns desk's role and rules: the prompt's head unless a desk brings its own."""
+"""The returns desk's role and rules: its prompt's head (`tools.desks.RETURNS`)."""
 
 ROLE = """You are ShopBot, the customer-service assistant of an online clothing shop.
 You help customers with their orders: status, returns, and questions about the shop's policies.

@@ -57,7 +57,12 @@ def returns_this_turn(state: StateView) -> dict[str, list[str]]:
     return {"return_id": list(dict.fromkeys(ids))}
 
 
-@tool(needs=Needs.OWN_RETURN, doing="Getting your return label…", known=returns_this_turn)
+@tool(
+    needs=Needs.OWN_RETURN,
+    doing="Getting your return label…",
+    known=returns_this_turn,
+    staff=True,
+)
 async def send_return_label(ctx: ToolContext, return_id: ReturnId) -> LabelSent:
     """Buy the prepaid return label for a return created in this conversation and email it
     (PDF attached) to the email address on the order. Call it right after create_return."""

@@ -4,6 +4,7 @@ other subcommands (registered in `shopbot.cli`) measure parts.
     shopbot eval --model oracle -k 3             # CI: must pass 100%
     shopbot eval --model local -s return -k 1    # the embedded model on one category
     shopbot eval --model openai --judge --json   # any OpenAI-compatible endpoint
+    shopbot eval --desk examples/parcel_desk --scenarios examples/parcel_desk/scenarios
 """
 
 from __future__ import annotations
@@ -47,6 +48,10 @@ def eval_suite(
     ] = "oracle",
     k: Annotated[int, typer.Option("-k", min=1, help="Trials per scenario.")] = 3,
     scenarios: Annotated[Path, typer.Option(help="A scenario file or folder.")] = SCENARIOS,
+    desk: Annotated[
+        str | None,
+        typer.Option(help="The desk (SHOPBOT_DESK): a name, a desk's folder or module:NAME."),
+    ] = None,
     only: Annotated[
         list[str] | None,
         typer.Option("--only", "-s", help="Scenario ids, id prefixes or categories (repeat)."),
@@ -83,7 +88,7 @@ def eval_suite(
     if not found:
         console.print("[red]error:[/red] no scenarios match")
         raise typer.Exit(2)
-    settings = Settings()
+    settings = Settings() if desk is None else Settings(desk=desk)
     run = _run(
         found,
         settings,
@@ -138,7 +143,6 @@ async def _run(
     from shopbot.app import build_model, open_policy_index
     from shopbot.eval.judge import make_judge
     from shopbot.eval.metrics import summarize
-    from shopbot.eval.oracle import Oracle
     from shopbot.eval.report import write_report
     from shopbot.eval.runner import ScenarioTrials, run_suite
     from shopbot.eval.scenario import Scenario
@@ -155,9 +159,10 @@ async def _run(
     policy.sync(POLICIES)  # quick when the index is up to date
     label: str = model
     if model == "oracle":
+        oracle = desk_oracle(settings.desk)
 
         def model_for(scenario: Scenario) -> ChatModel:
-            return Oracle(scenario)
+            return oracle(scenario)
 
     else:
         shared = build_model(settings.model_copy(update={"model": model}))
@@ -184,7 +189,7 @@ async def _run(
             model_for=model_for,
             simulator_for=simulator_for,
             policy_index=policy,
-            settings={"model": "scripted" if model == "oracle" else model},
+            settings={"model": "scripted" if model == "oracle" else model, "desk": settings.desk},
             max_turns=max_turns,
             judge=grader,
         ) as trials:
@@ -198,6 +203,21 @@ async def _run(
     )
     write_report(summary, results, html=report, json_path=report.with_suffix(".json"))
     return summary
+
+
+def desk_oracle(setting: str) -> Callable[[Any], Any]:
+    """The scripted agent that plays the desk's scenarios perfectly (`Desk.oracle`): given a
+    scenario, a chat model."""
+    from shopbot.errors import ConfigError
+    from tools.desks import load_desk, load_object
+
+    desk = load_desk(setting)
+    if desk.oracle is None:
+        raise ConfigError(f"the {desk.name} desk has no oracle (Desk.oracle): choose a --model")
+    found = load_object(desk.oracle, f"the {desk.name} desk's oracle", default="Oracle")
+    if not callable(found):
+        raise ConfigError(f"the {desk.name} desk's oracle {desk.oracle} is not a class")
+    return found
 
 
 @contextmanager
@@ -226,4 +246,4 @@ def trial_progress(label: str, total: int) -> Generator[Callable[[TrialResult], 
         yield advance
 
 
-__all__ = ["eval_app", "trial_progress"]
+__all__ = ["desk_oracle", "eval_app", "trial_progress"]

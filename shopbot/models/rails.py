@@ -47,18 +47,6 @@ MAX_CHARS = 200
 """Longer messages say more than one thing: the model reads them."""
 
 
-def intents_path(setting: str | None, desk: str) -> Path | None:
-    """The intents file `SHOPBOT_INTENTS` names: unset means the desk's own, `none` none."""
-    if setting is None:
-        return RETURNS_INTENTS if desk == "returns" else None
-    if setting.strip().casefold() == "none":
-        return None
-    path = Path(setting).expanduser()
-    if not path.is_file():
-        raise ConfigError(f"SHOPBOT_INTENTS: no intents file at {path} (a path, or none)")
-    return path
-
-
 @dataclass(frozen=True)
 class Intent:
     name: str
@@ -173,4 +161,4 @@ class Rails:
             yield await self.inner.complete(request)
 
 
-__all__ = ["RETURNS_INTENTS", "Embed", "Intent", "IntentRouter", "Match", "Rails", "intents_path"]
+__all__ = ["RETURNS_INTENTS", "Embed", "Intent", "IntentRouter", "Match", "Rails"]

@@ -9,7 +9,6 @@ a task's ground-truth actions must leave changed, and which of those actions mus
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -17,15 +16,9 @@ from typing import Any
 
 from db.tau2 import Tau2Error, round_money
 from shopbot.errors import ConfigError
+from tools.retail.instructions import tau2_dir
 
-REPO = Path(__file__).resolve().parents[2]
 Data = dict[str, Any]
-
-
-def tau2_dir() -> Path:
-    """Where the data is: `SHOPBOT_TAU2_DIR`, else `../shared/tau2-retail` beside the repo."""
-    configured = os.environ.get("SHOPBOT_TAU2_DIR")
-    return Path(configured) if configured else (REPO.parent / "shared" / "tau2-retail")
 
 
 def missing_reason(directory: Path | None = None) -> str | None:

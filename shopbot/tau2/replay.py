@@ -112,7 +112,7 @@ class Replayer:
             now = utcnow()
             state = await load_state(session, conversation, now)
             spec = self.guard.tools[parsed.tool]
-            await load_step_facts(session, state, parsed.args, spec.needs)
+            await load_step_facts(session, state, parsed.args, spec)
             verdict = self.guard.check(parsed, state)
             if verdict.decision == "deny":
                 return out("guard", verdict.reason)

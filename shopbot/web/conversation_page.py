@@ -25,7 +25,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 
 from shopbot.errors import ConversationBusy, ConversationNotFound, HandoffRefused
 from shopbot.handoff import StaffMember as Acting
-from shopbot.staff_tools import STAFF_TOOLS, run_tool
+from shopbot.staff_tools import run_tool, staff_tools
 from shopbot.web.backend import BackendDep
 from shopbot.web.pages import PAGE_HEADERS, PageRefused, page
 from shopbot.web.schemas import NO_NUL
@@ -59,7 +59,7 @@ async def conversation_page(
         "shop": backend.settings.shop_name,
         "trail": trail,
         "mine": trail.holder_id == staff.staff_id,
-        "tools": STAFF_TOOLS,
+        "tools": staff_tools(backend.handoff.agent),
     }
     return page(request, "conversation.html", context, headers=LIVE_HEADERS)
 

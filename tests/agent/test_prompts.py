@@ -8,13 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from shopbot.app import RETAIL_ROLE, build_agent
+from shopbot.app import build_agent
 from shopbot.config import Settings
 from shopbot.models.scripted import ScriptedModel
 from shopbot.state import ConversationState
 from shopbot.tau2.data import missing_reason, tau2_dir
 from tests.plugin import order_facts
 from tools.instructions import ROLE
+from tools.retail.instructions import ROLE as RETAIL_ROLE
 
 
 def system_prompt(**overrides: object) -> str:

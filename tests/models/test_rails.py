@@ -8,12 +8,14 @@ from pathlib import Path
 import pytest
 import yaml
 
+from shopbot.app import desk_file
 from shopbot.errors import ConfigError
 from shopbot.models.base import ModelRequest
-from shopbot.models.rails import RETURNS_INTENTS, IntentRouter, Rails, intents_path
+from shopbot.models.rails import RETURNS_INTENTS, IntentRouter, Rails
 from shopbot.models.scripted import ScriptedModel
 from shopbot.policy.embeddings import MiniLMEmbedding
 from tests.agent.agent_support import act
+from tools.desks import RETAIL, RETURNS
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 
@@ -85,11 +87,14 @@ async def test_an_opening_gets_its_intents_action_and_nothing_else_does(
 
 
 def test_the_intents_file_is_chosen_by_setting_and_desk(tmp_path: Path) -> None:
-    assert intents_path(None, "returns") == RETURNS_INTENTS
-    assert intents_path(None, "retail") is None
-    assert intents_path(" None ", "returns") is None
+    def intents_path(setting: str | None, own: Path | None) -> Path | None:
+        return desk_file(setting, own, "SHOPBOT_INTENTS", "intents")
+
+    assert intents_path(None, RETURNS.intents) == RETURNS_INTENTS
+    assert intents_path(None, RETAIL.intents) is None
+    assert intents_path(" None ", RETURNS.intents) is None
     with pytest.raises(ConfigError, match="SHOPBOT_INTENTS: no intents file"):
-        intents_path(str(tmp_path / "missing.yaml"), "returns")
+        intents_path(str(tmp_path / "missing.yaml"), RETURNS.intents)
     broken = tmp_path / "broken.yaml"
     broken.write_text("intents: [1, 2]\n")
     with pytest.raises(ConfigError, match="SHOPBOT_INTENTS: cannot read"):

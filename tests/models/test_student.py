@@ -10,14 +10,15 @@ import pytest
 from langchain_core.messages import HumanMessage, SystemMessage
 
 from shopbot.actions import Action, ActionSchema
-from shopbot.app import build_model
+from shopbot.app import adapter_for, build_model
 from shopbot.config import Settings
 from shopbot.errors import ConfigError
 from shopbot.models.base import ModelRequest
-from shopbot.models.local import RETURNS_ADAPTER, LocalModel, adapter_path
+from shopbot.models.local import RETURNS_ADAPTER, LocalModel
 from shopbot.models.rails import Rails
 from tests.plugin import known_for
 from tools import TOOLS
+from tools.desks import RETAIL, RETURNS
 
 
 def settings(**overrides: Any) -> Settings:
@@ -32,15 +33,16 @@ def test_the_adapter_is_shipped_small_with_its_card() -> None:
 
 
 def test_the_setting_chooses_the_adapter(tmp_path: Path) -> None:
-    assert adapter_path(None, "returns", None) == RETURNS_ADAPTER
-    assert adapter_path("none", "returns", None) is None
-    assert adapter_path(" None ", "returns", None) is None
+    assert RETURNS.adapter == RETURNS_ADAPTER
+    assert adapter_for(settings(), RETURNS) == RETURNS_ADAPTER
+    assert adapter_for(settings(model_adapter="none"), RETURNS) is None
+    assert adapter_for(settings(model_adapter=" None "), RETURNS) is None
     # Trained for the returns desk over the packaged base: not for another desk or model.
-    assert adapter_path(None, "retail", None) is None
-    assert adapter_path(None, "returns", tmp_path / "other.gguf") is None
+    assert adapter_for(settings(), RETAIL) is None
+    assert adapter_for(settings(model_path=tmp_path / "other.gguf"), RETURNS) is None
     mine = tmp_path / "mine.gguf"
     mine.write_bytes(b"x")
-    assert adapter_path(str(mine), "retail", None) == mine
+    assert adapter_for(settings(model_adapter=str(mine)), RETAIL) == mine
 
 
 def test_a_missing_adapter_is_one_clear_line_naming_the_setting(tmp_path: Path) -> None:

@@ -110,7 +110,7 @@ def state_for(act: Action, customer: str | None = "u1", said: str = "") -> Conve
             k: OrderFacts(k, o.user_id, "u@example.com", o.status, None, {})
             for k, o in named.items()
         },
-        retail=RetailFacts(named, METHODS if customer else {}, VARIANTS),
+        rule_facts=RetailFacts(named, METHODS if customer else {}, VARIANTS),
     )
 
 
@@ -320,5 +320,5 @@ def test_identity_only_with_what_the_customer_wrote_and_only_once() -> None:
 def test_retail_rules_without_their_facts_are_denied() -> None:
     act = cancel()
     st = state_for(act)
-    st.retail = None
+    st.rule_facts = None
     assert check(act, st).decision == "deny"

@@ -18,7 +18,6 @@ from shopbot.state import load_state, load_step_facts
 from shopbot.tau2.data import GroundTruthAction, Task
 from shopbot.tau2.replay import Replayer
 from tests.plugin import settings_for
-from tools.base import Needs
 from tools.retail.reads import evaluate
 
 
@@ -84,7 +83,9 @@ async def test_a_retail_return_continues_into_the_label_flow(
         async with sessions() as session:
             conversation = await session.get_one(Conversation, conversation_id)
             state = await load_state(session, conversation, conversation.created_at)
-            await load_step_facts(session, state, label.args, Needs.OWN_RETURN)
+            await load_step_facts(
+                session, state, label.args, replayer.guard.tools["send_return_label"]
+            )
             assert replayer.guard.check(label, state).decision == "allow"
             state.conversation_id = "another conversation"
             assert replayer.guard.check(label, state).decision == "deny"

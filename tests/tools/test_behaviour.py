@@ -7,10 +7,11 @@ from datetime import UTC, datetime
 
 import pytest
 from pydantic import BaseModel
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from shopbot.models.base import KnownArgs
 from shopbot.state import ConversationState, known_args
-from tools import REGISTRY, Needs, ToolContext, tool
+from tools import REGISTRY, ToolContext, tool
 from tools.base import Observation
 from tools.retail import RETAIL_REGISTRY
 
@@ -55,7 +56,7 @@ def test_an_identity_check_says_how_its_observation_reads() -> None:
     assert lookup.outcome({"error": "not_found"}, error=True) is False
 
 
-def test_a_rule_and_its_need_go_together() -> None:
+def test_a_rule_and_its_facts_go_together() -> None:
     def anything(args: BaseModel, facts: object) -> str | None:
         return None
 
@@ -63,8 +64,11 @@ def test_a_rule_and_its_need_go_together() -> None:
         """Cancel an order."""
         return Observation()
 
-    with pytest.raises(TypeError, match=r"a rule and Needs\.RETAIL_RULES go together"):
+    async def nothing(session: AsyncSession, customer_id: str | None, args: BaseModel) -> object:
+        return None
+
+    with pytest.raises(TypeError, match=r"a rule and the facts it reads go together"):
         tool(rule=anything)(cancel_order)
-    with pytest.raises(TypeError, match=r"a rule and Needs\.RETAIL_RULES go together"):
-        tool(needs=Needs.RETAIL_RULES)(cancel_order)
-    assert tool(needs=Needs.RETAIL_RULES, rule=anything)(cancel_order).rule is anything
+    with pytest.raises(TypeError, match=r"a rule and the facts it reads go together"):
+        tool(facts=nothing)(cancel_order)
+    assert tool(rule=anything, facts=nothing)(cancel_order).rule is anything

@@ -22,7 +22,7 @@ from db import (
 )
 from db.tau2 import order_record
 from tools.base import Needs, ToolContext, tool
-from tools.retail.facts import RetailOrderFacts, VariantFacts
+from tools.retail.facts import RetailOrderFacts, VariantFacts, load_retail_facts
 from tools.retail.pending import method_facts
 from tools.retail.records import (
     ItemIds,
@@ -55,8 +55,9 @@ def lines_for(order: Order, item_ids: list[str]) -> list[OrderItem]:
 
 
 @tool(
-    needs=Needs.OWN_ORDER | Needs.RETAIL_RULES,
+    needs=Needs.OWN_ORDER,
     rule=RETURN_RULE,
+    facts=load_retail_facts,
     side_effect=True,
     confirm=(
         "Return items {item_ids} of order {order_id}, refunded to {payment_method_id}; "
@@ -91,8 +92,9 @@ async def return_delivered_order_items(
 
 
 @tool(
-    needs=Needs.OWN_ORDER | Needs.RETAIL_RULES,
+    needs=Needs.OWN_ORDER,
     rule=EXCHANGE_RULE,
+    facts=load_retail_facts,
     side_effect=True,
     confirm=(
         "Exchange items {item_ids} of order {order_id} for {new_item_ids}, the price "

@@ -8,14 +8,13 @@ and only with what the customer wrote themselves.
 
 from __future__ import annotations
 
-import unicodedata
 from typing import Annotated
 
 from pydantic import Field
 from sqlalchemy import func, select
 
 from db import Address, Conversation, Customer
-from tools.base import Observation, Proof, ToolContext, Typed, tool
+from tools.base import Observation, Proof, ToolContext, Typed, fold, tool
 from tools.retail.records import not_found
 
 Email = Annotated[
@@ -33,12 +32,6 @@ NOT_LOOKED_UP = (
     "The customer has not been authenticated. Ask for their email (or their name and zip "
     "code), then call find_user_id_by_email (or find_user_id_by_name_zip)."
 )
-
-
-def fold(text: str) -> str:
-    """Case- and accent-blind form for names and emails (as τ²-bench compares them)."""
-    decomposed = unicodedata.normalize("NFD", text.strip())
-    return "".join(ch for ch in decomposed if not unicodedata.combining(ch)).casefold()
 
 
 async def _prove(ctx: ToolContext, user_id: str, how: str) -> UserFound:

@@ -27,7 +27,7 @@ from db import (
 )
 from db.tau2 import order_record
 from tools.base import Needs, ToolContext, tool
-from tools.retail.facts import MethodFacts, RetailOrderFacts, VariantFacts
+from tools.retail.facts import MethodFacts, RetailOrderFacts, VariantFacts, load_retail_facts
 from tools.retail.records import (
     ItemIds,
     Line,
@@ -76,8 +76,9 @@ def record_transaction(
 
 
 @tool(
-    needs=Needs.OWN_ORDER | Needs.RETAIL_RULES,
+    needs=Needs.OWN_ORDER,
     rule=CANCEL_RULE,
+    facts=load_retail_facts,
     side_effect=True,
     confirm="Cancel order {order_id} (reason: {reason}); every payment is refunded",
 )
@@ -102,8 +103,9 @@ async def cancel_pending_order(ctx: ToolContext, order_id: OrderId, reason: Reas
 
 
 @tool(
-    needs=Needs.OWN_ORDER | Needs.RETAIL_RULES,
+    needs=Needs.OWN_ORDER,
     rule=ADDRESS_RULE,
+    facts=load_retail_facts,
     side_effect=True,
     confirm=("Ship order {order_id} to {address1} {address2}, {city}, {state} {zip}, {country}"),
 )
@@ -129,8 +131,9 @@ async def modify_pending_order_address(
 
 
 @tool(
-    needs=Needs.OWN_ORDER | Needs.RETAIL_RULES,
+    needs=Needs.OWN_ORDER,
     rule=PAYMENT_RULE,
+    facts=load_retail_facts,
     side_effect=True,
     confirm="Pay order {order_id} with {payment_method_id} instead; the old payment is refunded",
 )
@@ -153,8 +156,9 @@ async def modify_pending_order_payment(
 
 
 @tool(
-    needs=Needs.OWN_ORDER | Needs.RETAIL_RULES,
+    needs=Needs.OWN_ORDER,
     rule=ITEMS_RULE,
+    facts=load_retail_facts,
     side_effect=True,
     confirm=(
         "Change items {item_ids} of order {order_id} to {new_item_ids}, the price difference "
