@@ -85,6 +85,24 @@ def test_only_the_training_pipeline_and_the_cli_import_it() -> None:
     assert found == []
 
 
+def test_an_outside_desk_uses_only_tools_db_and_shopbot() -> None:
+    """A desk in `examples/` is what a shop writes: the tools' and the agent's public parts,
+    never the tests' or the benchmarks' helpers."""
+    found = breaches("examples", ("tests", "benchmarks", "examples"))
+    assert found == []
+    assert imported(ROOT / "examples" / "parcel_desk" / "__init__.py") >= {"tools.desk"}
+
+
+def test_nothing_imports_an_outside_desk() -> None:
+    """`SHOPBOT_DESK` loads one by its path (`tools.desks.load_desk`); no module names it."""
+    found = [
+        line
+        for folder in ("shopbot", "tools", "db", "tests", "benchmarks")
+        for line in breaches(folder, ("examples",))
+    ]
+    assert found == []
+
+
 def test_the_scanner_sees_imports_inside_functions(tmp_path: Path) -> None:
     module = tmp_path / "m.py"
     module.write_text("def f():\n    from shopbot.web import app\n    import shopbot.cli\n")
