@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.test_layers import imported
 from tools.desks import DESKS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -63,6 +64,23 @@ def test_the_core_names_no_tool(path: Path) -> None:
         {tool for text in words(path) for tool, pattern in PATTERNS.items() if pattern.search(text)}
     )
     assert named == []
+
+
+DESK_MODULES = ("tools.retail", "tools.instructions", "examples")
+"""A desk's own modules, beyond its tools: its rules, facts and instructions."""
+
+
+@pytest.mark.parametrize(
+    "path", [*CORE, ROOT / "shopbot" / "app.py"], ids=lambda p: str(p.relative_to(ROOT))
+)
+def test_the_core_and_the_assembly_import_no_desk(path: Path) -> None:
+    """They read a desk through its registration (`tools.desk.Desk`), never its modules."""
+    found = sorted(
+        name
+        for name in imported(path)
+        if any(name == m or name.startswith(m + ".") for m in DESK_MODULES)
+    )
+    assert found == []
 
 
 def test_the_scanner_finds_a_tool_in_a_literal_and_a_name(tmp_path: Path) -> None:
