@@ -10,7 +10,7 @@
 |---|---|
 | `scenario.py` | the scenario format (pydantic) and `load_scenarios` |
 | `simulator.py` | `RuleSimulator` (default), `LlmSimulator` and its chat backends |
-| `oracle.py` | `Oracle`: a `ChatModel` playing a perfect agent through the real loop |
+| `oracle.py` | `Oracle`: a `ChatModel` playing a perfect agent through the real loop (the returns desk's; another desk names its own, `Desk.oracle`) |
 | `runner.py` | `run_suite` (tasks x k trials, pluggable trial function), `ScenarioTrials` |
 | `scoring.py` | world snapshots, their difference as `Effects`, `score` and `violations` |
 | `metrics.py` | `pass_hat_k`, `summarize` |
