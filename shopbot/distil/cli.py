@@ -70,6 +70,10 @@ def train_command(
     limit: Annotated[
         int | None, typer.Option(help="Train on the first N steps (a smoke run).")
     ] = None,
+    start: Annotated[
+        Path | None, typer.Option(help="A GGUF LoRA adapter to go on from (a shipped one).")
+    ] = None,
+    lr: Annotated[float, typer.Option(help="Peak learning rate.")] = 4e-4,
 ) -> None:
     """Fine-tune the base with LoRA on the training split (needs the [train] extra)."""
     from shopbot.distil.train import TrainConfig, require_train_extra, train
@@ -78,7 +82,11 @@ def train_command(
         require_train_extra()
     except ConfigError as exc:
         raise _fail(str(exc)) from None
-    adapter = train(TrainConfig(data=data, out=out, epochs=epochs, minutes=minutes, limit=limit))
+    adapter = train(
+        TrainConfig(
+            data=data, out=out, epochs=epochs, minutes=minutes, limit=limit, start=start, lr=lr
+        )
+    )
     console.print(f"adapter saved in {adapter}")
 
 

@@ -39,6 +39,16 @@ class VariedSimulator(RuleSimulator):
 
     rng: random.Random = random.Random(0)  # noqa: RUF009 - replaced per scenario
 
+    def _restate(self) -> Incoming | None:
+        """Say the request again, once: the goal's line, which a scenario that opens with
+        small talk says second."""
+        if self._restated:
+            return None
+        self._restated = True
+        persona = self.scenario.persona
+        said = next((s for s in [persona.opening, *persona.then] if s.intent == "goal"), None)
+        return self._say((said or persona.opening).text)
+
     def _identify(self, wants_order: bool, wants_email: bool) -> Incoming | None:
         persona = self.scenario.persona
         said = " ".join(self.said).casefold()
@@ -78,6 +88,19 @@ def fixture_lines(root: Path = FIXTURES) -> set[str]:
             if isinstance(turn.get("customer"), str):
                 found.add(turn["customer"])
     return {" ".join(line.split()).casefold() for line in found}
+
+
+SUITE_LINE_CHARS = 25
+"""A suite's line this long is not taught even inside a longer one ("I've waited long enough.
+<the line>"); shorter ones ("Thanks!") are everyday words."""
+
+
+def holds_a_suite_line(said: str, suite_lines: set[str]) -> bool:
+    """Is `said` one of the suites' lines, or has one of the longer ones inside it?"""
+    text = " ".join(said.split()).casefold()
+    return text in suite_lines or any(
+        len(line) > SUITE_LINE_CHARS and line in text for line in suite_lines
+    )
 
 
 def _clean(result: Any) -> bool:
@@ -121,9 +144,7 @@ async def generate(
                 counts["conversations dropped"] += 1
                 continue
             said = customer_lines(recorder.rows)
-            if d.split == "train" and any(
-                " ".join(s.split()).casefold() in forbidden for s in said
-            ):
+            if d.split == "train" and any(holds_a_suite_line(s, forbidden) for s in said):
                 counts["conversations dropped (a suite's line)"] += 1
                 continue
             counts["conversations"] += 1

@@ -92,6 +92,12 @@ QUESTIONS = [
     "Can I return an order that hasn't arrived yet?",
     "How do I start a return?",
     "How can I check on my refund?",
+    "can i return a bikini?",
+    "can I return sale items??",
+    "can i send back socks",
+    "is it possible to return shoes I wore once?",
+    "can I return something I bought on clearance?",
+    "return earrings possible?",
 ]
 
 __all__ = ["QUESTIONS"]

@@ -255,6 +255,7 @@ class Drawer:
         persona["confirms"] = rng.random() > 0.15
         persona["agrees"] = rng.random() > 0.3
         persona["then"] = self._then(customer, rng, families)
+        self._after_prelude(customer, order.id, persona, families)
         category = "return" if eligible else "ineligible_return"
         if several:
             category = "multi_return"
@@ -277,12 +278,15 @@ class Drawer:
             opening = self.fill(template, order=order.id)
         else:
             template, fam = self.pick(P.STATUS_VAGUE)
-            opening = template
+            opening = self.fill(
+                template, items=refer(self.rng.choice(order.items), order, self.rng)
+            )
         if self.rng.random() < 0.15:
             persona["emails"] = [_wrong_email(c["email"], self.rng), c["email"]]
         families = [fam]
         persona["opening"] = self.noisy(opening, style, families)
         persona["then"] = self._then(customer, self.rng, families)
+        self._after_prelude(customer, order.id, persona, families)
         goal = Goal(kind="status", order_id=order.id)
         return self._scenario("status", "order_status", customer, families, persona, goal)
 
@@ -319,8 +323,7 @@ class Drawer:
             text, fam = self.pick(P.HUMAN)
             intent = "human"
         else:
-            text, fam = self.pick(P.INJECTION)
-            text = text.format(other=self.other_order(customer).id)
+            text, fam = self.injection(customer)
             intent = "refuse_injection"
         families = [fam]
         persona: dict[str, Any] = {"opening": Say(text=P.typo(text, self.rng), intent=intent)}
@@ -329,6 +332,41 @@ class Drawer:
         if intent != "human" and self.rng.random() < 0.5:
             persona["then"] = [self._question(families)]
         return self._scenario("chat", "off_topic", customer, families, persona, Goal(kind="none"))
+
+    def injection(self, customer: str, order: str | None = None) -> tuple[str, str]:
+        """An attempt to talk ShopBot out of its rules; some name an order of the customer's
+        (`order`, else one drawn)."""
+        text, fam = self.pick(P.INJECTION)
+        own = order or self.rng.choice(self.by_customer.get(customer) or self.orders).id
+        slots = {"other": self.other_order(customer).id, "order": own}
+        return self.fill(text, other_email=_wrong_email("x@example.com", self.rng), **slots), fam
+
+    def _after_prelude(
+        self, customer: str, order: str, persona: dict[str, Any], families: list[str]
+    ) -> None:
+        """A fifth of the time the request comes after a turn that needed no tool (small
+        talk, a forbidden ask, a policy question): the student must take the new message
+        for the request it is, not go on in its last reply's vein."""
+        if self.rng.random() >= 0.2:
+            return
+        roll = self.rng.random()
+        if roll < 0.25:
+            first = self._question(families)
+        else:
+            intent: Intent
+            if roll < 0.6:
+                text, fam = self.pick(P.OFF_TOPIC)
+                intent = "off_topic"
+            elif roll < 0.8:
+                text, fam = self.pick(P.DISCOUNT)
+                intent = "refuse_discount"
+            else:
+                text, fam = self.injection(customer, order)
+                intent = "refuse_injection"
+            families.append(fam)
+            first = Say(text=P.typo(text, self.rng), intent=intent)
+        persona["then"] = [Say(text=persona["opening"]), *persona["then"]]
+        persona["opening"] = first
 
     def _question(self, families: list[str]) -> Say:
         from shopbot.distil.questions import QUESTIONS

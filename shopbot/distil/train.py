@@ -50,6 +50,9 @@ class TrainConfig:
     """Stop (and save) when this much time has passed, whatever the epoch."""
     limit: int | None = None
     """Train on the first N examples only (a smoke run)."""
+    start: Path | None = None
+    """A GGUF LoRA adapter (a shipped one) to go on from, instead of a fresh adapter: a
+    shorter run on new data keeps what the earlier run learned."""
 
 
 def require_train_extra() -> None:
@@ -76,6 +79,58 @@ def load_base(dtype: Any = None) -> tuple[Any, Any]:
         path.parent, gguf_file=path.name, dtype=dtype or torch.float32
     )
     return model, tokenizer
+
+
+GGUF_MODULES = {
+    "attn_q": "self_attn.q_proj",
+    "attn_k": "self_attn.k_proj",
+    "attn_v": "self_attn.v_proj",
+    "attn_output": "self_attn.o_proj",
+    "ffn_gate": "mlp.gate_proj",
+    "ffn_up": "mlp.up_proj",
+    "ffn_down": "mlp.down_proj",
+}
+"""llama.cpp's tensor names of the LoRA's target modules, and transformers' names."""
+
+
+def unpermute_rows(weights: Any, heads: int) -> Any:
+    """Undoes llama.cpp's converter's permutation of a query or key projection's output rows
+    (it interleaves each head's two rotary halves); `weights` is a numpy array."""
+    rows = weights.shape[0]
+    grouped = weights.reshape(heads, rows // heads // 2, 2, *weights.shape[1:])
+    return grouped.swapaxes(1, 2).reshape(weights.shape)
+
+
+def load_gguf_adapter(model: Any, path: Path) -> int:
+    """Copies a GGUF LoRA's weights into the peft `model` (same rank and alpha); returns how
+    many tensors it set. llama.cpp stores the query and key projections with their rows
+    permuted for its rotary embedding, so their B matrices are permuted back, as
+    transformers does for the base's weights it dequantizes."""
+    import numpy as np
+    import torch  # pyright: ignore[reportMissingImports]
+    from gguf import GGUFReader  # pyright: ignore[reportMissingImports]
+
+    reader = GGUFReader(path)
+    heads = model.config.num_attention_heads
+    kv_heads = model.config.num_key_value_heads
+    params = dict(model.named_parameters())
+    count = 0
+    for tensor in reader.tensors:
+        block, number, name, _, part = tensor.name.split(".")
+        if block != "blk" or name not in GGUF_MODULES:
+            raise ConfigError(f"{path}: unexpected tensor {tensor.name}")
+        data = np.array(tensor.data, dtype=np.float32)
+        if part == "lora_b" and name in ("attn_q", "attn_k"):
+            data = unpermute_rows(data, heads if name == "attn_q" else kv_heads)
+        side = "lora_A" if part == "lora_a" else "lora_B"
+        key = f"base_model.model.model.layers.{number}.{GGUF_MODULES[name]}.{side}.default.weight"
+        target = params[key]
+        if tuple(target.shape) != data.shape:
+            raise ConfigError(f"{path}: {tensor.name} is {data.shape}, the model's {target.shape}")
+        with torch.no_grad():
+            target.copy_(torch.from_numpy(data))
+        count += 1
+    return count
 
 
 def encode(tokenizer: Any, row: dict[str, Any]) -> tuple[list[int], int]:
@@ -171,6 +226,9 @@ def train(config: TrainConfig) -> Path:
             task_type="CAUSAL_LM",
         ),
     )
+    if config.start is not None:
+        loaded = load_gguf_adapter(model, config.start)
+        print(f"went on from {config.start}: {loaded} tensors")
     examples = [
         e for e in (encode(tokenizer, r) for r in train_rows) if len(e[0]) <= config.max_tokens
     ]
@@ -258,4 +316,12 @@ def dev_loss(model: Any, dev: list[tuple[list[int], int]], pad: int, amp: Any) -
     return total / max(1, count)
 
 
-__all__ = ["TrainConfig", "encode", "load_base", "require_train_extra", "train"]
+__all__ = [
+    "TrainConfig",
+    "encode",
+    "load_base",
+    "load_gguf_adapter",
+    "require_train_extra",
+    "train",
+    "unpermute_rows",
+]

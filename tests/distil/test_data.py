@@ -225,3 +225,14 @@ def test_named_lines_take_the_teacher_straight_to_the_eligibility_check(
         named = next(x for x in row["prompt"].splitlines() if x.startswith("Items the"))
         lines = json.loads(row["target"])["action"]["args"]["lines"]
         assert [int(n) for n in re.findall(r"line (\d+)", named)] == lines, named
+
+
+def test_some_requests_come_after_a_turn_that_needed_no_tool() -> None:
+    # A request after small talk or a refused ask is still a request: the generator opens a
+    # fifth of the returns and status asks with such a turn, and the request comes second.
+    drawn = [d for d in draw(400, 11) if d.scenario.goal.kind in ("return", "status")]
+    after = [d for d in drawn if d.scenario.persona.opening.intent != "goal"]
+    assert 0.1 < len(after) / len(drawn) < 0.3
+    intents = {d.scenario.persona.opening.intent for d in after}
+    assert {"off_topic", "refuse_discount", "question"} <= intents
+    assert all(d.scenario.persona.then[0].intent == "goal" for d in after)
