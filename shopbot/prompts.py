@@ -118,25 +118,30 @@ class PromptBuilder:
         parts = [summary, "Conversation:\n" + "\n".join(reversed(convo))]
         if step_lines:
             parts.append(TURN_SO_FAR + "\n" + "\n".join(step_lines))
-        conf = state.confirmation
-        situation = Situation(
-            verified=state.proven,
-            failed_checks=state.failed_verifications,
-            approved=_action(conf) if conf is not None and conf.status == "approved" else None,
-            hint=hint,
-            conversation=tuple(reversed(said)),
-            steps=tuple(
-                _shown(i, s, line)
-                for i, (s, line) in enumerate(zip(steps, step_lines, strict=True), 1)
-            ),
-        )
-        return "\n\n".join([*parts, *tail]), situation
+        shown = [
+            _shown(i, s, line) for i, (s, line) in enumerate(zip(steps, step_lines, strict=True), 1)
+        ]
+        return "\n\n".join([*parts, *tail]), _situation(state, hint, said[::-1], shown)
 
 
 def _shown(number: int, step: Step, line: str) -> StepShown:
     """A step as its line shows it: what follows the arrow, if a cut left the arrow."""
     head = f"{number}. {step.action}\n   ->"
     return StepShown(step.tool, line[len(head) :].strip() if line.startswith(head) else None)
+
+
+def _situation(
+    state: ConversationState, hint: str | None, said: list[Said], steps: list[StepShown]
+) -> Situation:
+    conf = state.confirmation
+    return Situation(
+        verified=state.proven,
+        failed_checks=state.failed_verifications,
+        approved=_action(conf) if conf is not None and conf.status == "approved" else None,
+        hint=hint,
+        conversation=tuple(said),
+        steps=tuple(steps),
+    )
 
 
 def _action(conf: LiveConfirmation) -> str:
