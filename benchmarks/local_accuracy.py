@@ -134,9 +134,9 @@ async def run_variant(
             model.exemplars = without(step.conversation) if without else library
         request = replace(step.request, conversation_id=f"{name}:{step.conversation}")
         t0 = time.perf_counter()
-        raw = await model.complete(request)
+        answer = await model.complete(request)
         ms = (time.perf_counter() - t0) * 1000
-        parsed = schema.parse(raw)
+        raw, parsed = answer.raw, schema.parse(answer)
         outcome = Outcome(step, raw, ms, parsed if isinstance(parsed, Action) else None)
         if not isinstance(parsed, Action):
             outcome.error = parsed.error

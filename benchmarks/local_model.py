@@ -38,6 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.common import machine
 from benchmarks.replay_steps import RecordedStep, record
 from shopbot.exemplars import ExemplarLibrary
+from shopbot.models.base import StepDelta
 from shopbot.models.local import RETURNS_ADAPTER, LocalModel
 
 A, B = "30_reference_return", "09_return_confirmed"
@@ -62,7 +63,8 @@ async def step(model: LocalModel, s: RecordedStep, cid: str) -> Timing:
     pieces: list[str] = []
     async for piece in model.stream(replace(s.request, conversation_id=cid)):
         first = first if first is not None else time.perf_counter()
-        pieces.append(piece)
+        if isinstance(piece, StepDelta):
+            pieces.append(piece.raw)
     total = time.perf_counter()
     new = len(model.llm.tokenize("".join(pieces).encode(), add_bos=False, special=False))
     return Timing(

@@ -38,7 +38,7 @@ from shopbot.config import Settings
 from shopbot.events import Reply, TurnEnded
 from shopbot.guard import Verdict
 from shopbot.loop import CustomerText
-from shopbot.models.base import ModelRequest
+from shopbot.models.base import ModelRequest, ModelStep, read_step
 from shopbot.pii import Minimiser
 from shopbot.tracing import Tracing
 
@@ -71,11 +71,11 @@ class TimedModel:
         self.model_ms = 0.0
         self._returned: float | None = None
 
-    async def complete(self, request: ModelRequest) -> str:
+    async def complete(self, request: ModelRequest) -> ModelStep:
         start = time.perf_counter()
         if self._returned is not None and self.i % len(SCRIPT):
             self.gaps.append((start - self._returned) * 1000)  # within one turn
-        out = json.dumps(SCRIPT[self.i % len(SCRIPT)])
+        out = read_step(json.dumps(SCRIPT[self.i % len(SCRIPT)]))
         self.i += 1
         self._returned = time.perf_counter()
         self.model_ms += (self._returned - start) * 1000

@@ -30,6 +30,7 @@ from shopbot.config import Settings
 from shopbot.eval.runner import ScenarioTrials
 from shopbot.eval.scenario import Expect, ExpectedReturn, Goal, Persona, Scenario
 from shopbot.eval.simulator import RuleSimulator
+from shopbot.models.base import ModelStep
 from shopbot.replay import EmailExpectation
 
 README_LINE = "Hi, I want to return the jeans from order 482913. My email is jane.doe@example.com"
@@ -68,13 +69,13 @@ class Timed:
     def name(self) -> str:
         return str(self.model.name)
 
-    async def complete(self, request: Any) -> str:
+    async def complete(self, request: Any) -> ModelStep:
         import time
 
         t0 = time.perf_counter()
         out = await self.model.complete(request)
         self.calls.append(time.perf_counter() - t0)
-        return str(out)
+        return out
 
 
 def main() -> None:

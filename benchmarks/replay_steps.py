@@ -23,7 +23,7 @@ from db.testing import SqliteTemplate, cloned
 from shopbot.actions import Action, ActionSchema
 from shopbot.app import open_database
 from shopbot.config import Settings
-from shopbot.models.base import ModelRequest
+from shopbot.models.base import ModelRequest, ModelStep, read_step
 from shopbot.models.scripted import ScriptedModel
 from shopbot.replay import Script, replay
 from tools import TOOLS
@@ -50,7 +50,7 @@ class RecordedStep:
         """The scripted action when it is one to learn from: it parses, names a tool the
         request allowed, and the guard did not deny it (scripts also play a wrong or
         manipulated model on purpose)."""
-        parsed = ActionSchema(TOOLS).parse(self.output)
+        parsed = ActionSchema(TOOLS).parse(read_step(self.output))
         if not isinstance(parsed, Action) or parsed.tool not in self.request.allowed:
             return None
         return parsed if self.verdict in ("allow", "confirm") else None
@@ -59,9 +59,9 @@ class RecordedStep:
 class _Recording(ScriptedModel):
     log: ClassVar[list[tuple[ModelRequest, str]]] = []
 
-    async def complete(self, request: ModelRequest) -> str:
+    async def complete(self, request: ModelRequest) -> ModelStep:
         output = await super().complete(request)
-        self.log.append((request, output))
+        self.log.append((request, output.raw))
         return output
 
 

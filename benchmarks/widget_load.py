@@ -49,7 +49,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.common import machine, percentile
 from db.testing import PostgresTemplate, SqliteTemplate, Template, postgres_reachable
 from shopbot.config import Settings
-from shopbot.models.base import ModelRequest
+from shopbot.models.base import ModelRequest, ToolCall
 from tools import Services
 
 TURNS = [
@@ -67,22 +67,17 @@ class BenchModel:
 
     name = "bench-script"
 
-    async def complete(self, request: ModelRequest) -> str:
+    async def complete(self, request: ModelRequest) -> ToolCall:
         prompt = str(request.messages[-1].content)
         done = prompt.split("This turn so far:", 1)[1] if "This turn so far:" in prompt else ""
         said = [line for line in prompt.splitlines() if line.startswith("Customer: ")]
         latest = said[-1] if said else ""
         orders, emails = request.hints.get("order_id", []), request.hints.get("email", [])
         if "State: customer NOT verified" in prompt and orders and emails and not done:
-            action = {
-                "tool": "verify_identity",
-                "args": {"order_id": orders[-1], "email": emails[-1]},
-            }
-        elif orders and orders[-1] in latest and '"lookup_order"' not in done:
-            action = {"tool": "lookup_order", "args": {"order_id": orders[-1]}}
-        else:
-            action = {"tool": "reply", "args": {"message": "Glad to help!"}}
-        return json.dumps({"thought": "", "action": action})
+            return ToolCall("verify_identity", {"order_id": orders[-1], "email": emails[-1]})
+        if orders and orders[-1] in latest and '"lookup_order"' not in done:
+            return ToolCall("lookup_order", {"order_id": orders[-1]})
+        return ToolCall("reply", {"message": "Glad to help!"})
 
 
 def bench_app() -> FastAPI:

@@ -1,9 +1,11 @@
-"""The action schema, and parsing a model's raw output into one action (gate 1 of 3).
+"""The action schema, and parsing a model's step into one action (gate 1 of 3).
 
-A model step is JSON: `{"thought": "...", "action": {"tool": NAME, "args": {...}}}`. The
-action is a pydantic discriminated union on `tool`, one member per registered tool plus
-`reply` (say something to the customer, ending the turn) and `escalate` (hand over to a
-human). Anything that does not validate becomes a `ParseFailure` the model reads and may fix.
+A backend answers with a `ModelStep` (`shopbot.models.base`): a `ToolCall`, a tool's name and
+its arguments as the model gave them, or `RawText` it could not read as one (read here as
+step JSON, `{"thought": "...", "action": {"tool": NAME, "args": {...}}}`). The action is a
+pydantic discriminated union on `tool`, one member per registered tool plus `reply` (say
+something to the customer, ending the turn) and `escalate` (hand over to a human). Anything
+that does not validate becomes a `ParseFailure` the model reads and may fix.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
+from shopbot.models.base import ModelStep, RawText, json_text
 from shopbot.storable import scrub, storable_data
 from tools import ToolSpec
 
@@ -175,22 +178,18 @@ class ActionSchema:
             schema = self._schemas[key] = self.step_model_for(key).model_json_schema()
         return schema
 
-    def parse(self, raw: str) -> Action | ParseFailure:
-        text = _extract_json(raw)
-        if text is None:
-            return ParseFailure(
-                raw,
-                'Output must be one JSON object: {"thought": ..., "action": '
-                '{"tool": ..., "args": {...}}}.',
-            )
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            return ParseFailure(raw, f"Invalid JSON: {exc.msg} at position {exc.pos}.")
-        except ValueError:  # an integer of more digits than int() takes
-            return ParseFailure(raw, "Invalid JSON: a number is too long.")
-        except RecursionError:
-            return ParseFailure(raw, "Invalid JSON: nested too deeply.")
+    def parse(self, step: ModelStep) -> Action | ParseFailure:
+        """Gate 1: the step as an action, or why it is none, worded for the model."""
+        raw = step.raw
+        if isinstance(step, RawText):
+            data = _decoded(raw, json_text(raw))
+        else:
+            args = _decoded(raw, step.args) if isinstance(step.args, str) else step.args
+            if isinstance(args, ParseFailure):
+                return args
+            data = {"thought": step.thought, "action": {"tool": step.tool, "args": args}}
+        if isinstance(data, ParseFailure):
+            return data
         if not storable_data(data):
             return ParseFailure(raw, f"Invalid action: {UNSTORABLE_TEXT}")
         action = data.get("action") if isinstance(data, dict) else None
@@ -198,13 +197,31 @@ class ActionSchema:
         if isinstance(tool, str) and tool not in self.args_models:
             return ParseFailure(raw, f"Unknown tool {tool!r}. Tools: {', '.join(self.names)}.")
         try:
-            step = self.step_model.model_validate(data)
+            valid = self.step_model.model_validate(data)
         except ValidationError as exc:
             return ParseFailure(raw, scrub(_describe(exc)))
-        parsed: Any = getattr(step, "action")  # noqa: B009 - dynamic model
+        parsed: Any = getattr(valid, "action")  # noqa: B009 - dynamic model
         if isinstance(parsed.args, ReplyArgs) and (looped := repeated_phrase(parsed.args.message)):
             return ParseFailure.looping(raw, looped)
-        return Action(tool=parsed.tool, args=parsed.args, thought=getattr(step, "thought", ""))
+        return Action(tool=parsed.tool, args=parsed.args, thought=getattr(valid, "thought", ""))
+
+
+def _decoded(raw: str, text: str | None) -> Any:
+    """JSON text decoded, or a `ParseFailure` saying why it is not."""
+    if text is None:
+        return ParseFailure(
+            raw,
+            'Output must be one JSON object: {"thought": ..., "action": '
+            '{"tool": ..., "args": {...}}}.',
+        )
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        return ParseFailure(raw, f"Invalid JSON: {exc.msg} at position {exc.pos}.")
+    except ValueError:  # an integer of more digits than int() takes
+        return ParseFailure(raw, "Invalid JSON: a number is too long.")
+    except RecursionError:
+        return ParseFailure(raw, "Invalid JSON: nested too deeply.")
 
 
 @cache
@@ -217,16 +234,6 @@ def _step_model(members: tuple[tuple[str, type[BaseModel]], ...]) -> type[BaseMo
         thought=(str, Field(default="", max_length=2000, description="Your reasoning, briefly.")),
         action=(action_type, ...),
     )
-
-
-_FENCE = re.compile(r"^```(?:json)?\s*|\s*```$", re.MULTILINE)
-
-
-def _extract_json(raw: str) -> str | None:
-    # Chat models like to wrap JSON in code fences or add a sentence around it.
-    text = _FENCE.sub("", raw.strip())
-    start, end = text.find("{"), text.rfind("}")
-    return text[start : end + 1] if 0 <= start < end else None
 
 
 def _describe(exc: ValidationError) -> str:

@@ -3,8 +3,8 @@
 A small model copies its examples well, so it is shown the few whose situation is most like
 the current step (cosine similarity of MiniLM embeddings), most similar last, as chat turns
 between a short system prompt and the current situation. Situations are written in one
-format, the one `situation()` condenses a per-step prompt to, so the model's question looks
-like its examples' questions:
+format, the one `situation()` writes where the conversation stands (`ModelRequest.situation`,
+what the per-step prompt tells), so the model's question looks like its examples' questions:
 
     State: customer verified. Confirmation approved: {...}. Hint: ... Assistant: ...?
     Customer: ... Last step: <tool> -> status delivered, lines [line 1 Slim Fit Jeans; ...]
@@ -27,11 +27,14 @@ import numpy as np
 import numpy.typing as npt
 import yaml
 
+from shopbot.models.base import Situation, StepShown
+
 DEFAULT_PATH = Path(__file__).resolve().parents[1] / "fixtures" / "exemplars.yaml"
 LAST_STEP_CHARS = 240
 """How much of the last observation a situation keeps."""
 TURN_SO_FAR = "This turn so far:"
-"""The per-step prompt's header of the steps taken in this turn (`shopbot.prompts`)."""
+"""The per-step prompt's header of the steps taken in this turn (`shopbot.prompts`; the
+student's view reads it, `shopbot.models.student`)."""
 ASKED_CHARS = 200
 """How much of ShopBot's last question a situation keeps."""
 SKIP_KEYS = frozenset({"options", "price", "placed_on", "score", "document", "title", "message"})
@@ -81,45 +84,45 @@ def compact(data: Any, skip: frozenset[str] = SKIP_KEYS) -> str:
     return " ".join(str(data).split())
 
 
-def _last_step(action_line: str, outcome_line: str) -> str:
-    try:
-        tool = str(json.loads(action_line.split(". ", 1)[1])["tool"])
-    except (IndexError, ValueError, KeyError, TypeError):
-        tool = "invalid output"
-    outcome = outcome_line.strip().removeprefix("->").strip()
+def _last_step(step: StepShown, outcome: str) -> str:
     with contextlib.suppress(ValueError):  # DENIED: ..., ERROR: ... stay as they are
         outcome = compact(json.loads(outcome))
-    return f"Last step: {tool} -> {outcome}"[:LAST_STEP_CHARS]
+    return f"Last step: {step.tool or 'invalid output'} -> {outcome}"[:LAST_STEP_CHARS]
 
 
-def _asks(line: str) -> bool:
-    return line.startswith("Assistant:") and "?" in line
+def _line(role: str, text: str) -> str:
+    """A message's first line as the prompt writes it (`Customer: ...`): a situation is one
+    line, and the exemplars were written from the prompt's lines."""
+    return f"{role.capitalize()}: {text}".splitlines()[0]
 
 
-def situation(per_step: str) -> str:
-    """The part of a per-step prompt that says where we are: identity state, an approved
-    confirmation, the hint, the customer's last words and the last step of this turn; at a
-    turn's first step, the question ShopBot asked last, which those words may answer."""
-    lines = per_step.splitlines()
-    keep: list[str] = []
-    for line in lines:
-        if line.startswith("State:"):
-            # In the exemplars' words: a zero count or a name would only make it look unlike.
-            state = line.replace(" (failed attempts: 0)", "")
-            keep.append(re.sub(r"customer verified \(.*\)", "customer verified", state))
-        elif line.startswith("Confirmation approved:"):
-            keep.append("Confirmation approved: " + line.rsplit(" = ", 1)[-1] + ".")
-        elif line.startswith("Hint:"):
-            keep.append(line)
-    said = [i for i, line in enumerate(lines) if line.startswith("Customer:")]
-    turn = lines.index(TURN_SO_FAR) if TURN_SO_FAR in lines else len(lines)
-    steps = [i for i, line in enumerate(lines) if i > turn and line.strip().startswith("->")]
-    if said and turn == len(lines) and said[-1] > 0 and _asks(lines[said[-1] - 1]):
-        # "They're too small." means nothing without "Why are you sending it back?"
-        keep.append(lines[said[-1] - 1][:ASKED_CHARS])
-    keep += [lines[i] for i in said[-1:]]
-    if steps and steps[-1] > 0:
-        keep.append(_last_step(lines[steps[-1] - 1], lines[steps[-1]]))
+def situation(now: Situation) -> str:
+    """Where we are, in the exemplars' words: identity state, an approved confirmation, the
+    hint, the customer's last words and the last step of this turn; at a turn's first step,
+    the question ShopBot asked last, which those words may answer."""
+    if now.verified:
+        keep = ["State: customer verified."]
+    else:  # a zero count would only make it look unlike its examples
+        failed = f" (failed attempts: {now.failed_checks})" if now.failed_checks else ""
+        keep = [f"State: customer NOT verified{failed}."]
+    if now.approved is not None:
+        keep.append(f"Confirmation approved: {now.approved}.")
+    if now.hint is not None:
+        keep.append(f"Hint: {now.hint}")
+    said = [i for i, m in enumerate(now.conversation) if m.role == "customer"]
+    if said:
+        last = said[-1]
+        if last > 0 and not now.steps and now.conversation[last - 1].role == "assistant":
+            # "They're too small." means nothing without "Why are you sending it back?" (a
+            # question of one line, as the prompt's line before the customer's shows it whole)
+            asked = f"Assistant: {now.conversation[last - 1].text}"
+            if "?" in asked and len(asked.splitlines()) == 1:
+                keep.append(asked[:ASKED_CHARS])
+        keep.append(_line("customer", now.conversation[last].text))
+    # The last step the prompt shows an outcome of (the budget may have cut the last ones').
+    shown = [(step, step.outcome) for step in now.steps if step.outcome is not None]
+    if shown:
+        keep.append(_last_step(*shown[-1]))
     return " ".join(keep)
 
 

@@ -77,7 +77,14 @@ from shopbot.events import (
     VerdictGiven,
 )
 from shopbot.guard import Guard, Verdict
-from shopbot.models.base import ChatModel, ModelRequest, StreamingChatModel
+from shopbot.models.base import (
+    ChatModel,
+    ModelRequest,
+    ModelStep,
+    RawText,
+    StepDelta,
+    StreamingChatModel,
+)
 from shopbot.pii import Minimiser
 from shopbot.prompts import PromptBuilder, Step
 from shopbot.record import Announcer, AuditEntry, Recorder, StoredListener
@@ -90,7 +97,6 @@ from shopbot.state import (
     load_step_facts,
 )
 from shopbot.storable import UNSTORABLE_MESSAGE, storable
-from shopbot.streaming import ReplyDraft
 from shopbot.tracing import Tracing, TurnTrace
 from shopbot.turns import Lease, MessageRate, give_back, release, take_lease
 from tools import Services, ToolContext
@@ -136,12 +142,17 @@ def typed_answer(text: str) -> bool | None:
 
 @dataclass(frozen=True)
 class Answer:
-    """What the model wrote at a step, and how long it took."""
+    """The model's step, and how long it took."""
 
-    raw: str
+    step: ModelStep
     ms: float
     looped: str | None = None
     """The phrase a streamed reply kept repeating when it was cut off (`LoopWatch`)."""
+
+    @property
+    def raw(self) -> str:
+        """What the model wrote (the audit log's raw output)."""
+        return self.step.raw
 
 
 @dataclass(frozen=True)
@@ -477,7 +488,7 @@ class Agent:
                 verdict, entry = await self._judge(turn, number, action, answer)
                 match verdict.decision:
                     case "deny":
-                        turn.steps.append(Step(_render(action), f"DENIED: {verdict.reason}"))
+                        turn.steps.append(_taken(action, f"DENIED: {verdict.reason}"))
                         yield Denied(verdict.reason)
                     case "confirm":
                         yield await self._ask_confirmation(turn, action)
@@ -488,26 +499,35 @@ class Agent:
     async def _ask(
         self, turn: TurnContext, number: int
     ) -> AsyncGenerator[ReplyChunk | Answer | ModelFailed]:
-        """The model's output for the step, its answer last. A streaming model's reply shows
-        while it is written (the step is parsed whole); a model failing is an outcome."""
+        """The model's step, its answer last. A streaming model's reply shows while it is
+        written (the step is parsed whole); a model failing is an outcome."""
         request = await self._request(turn, number)
         started = perf_counter()
         looped: str | None = None
+        step: ModelStep | None = None
         with turn.trace.chat(request) as call:
             try:
                 if isinstance(self.model, StreamingChatModel):
-                    draft, watch = ReplyDraft(), LoopWatch()
-                    async with aclosing(self.model.stream(request)) as pieces:
-                        async for piece in pieces:
-                            if text := draft.feed(piece):
-                                yield ReplyChunk(step=number, text=text)
+                    written: list[str] = []
+                    shown, watch = "", LoopWatch()
+                    async with aclosing(self.model.stream(request)) as deltas:
+                        async for delta in deltas:
+                            if not isinstance(delta, StepDelta):
+                                step = delta  # the whole step, last
+                                continue
+                            written.append(delta.raw)
+                            if delta.reply:
+                                shown += delta.reply
+                                yield ReplyChunk(step=number, text=delta.reply)
                                 # Closing the stream stops decoding: a model looping on a
                                 # phrase would otherwise write it to its token budget.
-                                if looped := watch.check(draft.shown):
+                                if looped := watch.check(shown):
+                                    step = RawText("".join(written))
                                     break
-                    raw = draft.raw
+                    if step is None:
+                        raise ModelError(f"{self.model.name} ended its stream without a step")
                 else:
-                    raw = await self.model.complete(request)
+                    step = await self.model.complete(request)
             except ScriptError:
                 raise
             except ModelError as exc:
@@ -515,18 +535,19 @@ class Agent:
                 call.failed(exc)
                 answer: Answer | ModelFailed = ModelFailed(str(exc))
             else:
-                call.answered(raw)
-                answer = Answer(raw, _ms(started), looped)
+                call.answered(step.raw)
+                answer = Answer(step, _ms(started), looped)
         yield answer
 
     async def _request(self, turn: TurnContext, number: int) -> ModelRequest:
-        """What the model is asked: the prompt, the actions the guard could allow now, and
-        the values the state knows for their arguments."""
+        """What the model is asked: the prompt (and the situation it tells), the actions the
+        guard could allow now, and the values the state knows for their arguments."""
         state = turn.state
         allowed = self.guard.allowed(state)
         await load_own_orders(turn.session, state)
+        prompt = self.prompts.build(state, turn.steps, allowed)
         return ModelRequest(
-            messages=self.prompts.build(state, turn.steps, allowed),
+            messages=prompt.messages,
             allowed=allowed,
             schema=self.schema.json_schema(allowed),
             hints={
@@ -540,12 +561,13 @@ class Agent:
             known=known_args(self.guard.tools, allowed, state),
             conversation_id=turn.conversation.id,
             opening=turn.opening if number == 1 else None,
+            situation=prompt.situation,
         )
 
     def _parse(self, turn: TurnContext, number: int, answer: Answer) -> Action | Invalid:
         """Gate 1: the answer as an action; a failure is recorded and shown to the model."""
         if answer.looped is None:
-            parsed = self.schema.parse(answer.raw)
+            parsed = self.schema.parse(answer.step)
         else:
             parsed = ParseFailure.looping(answer.raw, answer.looped)
         if not isinstance(parsed, ParseFailure):
@@ -640,7 +662,7 @@ class Agent:
         rec.emit(
             ObservationMade(step=number, tool=action.tool, data=data, error=error, ms=entry.tool_ms)
         )
-        turn.steps.append(Step(_render(action), json.dumps(data, default=str)))
+        turn.steps.append(_taken(action, json.dumps(data, default=str)))
         yield Observed(action.tool, error)
 
     async def _spend_confirmation(self, state: ConversationState, rec: Recorder) -> bool:
@@ -662,7 +684,7 @@ class Agent:
         data = {"error": "confirmation_lapsed", "message": LAPSED}
         entry.observation = data
         turn.rec.emit(ObservationMade(step=number, tool=action.tool, data=data, error=True))
-        turn.steps.append(Step(_render(action), json.dumps(data)))
+        turn.steps.append(_taken(action, json.dumps(data)))
         return Lapsed(action.tool)
 
     async def _ask_confirmation(self, turn: TurnContext, action: Action) -> AskedToConfirm:
@@ -745,8 +767,9 @@ def _items(action: Action, state: ConversationState) -> str:
     )
 
 
-def _render(action: Action) -> str:
-    return json.dumps({"tool": action.tool, "args": action.arguments})
+def _taken(action: Action, outcome: str) -> Step:
+    """A step of the turn as the model reads it next: the action it took, what came of it."""
+    return Step(json.dumps({"tool": action.tool, "args": action.arguments}), outcome, action.tool)
 
 
 def _ms(since: float) -> float:

@@ -1,5 +1,6 @@
 """The prompt: a stable part first (role, rules, the whole tool catalogue, format), then the
-per-step part (state summary, recent conversation, this turn's steps, the actions allowed now).
+per-step part (state summary, recent conversation, this turn's steps, the actions allowed now),
+and the `Situation` that part tells, typed, for backends that condense it.
 
 The stable part never changes within a deployment, so a local model reuses its evaluated
 prefix from step to step and turn to turn. The per-step part is bounded by a character budget:
@@ -17,7 +18,8 @@ from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
 
 from shopbot.actions import ActionSchema
 from shopbot.exemplars import TURN_SO_FAR
-from shopbot.state import ConversationState
+from shopbot.models.base import Said, Situation, StepShown
+from shopbot.state import ConversationState, LiveConfirmation
 from tools.base import Hint
 
 FORMAT = """Answer with exactly one JSON object and nothing else:
@@ -49,6 +51,21 @@ class Step:
 
     action: str
     outcome: str
+    tool: str | None = None
+    """The action's tool; None for output that was no action."""
+
+
+@dataclass(frozen=True)
+class Prompt:
+    """A step's prompt, and where the conversation stands as it tells it."""
+
+    messages: list[BaseMessage]
+    situation: Situation
+
+
+STEP_CHARS = 200
+"""An old step is cut to this many characters when this turn's steps outgrow their budget."""
+SHORTENED = " ...(shortened)"
 
 
 class PromptBuilder:
@@ -61,13 +78,18 @@ class PromptBuilder:
         self.hints: list[Hint] = [t.hint for t in schema.tools.values() if t.hint is not None]
         """The tools' next-step hints, in the desk's order."""
 
-    def build(
-        self, state: ConversationState, steps: list[Step], allowed: frozenset[str]
-    ) -> list[BaseMessage]:
-        return [self.system, HumanMessage(self.per_step(state, steps, allowed))]
+    def build(self, state: ConversationState, steps: list[Step], allowed: frozenset[str]) -> Prompt:
+        text, situation = self._per_step(state, steps, allowed)
+        return Prompt([self.system, HumanMessage(text)], situation)
 
     def per_step(self, state: ConversationState, steps: list[Step], allowed: frozenset[str]) -> str:
-        summary = _summary(state, self.hints)
+        return self._per_step(state, steps, allowed)[0]
+
+    def _per_step(
+        self, state: ConversationState, steps: list[Step], allowed: frozenset[str]
+    ) -> tuple[str, Situation]:
+        hint = _next_hint(state, self.hints)
+        summary = _summary(state, hint)
         tail = [
             "Allowed now: " + ", ".join(sorted(allowed)),
             "Your next step, as one JSON object:",
@@ -77,25 +99,54 @@ class PromptBuilder:
         # Recent steps matter most: shorten older observations before dropping conversation.
         while step_lines and sum(map(len, step_lines)) > budget // 2:
             longest = max(range(len(step_lines)), key=lambda i: len(step_lines[i]))
-            if len(step_lines[longest]) <= 200:
+            if len(step_lines[longest]) <= STEP_CHARS:
                 break
-            step_lines[longest] = step_lines[longest][:200] + " ...(shortened)"
+            step_lines[longest] = step_lines[longest][:STEP_CHARS] + SHORTENED
         budget -= sum(map(len, step_lines))
         convo: list[str] = []
+        said: list[Said] = []
         for line in reversed(state.history):
             text = f"{line.role.value.capitalize()}: {line.text}"
             if budget - len(text) < 0:
                 convo.append("(earlier messages omitted)")
                 break
             convo.append(text)
+            said.append(Said(line.role.value, line.text))
             budget -= len(text)
         parts = [summary, "Conversation:\n" + "\n".join(reversed(convo))]
         if step_lines:
             parts.append(TURN_SO_FAR + "\n" + "\n".join(step_lines))
-        return "\n\n".join([*parts, *tail])
+        shown = [
+            _shown(i, s, line) for i, (s, line) in enumerate(zip(steps, step_lines, strict=True), 1)
+        ]
+        return "\n\n".join([*parts, *tail]), _situation(state, hint, said[::-1], shown)
 
 
-def _summary(state: ConversationState, hints: list[Hint]) -> str:
+def _shown(number: int, step: Step, line: str) -> StepShown:
+    """A step as its line shows it: what follows the arrow, if a cut left the arrow."""
+    head = f"{number}. {step.action}\n   ->"
+    return StepShown(step.tool, line[len(head) :].strip() if line.startswith(head) else None)
+
+
+def _situation(
+    state: ConversationState, hint: str | None, said: list[Said], steps: list[StepShown]
+) -> Situation:
+    conf = state.confirmation
+    return Situation(
+        verified=state.proven,
+        failed_checks=state.failed_verifications,
+        approved=_action(conf) if conf is not None and conf.status == "approved" else None,
+        hint=hint,
+        conversation=tuple(said),
+        steps=tuple(steps),
+    )
+
+
+def _action(conf: LiveConfirmation) -> str:
+    return json.dumps({"tool": conf.tool, "args": conf.arguments})
+
+
+def _summary(state: ConversationState, hint: str | None) -> str:
     if state.proven:
         who = f"verified ({state.customer_name or 'customer'}, by {state.proven_by})"
     else:
@@ -111,11 +162,8 @@ def _summary(state: ConversationState, hints: list[Hint]) -> str:
         lines.append(f"Items the customer named in order {order_id}: {named}")
     conf = state.confirmation
     if conf is not None:
-        lines.append(
-            f"Confirmation {conf.status}: {conf.summary} = "
-            + json.dumps({"tool": conf.tool, "args": conf.arguments})
-        )
-    if (hint := _next_hint(state, hints)) is not None:
+        lines.append(f"Confirmation {conf.status}: {conf.summary} = {_action(conf)}")
+    if hint is not None:
         lines.append(f"Hint: {hint}")
     return "\n".join(lines)
 

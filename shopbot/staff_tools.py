@@ -13,7 +13,6 @@ staff: the customer's stream leaves it out), and the staff member's name is on b
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -25,6 +24,7 @@ from shopbot.errors import HandoffRefused
 from shopbot.events import StaffToolRan
 from shopbot.handoff import Handoff, StaffMember
 from shopbot.loop import Agent
+from shopbot.models.base import ToolCall
 from shopbot.state import load_state, load_step_facts
 from tools import ToolContext
 
@@ -71,10 +71,8 @@ async def run_tool(
     offered = staff_tools(agent)
     if tool not in offered:
         raise ValueError(f"Staff can run {', '.join(offered)}, not {tool!r}.")
-    raw = json.dumps(
-        {"thought": f"Run by {who.name} (staff)", "action": {"tool": tool, "args": args}}
-    )
-    action = agent.schema.parse(raw)
+    step = ToolCall(tool, args, f"Run by {who.name} (staff)")
+    action = agent.schema.parse(step)
     if isinstance(action, ParseFailure):
         raise ValueError(f"The arguments do not fit {tool}: {action.error}")
     spec = agent.guard.tools[tool]
@@ -103,7 +101,7 @@ async def run_tool(
         data, error = await dispatch(ctx, spec, action, conversation)
         rec.log(
             STAFF_STEP,
-            raw,
+            step.raw,
             thought=action.thought,
             tool=tool,
             args=action.arguments,

@@ -1,10 +1,12 @@
 """A reply's text while the model is still writing it.
 
-A step is JSON (`{"thought": ..., "action": {"tool": "reply", "args": {"message": ...}}}`)
-and arrives in pieces. `ReplyDraft` reads the pieces once each, keeping only the path of
+A step written as JSON (`{"thought": ..., "action": {"tool": "reply", "args": {"message":
+...}}}`) arrives in pieces. `ReplyDraft` reads the pieces once each, keeping only the path of
 keys it is in, and hands out the decoded text of `action.args.message` as it grows, once
-`action.tool` is known to be `reply`. (langchain's `parse_partial_json` would re-parse the
-whole text for every piece, quadratic in the length of a reply.)
+`action.tool` is known to be `reply` (`ReplyDraft.of_call`: of `message` in the arguments of a
+call whose tool is known, as an API streams them). langchain's `parse_partial_json` would
+re-parse the whole text for every piece, quadratic in the length of a reply. Backends use it
+to hand out their steps' `StepDelta`s (`shopbot.models.base`).
 
 What a draft shows is a preview: the loop still parses and checks the whole step, and
 interfaces drop the draft when that step fails to parse or is denied.
@@ -33,22 +35,30 @@ class ReplyDraft:
     """Fed a step's raw pieces in order; `feed` returns the reply text each one revealed."""
 
     raw: str = ""
-    """Everything fed so far: the step as the loop will parse it."""
+    """Everything fed so far."""
     shown: str = ""
     """The reply text handed out so far."""
+    tool: str | None = None
+    """The step's tool, once read (or known up front: `of_call`)."""
+    message: tuple[str, ...] = _MESSAGE
+    """The path of keys to the reply's text."""
     _stack: list[_Frame] = field(default_factory=list[_Frame])
     _string: list[str] | None = None
     _escape: str | None = None
     _surrogate: int | None = None
-    _tool: str | None = None
     _message: list[str] = field(default_factory=list[str])
     _target: bool = False
+
+    @classmethod
+    def of_call(cls, tool: str) -> ReplyDraft:
+        """A draft fed the arguments of a call to `tool` (JSON text), not a whole step."""
+        return cls(tool=tool, message=_MESSAGE[-1:])
 
     def feed(self, piece: str) -> str:
         self.raw += piece
         for char in piece:
             self._char(char)
-        if self._tool != "reply":
+        if self.tool != "reply":
             return ""
         new = "".join(self._message)[len(self.shown) :]
         self.shown += new
@@ -64,7 +74,7 @@ class ReplyDraft:
         top = self._stack[-1] if self._stack else None
         if char == '"':
             self._string = []
-            self._target = top is not None and not top.expects_key and self._path() == _MESSAGE
+            self._target = top is not None and not top.expects_key and self._path() == self.message
         elif char in "{[":
             self._stack.append(_Frame(is_object=char == "{", expects_key=char == "{"))
         elif char in "}]":
@@ -113,5 +123,5 @@ class ReplyDraft:
             return
         if top.expects_key:
             top.key, top.expects_key = value, False
-        elif self._path() == _TOOL:
-            self._tool = value
+        elif self._path() == _TOOL and self.message == _MESSAGE:
+            self.tool = value

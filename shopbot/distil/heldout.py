@@ -24,7 +24,7 @@ from langchain_core.messages import HumanMessage, SystemMessage
 
 from shopbot.actions import Action, ActionSchema
 from shopbot.exemplars import TURN_SO_FAR
-from shopbot.models.base import ChatModel, ModelRequest
+from shopbot.models.base import ChatModel, ModelRequest, read_step
 from shopbot.state import known_args
 
 KEY_ARGS: dict[str, tuple[str, ...]] = {
@@ -121,13 +121,13 @@ async def score(
     for row in rows:
         request = request_of(row, schema)
         started = time.perf_counter()
-        raw = await model.complete(request)
+        step = await model.complete(request)
         ms = (time.perf_counter() - started) * 1000
-        got = schema.parse(raw)
-        expected = schema.parse(row["target"])
+        got = schema.parse(step)
+        expected = schema.parse(read_step(row["target"]))
         assert isinstance(expected, Action), row["target"]
         ok = isinstance(got, Action) and correct(expected, got, row["per_step"])
-        out.append(Scored(row, raw, ok, isinstance(got, Action), ms))
+        out.append(Scored(row, step.raw, ok, isinstance(got, Action), ms))
     return out
 
 

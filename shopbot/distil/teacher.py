@@ -9,12 +9,12 @@ manner: a policy answer is the best hit's first sentences, not the whole section
 student learns short, cited answers.
 
 `Recorder` wraps any model and keeps every step as (the student's input at that step, the
-teacher's action written as the student must write it).
+teacher's action written as the student must write it: `action_text`, the same bytes
+whichever way the model handed its step over).
 """
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,7 +22,7 @@ from typing import Any
 from shopbot.actions import ActionSchema
 from shopbot.eval.oracle import Oracle, Step, Transcript
 from shopbot.events import Event
-from shopbot.models.base import ModelRequest
+from shopbot.models.base import ModelRequest, ToolCall
 from shopbot.models.local import MAX_REPLY
 from shopbot.models.student import STUDENT_SYSTEM, action_text, grammar_order, student_view
 
@@ -87,10 +87,11 @@ class Recorder:
     def observe(self, event: Event) -> None:
         self.model.observe(event)
 
-    async def complete(self, request: ModelRequest) -> str:
-        raw: str = await self.model.complete(request)
-        action = json.loads(raw)["action"]
-        tool, args = action["tool"], action["args"]
+    async def complete(self, request: ModelRequest) -> ToolCall:
+        step = await self.model.complete(request)
+        if not isinstance(step, ToolCall) or isinstance(step.args, str):
+            raise TypeError(f"the teacher answers with calls, not {step!r}")
+        tool, args = step.tool, step.args
         args_schema = self.schema.args_models[tool].model_json_schema()
         per_step = str(request.messages[-1].content)
         self.rows.append(
@@ -106,7 +107,7 @@ class Recorder:
                 "hints": request.hints,
             }
         )
-        return raw
+        return step
 
 
 __all__ = ["Recorder", "Teacher", "first_sentences"]

@@ -8,14 +8,13 @@ would read as messages. It knows the scenario's plan (the goal's order and lines
 customer line asks for), never its expected outcome, and it never reads the database: order
 facts, eligibility, return ids and tracking numbers come from observations.
 
-Its raw JSON goes through the real parse -> guard -> tool path, so a 100% pass with it shows
+Its steps (`ToolCall`s) go through the real parse -> guard -> tool path, so a 100% pass with it shows
 that the scenarios, the simulator and the scorer agree; a guard denial of one of its steps
 is a bug in a scenario or in the oracle.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,7 +27,7 @@ from shopbot.events import (
     Event,
     ObservationMade,
 )
-from shopbot.models.base import ModelRequest
+from shopbot.models.base import ModelRequest, ToolCall
 
 Step = tuple[str, dict[str, Any]]
 
@@ -114,11 +113,11 @@ class Oracle:
     def observe(self, event: Event) -> None:
         self.events.append(event)
 
-    async def complete(self, request: ModelRequest) -> str:
+    async def complete(self, request: ModelRequest) -> ToolCall:
         tool, args = self.decide(request)
         if tool == "reply":
             self.said.append(str(args["message"]))
-        return json.dumps({"thought": f"oracle: {tool}", "action": {"tool": tool, "args": args}})
+        return ToolCall(tool, args, f"oracle: {tool}")
 
     # -- the plan ---------------------------------------------------------------------------
 

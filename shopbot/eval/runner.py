@@ -38,7 +38,7 @@ from shopbot.events import (
 )
 from shopbot.harness import open_harness
 from shopbot.loop import Agent
-from shopbot.models.base import ChatModel, ModelRequest
+from shopbot.models.base import ChatModel, ModelRequest, ModelStep
 from tools.mailer.loopback import LoopbackInbox
 
 
@@ -162,7 +162,7 @@ class CountedModel:
     def name(self) -> str:
         return self.model.name
 
-    async def complete(self, request: ModelRequest) -> str:
+    async def complete(self, request: ModelRequest) -> ModelStep:
         started = perf_counter()
         try:
             return await self.model.complete(request)

@@ -18,7 +18,7 @@ from pydantic import BaseModel
 
 from shopbot.actions import ESCALATE, REPLY
 from shopbot.hostile.draws import NUL, SURROGATE, Pools
-from shopbot.models.base import ModelRequest
+from shopbot.models.base import ModelRequest, ModelStep, read_step
 
 UNKNOWN_TOOLS = ["delete_everything", "refund", "lookup_customer", "", "REPLY", "create_return "]
 
@@ -45,7 +45,11 @@ class HostileModel:
     def name(self) -> str:
         return "hostile"
 
-    async def complete(self, request: ModelRequest) -> str:
+    async def complete(self, request: ModelRequest) -> ModelStep:
+        """Its output written as text, read as the local model's is (`read_step`)."""
+        return read_step(self._write(request))
+
+    def _write(self, request: ModelRequest) -> str:
         self.requests.append(request)
         roll = self.rng.random()
         if roll < 0.85:

@@ -1,5 +1,23 @@
 """Chat model backends behind one interface; the loop never imports a concrete backend."""
 
-from shopbot.models.base import ChatModel, ModelRequest, Usage
+from shopbot.models.base import (
+    ChatModel,
+    ModelRequest,
+    ModelStep,
+    RawText,
+    Situation,
+    StepDelta,
+    ToolCall,
+    Usage,
+)
 
-__all__ = ["ChatModel", "ModelRequest", "Usage"]
+__all__ = [
+    "ChatModel",
+    "ModelRequest",
+    "ModelStep",
+    "RawText",
+    "Situation",
+    "StepDelta",
+    "ToolCall",
+    "Usage",
+]

@@ -13,10 +13,11 @@ Two prompts: the trained student (the default: the packaged base with the return
 LoRA adapter, `adapters/`) reads a compact view of the step (`shopbot.models.student`); the
 bare base model reads a short system prompt and the nearest annotated exemplars.
 
-`stream` is the one way to generate (`complete` joins its pieces): llama.cpp loads and
-decodes on one dedicated thread and hands each piece to the event loop through a queue. A
-consumer that stops early stops the decoding at the next token; the context is then left at
-"prompt + what was generated", a state llama.cpp's prefix matching handles like any other.
+The grammar makes the model write step JSON, read as a step by `read_step`. `stream` is the
+one way to generate (`complete` reads its pieces whole): llama.cpp loads and decodes on one
+dedicated thread and hands each piece to the event loop through a queue. A consumer that
+stops early stops the decoding at the next token; the context is then left at "prompt + what
+was generated", a state llama.cpp's prefix matching handles like any other.
 """
 
 from __future__ import annotations
@@ -37,7 +38,17 @@ from langchain_core.messages import AIMessage, BaseMessage, SystemMessage
 from shopbot.config import GenerationConfig
 from shopbot.errors import ConfigError, ModelError
 from shopbot.exemplars import ExemplarLibrary, situation
-from shopbot.models.base import KnownArgs, ModelRequest, Usage, action_args, only
+from shopbot.models.base import (
+    KnownArgs,
+    ModelRequest,
+    ModelStep,
+    StepDelta,
+    Usage,
+    action_args,
+    only,
+    read_step,
+    read_stream,
+)
 from shopbot.models.sampling import use_greedy_first
 from shopbot.models.student import STUDENT_SYSTEM, student_view
 
@@ -227,15 +238,19 @@ class LocalModel:
         suffix = f"+{self.adapter.stem}" if self.adapter is not None else ""
         return f"local:{self.path.stem}{suffix}"
 
-    async def complete(self, request: ModelRequest) -> str:
-        return "".join([piece async for piece in self.stream(request)])
+    async def complete(self, request: ModelRequest) -> ModelStep:
+        return read_step("".join([piece async for piece in self._pieces(request)]))
 
-    async def stream(self, request: ModelRequest) -> AsyncGenerator[str]:
-        """The step's text in pieces (about a token each) as llama.cpp decodes them.
+    def stream(self, request: ModelRequest) -> AsyncGenerator[StepDelta | ModelStep]:
+        """The step as llama.cpp writes it, a piece (about a token) at a time, then whole.
 
         Closing the iterator early (`aclose()`, or the consuming task cancelled) stops the
         decoding at its next token and waits for the worker to let go of the model.
         """
+        return read_stream(self._pieces(request))
+
+    async def _pieces(self, request: ModelRequest) -> AsyncGenerator[str]:
+        """The step's text in pieces as llama.cpp decodes them."""
         loop = asyncio.get_running_loop()
         pieces: asyncio.Queue[str | Exception | None] = asyncio.Queue()
         stop = threading.Event()
@@ -345,9 +360,9 @@ class LocalModel:
                 {"role": "system", "content": STUDENT_SYSTEM},
                 {"role": "user", "content": view},
             ]
-        if self.exemplars is None or len(messages) < 2:
+        if self.exemplars is None or request.situation is None or len(messages) < 2:
             return messages
-        now = situation(messages[-1]["content"])
+        now = situation(request.situation)
         shots: list[dict[str, str]] = []
         for example in self.exemplars.nearest(now, self.shots, request.allowed):
             shots += [

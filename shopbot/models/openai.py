@@ -3,17 +3,18 @@ langchain-openai, with native tool calling.
 
 Each step offers the model only the actions the guard could allow now, as strict tools, and
 requires a call (`tool_choice="required"`); a lone allowed action is named outright, which
-every server constrains. The call comes back as the step JSON the loop parses; plain text
-is returned as is and becomes a parse failure the model reads.
+every server constrains. The call is the step (`ToolCall`: its name, its arguments, the
+model's text as the thought); plain text is `RawText`, a parse failure the model reads.
 
 `tool_choice="step"` is for servers that constrain only a named tool (llama-cpp-python's
 server answers `"required"` with a 500): one tool, `step`, whose arguments are the whole step
 schema restricted to the allowed actions, is offered and named, so the server's grammar
 admits any allowed action and nothing else.
 
-`stream` hands out the call's arguments as the server sends them, so a reply shows while it
-is written. Transport failures are one `ModelError` line; `check()` probes the endpoint at
-start-up.
+`stream` hands out the call's arguments as the server sends them (a reply's text read from
+them as it grows), so a reply shows while it is written; the call comes last, its arguments
+the text the server sent, for gate 1 to decode. Transport failures are one `ModelError`
+line; `check()` probes the endpoint at start-up.
 """
 
 from __future__ import annotations
@@ -29,7 +30,18 @@ from langchain_core.messages import AIMessage, AIMessageChunk
 from langchain_core.runnables import Runnable
 
 from shopbot.errors import ConfigError, ModelError
-from shopbot.models.base import ModelRequest, action_args, only
+from shopbot.models.base import (
+    ModelRequest,
+    ModelStep,
+    RawText,
+    StepDelta,
+    ToolCall,
+    action_args,
+    only,
+    read_step,
+    step_of,
+)
+from shopbot.streaming import ReplyDraft
 
 __all__ = ["STEP_TOOL", "OpenAIModel", "ToolChoice", "count_usage", "step_tool", "tools_for"]
 
@@ -127,22 +139,32 @@ def step_tool(request: ModelRequest) -> dict[str, Any]:
     return {"type": "function", "function": function}
 
 
-def to_step(message: AIMessage) -> str:
-    """The step JSON the loop parses, from the model's first tool call (or its text)."""
-    text = message.text if isinstance(message.content, list) else str(message.content)
+def _text(message: AIMessage) -> str:
+    return message.text if isinstance(message.content, list) else str(message.content)
+
+
+def _opening(name: str | None) -> str:
+    """The start of a named call written as step JSON, for the audit log's raw output."""
+    return f'{{"action": {{"tool": {json.dumps(name)}, "args": '
+
+
+def to_step(message: AIMessage) -> ModelStep:
+    """The step: the model's first tool call (its text the thought), or its text, no step."""
+    text = _text(message)
     if message.tool_calls:
         call = message.tool_calls[0]
-        if call["name"] == STEP_TOOL:
-            return json.dumps(call["args"])
-        step = {"thought": text.strip(), "action": {"tool": call["name"], "args": call["args"]}}
-        return json.dumps(step)
+        if call["name"] == STEP_TOOL:  # its arguments are the whole step
+            return step_of(call["args"], json.dumps(call["args"]))
+        return ToolCall(call["name"], call["args"], text.strip())
     if message.invalid_tool_calls:
         bad = message.invalid_tool_calls[0]
-        if bad.get("name") == STEP_TOOL:
-            return bad.get("args") or ""
-        # Not JSON: the parser reports where, and the model sees it.
-        return f'{{"action": {{"tool": {json.dumps(bad.get("name"))}, "args": {bad.get("args")}}}}}'
-    return text
+        name, args = bad.get("name"), bad.get("args") or ""
+        if name == STEP_TOOL:
+            return read_step(args)
+        raw = _opening(name) + args + "}}"
+        # Arguments that are not JSON: gate 1 says where, and the model sees it.
+        return ToolCall(name, args, raw=raw) if name is not None else RawText(raw)
+    return RawText(text)
 
 
 def count_usage(request: ModelRequest, message: AIMessage) -> None:
@@ -202,7 +224,7 @@ class OpenAIModel:
     def name(self) -> str:
         return f"openai:{self.model}"
 
-    async def complete(self, request: ModelRequest) -> str:
+    async def complete(self, request: ModelRequest) -> ModelStep:
         bound, choice = self._bind(request)
         try:
             message = await bound.ainvoke(request.messages)
@@ -211,17 +233,15 @@ class OpenAIModel:
         count_usage(request, message)
         return to_step(message)
 
-    async def stream(self, request: ModelRequest) -> AsyncGenerator[str]:
-        """The step as the server streams it: the tool call's arguments as they arrive.
-
-        A named tool's call is framed as `{"action": {"tool": NAME, "args": ...}` with the
-        model's text (its thought) appended at the end; the `step` tool's arguments are the
-        step itself. Joined, the pieces are the step `complete` would return.
-        """
+    async def stream(self, request: ModelRequest) -> AsyncGenerator[StepDelta | ModelStep]:
+        """The step as the server streams it: the tool call's arguments as they arrive, then
+        the call. The `step` tool's arguments are a whole step; a named tool's are read for a
+        reply's `message` (`ReplyDraft.of_call`). The audit's raw output of a named call is
+        `{"action": {"tool": NAME, "args": ...}, "thought": ...}` as it was sent."""
         bound, choice = self._bind(request)
         whole: AIMessageChunk | None = None
         name: str | None = None
-        framed = False
+        draft, written, args = ReplyDraft(), list[str](), list[str]()
         try:
             async for chunk in bound.astream(request.messages):
                 if not isinstance(chunk, AIMessageChunk):
@@ -230,13 +250,16 @@ class OpenAIModel:
                 for call in chunk.tool_call_chunks:
                     if call.get("index") not in (None, 0):
                         continue  # one action per step: the first call is the step
-                    if name is None and call.get("name"):
-                        name = call.get("name")
+                    if name is None and (named := call.get("name")):
+                        name = named
                         if name != STEP_TOOL:
-                            yield f'{{"action": {{"tool": {json.dumps(name)}, "args": '
-                    if name is not None and (args := call.get("args")):
-                        framed = True
-                        yield args
+                            draft = ReplyDraft.of_call(name)
+                            written.append(_opening(name))
+                            yield StepDelta(written[-1])
+                    if name is not None and (piece := call.get("args")):
+                        written.append(piece)
+                        args.append(piece)
+                        yield StepDelta(piece, draft.feed(piece))
         except openai.OpenAIError as exc:
             raise self._failed(exc, choice) from exc
         if whole is None:
@@ -244,9 +267,12 @@ class OpenAIModel:
         count_usage(request, whole)
         if name is None:
             yield to_step(whole)
-        elif name != STEP_TOOL:
-            thought = whole.text if isinstance(whole.content, list) else str(whole.content)
-            yield f'{"" if framed else "{}"}}}, "thought": {json.dumps(thought.strip())}}}'
+        elif name == STEP_TOOL:
+            yield read_step("".join(args))
+        else:
+            thought = _text(whole).strip()
+            ending = f'{"" if args else "{}"}}}, "thought": {json.dumps(thought)}}}'
+            yield ToolCall(name, "".join(args) or "{}", thought, "".join(written) + ending)
 
     def _bind(self, request: ModelRequest) -> tuple[Runnable[Any, AIMessage], Any]:
         if len(request.allowed) == 1 or self.tool_choice == "required":

@@ -10,10 +10,9 @@ the nearest example must be close (`floor`) and closer than the nearest example 
 the messages that look alike but need the model (`margin`). A message with an order number
 or an email in it is never matched: it carries facts the model must act on.
 
-`Rails` wraps any chat model: a matched opening gets the intent's action as the step's raw
-output (its thought names the intent, the score and the example, for the audit), and it
-goes through parse -> guard -> tool like any model's step. Every other step goes to the
-wrapped model.
+`Rails` wraps any chat model: a matched opening gets the intent's action as the step (its
+thought names the intent, the score and the example, for the audit), and it goes through
+parse -> guard -> tool like any model's step. Every other step goes to the wrapped model.
 """
 
 from __future__ import annotations
@@ -21,7 +20,6 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import AsyncGenerator, Callable, Sequence
-from contextlib import aclosing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,7 +29,15 @@ import numpy.typing as npt
 import yaml
 
 from shopbot.errors import ConfigError
-from shopbot.models.base import ChatModel, ModelRequest, StreamingChatModel
+from shopbot.models.base import (
+    ChatModel,
+    ModelRequest,
+    ModelStep,
+    StepDelta,
+    StreamingChatModel,
+    ToolCall,
+    at_once,
+)
 
 RETURNS_INTENTS = Path(__file__).resolve().parents[2] / "fixtures" / "intents" / "returns.yaml"
 Embed = Callable[[list[str]], npt.NDArray[np.float32]]
@@ -134,8 +140,8 @@ class Rails:
     def name(self) -> str:
         return self.inner.name
 
-    def answer(self, request: ModelRequest) -> str | None:
-        """The step's raw output when the turn's opening matches an intent it may act on."""
+    def answer(self, request: ModelRequest) -> ToolCall | None:
+        """The step when the turn's opening matches an intent it may act on."""
         if request.opening is None:
             return None
         found = self.router.match(request.opening)
@@ -143,22 +149,24 @@ class Rails:
             return None
         thought = f"intent {found.intent.name} ({found.score:.2f}, like {found.example!r})"
         action: dict[str, Any] = {"tool": found.intent.tool, "args": found.intent.args}
-        return json.dumps({"thought": thought, "action": action}, ensure_ascii=False)
+        raw = json.dumps({"thought": thought, "action": action}, ensure_ascii=False)
+        return ToolCall(found.intent.tool, dict(found.intent.args), thought, raw)
 
-    async def complete(self, request: ModelRequest) -> str:
+    async def complete(self, request: ModelRequest) -> ModelStep:
         answered = self.answer(request)
         return answered if answered is not None else await self.inner.complete(request)
 
-    async def stream(self, request: ModelRequest) -> AsyncGenerator[str]:
+    def stream(self, request: ModelRequest) -> AsyncGenerator[StepDelta | ModelStep]:
         answered = self.answer(request)
         if answered is not None:
-            yield answered
-        elif isinstance(self.inner, StreamingChatModel):
-            async with aclosing(self.inner.stream(request)) as pieces:
-                async for piece in pieces:
-                    yield piece
-        else:
-            yield await self.inner.complete(request)
+            return at_once(answered)
+        if isinstance(self.inner, StreamingChatModel):
+            return self.inner.stream(request)
+        return self._completed(request)
+
+    async def _completed(self, request: ModelRequest) -> AsyncGenerator[StepDelta | ModelStep]:
+        async for item in at_once(await self.inner.complete(request)):
+            yield item
 
 
 __all__ = ["RETURNS_INTENTS", "Embed", "Intent", "IntentRouter", "Match", "Rails"]

@@ -1,7 +1,8 @@
 """The scripted model: replays fixed outputs, records every request, and fails loudly.
 
 Like openai-agents' test model: it raises `ScriptError` when the script runs out, and
-`assert_complete()` fails when outputs are left over. Replay tests and demos use it.
+`assert_complete()` fails when outputs are left over. Replay tests and demos use it. Its
+outputs are step JSON (or deliberately not), read as the local model's are (`read_step`).
 It streams too, a word at a time, so scripted runs take the same path through the loop as
 the real backends and the interfaces show a reply being written. Having no tokenizer, it
 reports an estimate of the tokens each call would cost (`estimated_tokens`, about four
@@ -16,7 +17,7 @@ from collections.abc import AsyncGenerator, Callable, Iterable
 from typing import Any
 
 from shopbot.errors import ScriptError
-from shopbot.models.base import ModelRequest
+from shopbot.models.base import ModelRequest, ModelStep, StepDelta, read_step, read_stream
 
 Output = str | dict[str, Any] | Callable[[ModelRequest], str]
 """Raw text (possibly malformed on purpose), a step as a dict, or a function of the request."""
@@ -45,7 +46,7 @@ class ScriptedModel:
     def remaining(self) -> int:
         return len(self.outputs) - len(self.calls)
 
-    async def complete(self, request: ModelRequest) -> str:
+    async def complete(self, request: ModelRequest) -> ModelStep:
         index = len(self.calls)
         self.calls.append(request)
         if index >= len(self.outputs):
@@ -57,10 +58,14 @@ class ScriptedModel:
             text = output if isinstance(output, str) else json.dumps(output)
         request.usage.input_tokens = sum(estimated_tokens(str(m.content)) for m in request.messages)
         request.usage.output_tokens = estimated_tokens(text)
-        return text
+        return read_step(text)
 
-    async def stream(self, request: ModelRequest) -> AsyncGenerator[str]:
-        for piece in _WORDS.findall(await self.complete(request)):
+    def stream(self, request: ModelRequest) -> AsyncGenerator[StepDelta | ModelStep]:
+        return read_stream(self._words(request))
+
+    async def _words(self, request: ModelRequest) -> AsyncGenerator[str]:
+        # From `complete`, so a test's model that overrides it streams what it returns.
+        for piece in _WORDS.findall((await self.complete(request)).raw):
             yield piece
 
     def assert_complete(self) -> None:

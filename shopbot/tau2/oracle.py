@@ -10,14 +10,13 @@ nothing must fail every task whose expected database changes.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 
 from shopbot.actions import ESCALATE, REPLY
 from shopbot.eval.simulator import AgentTurn
 from shopbot.events import ConfirmationDecided, CustomerMessage, Event, Reply, VerdictGiven
 from shopbot.loop import ConfirmationAnswer, CustomerText, Incoming
-from shopbot.models.base import ModelRequest
+from shopbot.models.base import ModelRequest, ToolCall
 from shopbot.tau2.data import Task
 from shopbot.tau2.replay import what_the_customer_said
 
@@ -56,14 +55,14 @@ class GroundTruthAgent:
         elif isinstance(event, Reply) and self.next_action >= len(self.task.actions):
             self.finished = True
 
-    async def complete(self, request: ModelRequest) -> str:
+    async def complete(self, request: ModelRequest) -> ToolCall:
         self._steps += 1
         if self.next_action >= len(self.task.actions):
-            return _step(REPLY, {"message": self.closing()})
+            return ToolCall(REPLY, {"message": self.closing()}, "oracle")
         if self._steps > self.steps_per_turn:
-            return _step(REPLY, {"message": STILL_WORKING})
+            return ToolCall(REPLY, {"message": STILL_WORKING}, "oracle")
         action = self.task.actions[self.next_action]
-        return _step(action.name, action.arguments, f"ground truth {action.action_id}")
+        return ToolCall(action.name, action.arguments, f"ground truth {action.action_id}")
 
     def closing(self) -> str:
         facts = ", ".join(self.task.communicate_info)
@@ -96,10 +95,6 @@ class OracleCustomer:
     def _say(self, text: str) -> CustomerText:
         self.said.append(text)
         return CustomerText(text)
-
-
-def _step(tool: str, args: dict[str, object], thought: str = "oracle") -> str:
-    return json.dumps({"thought": thought, "action": {"tool": tool, "args": args}})
 
 
 __all__ = ["GroundTruthAgent", "OracleCustomer"]

@@ -12,7 +12,6 @@ on the shop's site would be.
 
 from __future__ import annotations
 
-import json
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -26,6 +25,7 @@ from shopbot.actions import ActionSchema, ParseFailure
 from shopbot.config import Settings
 from shopbot.errors import ToolError
 from shopbot.guard import Guard
+from shopbot.models.base import ToolCall
 from shopbot.state import load_state, load_step_facts
 from shopbot.tau2.data import Data, GroundTruthAction, Task
 from tools import ToolContext
@@ -102,8 +102,7 @@ class Replayer:
         def out(stage: str, detail: Any) -> Outcome:
             return Outcome(action.action_id, action.name, stage != "done", stage, detail)
 
-        step = {"action": {"tool": action.name, "args": action.arguments}}
-        parsed = self.schema.parse(json.dumps(step))
+        parsed = self.schema.parse(ToolCall(action.name, action.arguments))
         if isinstance(parsed, ParseFailure):
             return out("parse", parsed.error)
         async with self.sessions() as session:

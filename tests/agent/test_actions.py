@@ -13,6 +13,7 @@ from shopbot.actions import (
     ReplyArgs,
     repeated_phrase,
 )
+from shopbot.models.base import RawText, ToolCall, read_step
 from shopbot.storable import storable
 from tools import TOOLS
 
@@ -24,7 +25,7 @@ def step(tool: str, **args: object) -> str:
 
 
 def test_parses_a_valid_action_and_normalises_the_order_number() -> None:
-    action = schema.parse(step("lookup_order", order_id=" #482913 "))
+    action = schema.parse(read_step(step("lookup_order", order_id=" #482913 ")))
     assert isinstance(action, Action)
     assert (action.tool, action.arguments, action.thought) == (
         "lookup_order",
@@ -34,7 +35,7 @@ def test_parses_a_valid_action_and_normalises_the_order_number() -> None:
 
 
 def test_tolerates_code_fences_around_the_json() -> None:
-    action = schema.parse("```json\n" + step("reply", message="hi") + "\n```")
+    action = schema.parse(read_step("```json\n" + step("reply", message="hi") + "\n```"))
     assert isinstance(action, Action) and isinstance(action.args, ReplyArgs)
 
 
@@ -68,15 +69,19 @@ def test_tolerates_code_fences_around_the_json() -> None:
     ],
 )
 def test_invalid_output_becomes_a_failure_the_model_can_read(raw: str, error: str) -> None:
-    result = schema.parse(raw)
+    result = schema.parse(read_step(raw))
     assert isinstance(result, ParseFailure)
     assert error in result.error
 
 
 def test_digest_binds_tool_and_exact_arguments() -> None:
-    a = schema.parse(step("create_return", order_id="482913", lines=[1], reason="small"))
-    b = schema.parse(step("create_return", order_id="#482913", lines=[1], reason="small"))
-    c = schema.parse(step("create_return", order_id="482913", lines=[1, 2], reason="small"))
+    a = schema.parse(read_step(step("create_return", order_id="482913", lines=[1], reason="small")))
+    b = schema.parse(
+        read_step(step("create_return", order_id="#482913", lines=[1], reason="small"))
+    )
+    c = schema.parse(
+        read_step(step("create_return", order_id="482913", lines=[1, 2], reason="small"))
+    )
     assert isinstance(a, Action) and isinstance(b, Action) and isinstance(c, Action)
     assert a.digest == b.digest != c.digest
 
@@ -125,7 +130,7 @@ def test_catalogue_lists_every_tool_with_its_description() -> None:
     ],
 )
 def test_a_reply_that_says_something_more_than_once_is_still_a_reply(message: str) -> None:
-    assert isinstance(schema.parse(step("reply", message=message)), Action)
+    assert isinstance(schema.parse(read_step(step("reply", message=message))), Action)
 
 
 @pytest.mark.parametrize(
@@ -186,11 +191,67 @@ def test_output_that_broke_the_parser_or_the_database_is_a_parse_failure(
 ) -> None:
     """Each of these raised out of `parse`, or parsed into what no database stores (a NUL
     or a lone surrogate; a return id past the integer column overflowed the guard's query)."""
-    failed = schema.parse(raw)
+    failed = schema.parse(read_step(raw))
     assert isinstance(failed, ParseFailure), failed
     assert error in failed.error
     assert storable(failed.error)
 
 
 def test_the_largest_return_id_the_column_holds_parses() -> None:
-    assert isinstance(schema.parse(step("send_return_label", return_id=2**31 - 1)), Action)
+    assert isinstance(
+        schema.parse(read_step(step("send_return_label", return_id=2**31 - 1))), Action
+    )
+
+
+def _hostile_texts() -> list[str]:
+    """Every kind of broken or odd output the hostile model writes."""
+    import random
+    from typing import Any, cast
+
+    from shopbot.hostile.model import HostileModel
+
+    model = HostileModel(random.Random(7), cast(Any, None))
+    return sorted({f() for f in (model._broken, model._odd_step) for _ in range(200)})  # pyright: ignore[reportPrivateUsage]
+
+
+READ_AS_TEXT = [
+    step("reply", message="hi"),
+    '{"action": {"tool": "reply", "args": {"message": "hi"}}}',
+    '{"action": {"args": {"message": "hi"}, "tool": "reply"}, "thought": "t"}',
+    "Sure:\n```json\n" + step("lookup_order", order_id="482913") + "\n```",
+    '{"action": {"tool": "reply"}}',
+    '{"action": {"tool": "reply", "args": {"message": "hi"}, "extra": 1}}',
+    '{"thought": 3, "action": {"tool": "reply", "args": {"message": "hi"}}}',
+    '{"extra": 1, "action": {"tool": "reply", "args": {"message": "hi"}}}',
+    '{"action": {"tool": "reply", "args": ["hi"]}}',
+    '{"action": {"tool": 7, "args": {}}}',
+    step("drop_tables"),
+    step("reply", message="It fits. " + "You can't return it. " * 4),
+    *_hostile_texts(),
+]
+
+
+@pytest.mark.parametrize("raw", READ_AS_TEXT)
+def test_text_read_as_a_step_parses_as_the_text_does(raw: str) -> None:
+    """Backends that write JSON text map it to a step (`read_step`) without checking it;
+    gate 1 reads `RawText` as it has always read text. Both give the same action, or the
+    same failure word for word, and keep the text as the raw output."""
+    assert schema.parse(read_step(raw)) == schema.parse(RawText(raw))
+    assert read_step(raw).raw == raw
+
+
+def test_a_call_with_arguments_as_text_is_decoded_by_gate_1() -> None:
+    """An API's streamed call carries its arguments as the JSON text the server sent."""
+    call = ToolCall("lookup_order", '{"order_id": "#482913"}', "look it up")
+    action = schema.parse(call)
+    assert isinstance(action, Action)
+    assert (action.arguments, action.thought) == ({"order_id": "482913"}, "look it up")
+    assert call.raw == (
+        '{"thought": "look it up", "action": {"tool": "lookup_order", "args": '
+        '{"order_id": "#482913"}}}'
+    )
+    broken = schema.parse(ToolCall("lookup_order", '{"order_id": '))
+    assert isinstance(broken, ParseFailure)
+    assert broken.error == "Invalid JSON: Expecting value at position 13."
+    unknown = schema.parse(ToolCall("drop_tables", {}))
+    assert isinstance(unknown, ParseFailure) and unknown.error.startswith("Unknown tool")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -11,6 +10,7 @@ from db import ConfirmationStatus, ItemStatus, OrderStatus
 from shopbot.actions import Action, ActionSchema
 from shopbot.config import PolicyConfig
 from shopbot.guard import Guard
+from shopbot.models.base import ToolCall
 from shopbot.state import ConversationState, LiveConfirmation
 from tools import REGISTRY, TOOLS
 from tools.facts import LineFacts, OrderFacts
@@ -21,7 +21,7 @@ guard = Guard(REGISTRY, PolicyConfig())
 
 
 def action(tool: str, **args: object) -> Action:
-    parsed = schema.parse(json.dumps({"action": {"tool": tool, "args": args}}))
+    parsed = schema.parse(ToolCall(tool, args))
     assert isinstance(parsed, Action), parsed
     return parsed
 

@@ -45,7 +45,7 @@ from shopbot.events import (
 )
 from shopbot.events import Event as TurnEvent
 from shopbot.loop import Agent, ConfirmationAnswer, CustomerText
-from shopbot.models.base import ModelRequest
+from shopbot.models.base import ModelRequest, ModelStep, StepDelta, read_step
 from shopbot.models.scripted import ScriptedModel
 from shopbot.plain_chat import chat
 from tests.plugin import settings_for
@@ -230,7 +230,7 @@ async def test_a_new_request_follows_the_withdrawn_one(agent: Agent) -> None:
 class FailingModel:
     name = "failing"
 
-    async def complete(self, request: ModelRequest) -> str:
+    async def complete(self, request: ModelRequest) -> ModelStep:
         raise ModelError("connection refused")
 
 
@@ -328,9 +328,9 @@ class SlowModel:
 
         self.release = asyncio.Event()
 
-    async def complete(self, request: ModelRequest) -> str:
+    async def complete(self, request: ModelRequest) -> ModelStep:
         await self.release.wait()
-        return json.dumps(act("reply", message="ok"))
+        return read_step(json.dumps(act("reply", message="ok")))
 
 
 async def test_turns_of_one_conversation_are_serialized(agent: Agent) -> None:
@@ -395,7 +395,7 @@ class WatchedStream(ScriptedModel):
         super().__init__(outputs)
         self.handed: list[int] = []
 
-    async def stream(self, request: ModelRequest) -> AsyncGenerator[str]:
+    async def stream(self, request: ModelRequest) -> AsyncGenerator[StepDelta | ModelStep]:
         self.handed.append(0)
         try:
             async for piece in super().stream(request):
@@ -573,7 +573,7 @@ class Recording(ScriptedModel):
         super().__init__()
         self.prompts: list[str] = []
 
-    async def complete(self, request: ModelRequest) -> str:
+    async def complete(self, request: ModelRequest) -> ModelStep:
         self.prompts.append(str(request.messages[-1].content))
         return await super().complete(request)
 

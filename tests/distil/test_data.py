@@ -15,6 +15,7 @@ from shopbot.distil import phrasing as P
 from shopbot.distil.generate import customer_lines, fixture_lines, generate, read
 from shopbot.distil.heldout import unseen
 from shopbot.distil.scenarios import STORY_CUSTOMERS, draw, load_shop, split_of
+from shopbot.models.base import read_step
 from shopbot.models.local import MAX_GRAMMAR_STRING, MAX_REPLY
 from shopbot.models.student import STUDENT_SYSTEM, action_text, grammar_order, student_view
 from tools import TOOLS
@@ -56,7 +57,7 @@ def test_the_student_reads_in_production_what_it_was_trained_on(
 
 def test_every_target_parses_and_was_allowed_at_its_step(rows: list[dict[str, Any]]) -> None:
     for row in rows:
-        parsed = SCHEMA.parse(row["target"])
+        parsed = SCHEMA.parse(read_step(row["target"]))
         assert isinstance(parsed, Action), row["target"]
         assert parsed.tool in row["allowed"]
         assert row["system"] == STUDENT_SYSTEM
@@ -139,7 +140,7 @@ async def test_generated_steps_come_from_the_real_loop(eval_policy: Any) -> None
     assert rows
     for row in rows:
         assert row["prompt"] == student_view(row["per_step"])
-        assert isinstance(SCHEMA.parse(row["target"]), Action)
+        assert isinstance(SCHEMA.parse(read_step(row["target"])), Action)
     # A step after a tool shows that tool's observation, as the loop recorded it.
     later = [r for r in rows if "This turn:" in r["prompt"]]
     assert later and all("   -> " in r["prompt"] for r in later)

@@ -12,7 +12,7 @@ from langchain_core.messages import HumanMessage, SystemMessage
 
 from shopbot.actions import Action, ActionSchema
 from shopbot.errors import ConfigError
-from shopbot.models.base import KnownArgs, ModelRequest, StreamingChatModel
+from shopbot.models.base import KnownArgs, ModelRequest, ModelStep, StepDelta, StreamingChatModel
 from shopbot.models.local import MAX_GRAMMAR_STRING, MAX_REPLY, LocalModel, constrain
 from tests.plugin import known_for
 from tools import TOOLS
@@ -78,9 +78,9 @@ def request(text: str, allowed: set[str], cid: str = "c1") -> ModelRequest:
 async def test_output_always_parses_and_names_an_allowed_tool(
     model: LocalModel, allowed: set[str]
 ) -> None:
-    raw = await model.complete(request("Where is my order 482913? jane.doe@example.com", allowed))
-    action = schema.parse(raw)
-    assert isinstance(action, Action), raw
+    step = await model.complete(request("Where is my order 482913? jane.doe@example.com", allowed))
+    action = schema.parse(step)
+    assert isinstance(action, Action), step
     assert action.tool in allowed
 
 
@@ -109,18 +109,23 @@ async def test_stream_hands_out_pieces_while_decoding_that_join_to_the_step(
     streaming: StreamingChatModel = model
     assert isinstance(streaming, StreamingChatModel)
     asked = request("Where is my order 482913? jane.doe@example.com", {"verify_identity"}, "s1")
-    pieces: list[str] = []
+    pieces: list[StepDelta] = []
     decoding: list[bool] = []
+    step: ModelStep | None = None
     async for piece in model.stream(asked):
+        if not isinstance(piece, StepDelta):
+            step = piece  # the whole step, last
+            continue
         pieces.append(piece)
         decoding.append(model._busy.locked())
     assert len(pieces) > 1
     assert decoding[0], "the first piece came only after the whole step was decoded"
     assert not model._busy.locked()
-    action = schema.parse("".join(pieces))
+    assert step is not None and step.raw == "".join(p.raw for p in pieces)
+    action = schema.parse(step)
     assert isinstance(action, Action), pieces
     assert action.arguments == {"order_id": "482913", "email": "jane.doe@example.com"}
-    assert await model.complete(asked) == "".join(pieces)
+    assert await model.complete(asked) == step
 
 
 @pytest.mark.slow

@@ -14,12 +14,11 @@ import httpx
 import pytest
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
 
-from shopbot.actions import Action, ActionSchema
+from shopbot.actions import Action, ActionSchema, ParseFailure
 from shopbot.errors import ModelError
-from shopbot.models.base import ModelRequest, Usage
+from shopbot.models.base import ModelRequest, RawText, StepDelta, ToolCall, Usage
 from shopbot.models.local import packaged_model_path
-from shopbot.models.openai import OpenAIModel, ToolChoice, to_step, tools_for
-from shopbot.streaming import ReplyDraft
+from shopbot.models.openai import STEP_TOOL, OpenAIModel, ToolChoice, to_step, tools_for
 from tests.plugin import known_for
 from tools import TOOLS
 
@@ -110,11 +109,24 @@ def test_each_allowed_action_becomes_one_tool_with_its_arguments() -> None:
 
 def test_a_tool_call_becomes_the_step_the_parser_accepts() -> None:
     call = {"name": "reply", "args": {"message": "Hello!"}, "id": "1", "type": "tool_call"}
-    raw = to_step(AIMessage("Greet them.", tool_calls=[call]))  # type: ignore[list-item]
-    action = schema.parse(raw)
+    step = to_step(AIMessage("Greet them.", tool_calls=[call]))  # type: ignore[list-item]
+    assert step == ToolCall("reply", {"message": "Hello!"}, "Greet them.")
+    action = schema.parse(step)
     assert isinstance(action, Action)
     assert (action.tool, action.thought) == ("reply", "Greet them.")
-    assert to_step(AIMessage("just prose")) == "just prose"
+    assert to_step(AIMessage("just prose")) == RawText("just prose")
+
+
+def test_a_call_the_client_could_not_decode_is_a_failure_the_model_reads() -> None:
+    bad = {"name": "lookup_order", "args": '{"order_id": 48', "id": "1", "error": None}
+    step = to_step(AIMessage("", invalid_tool_calls=[bad]))  # type: ignore[list-item]
+    assert step == ToolCall("lookup_order", '{"order_id": 48', raw=step.raw)
+    assert step.raw == '{"action": {"tool": "lookup_order", "args": {"order_id": 48}}'
+    failed = schema.parse(step)
+    assert isinstance(failed, ParseFailure) and failed.error.startswith("Invalid JSON")
+    whole = {"name": STEP_TOOL, "args": '{"action": {"tool": "reply"', "id": "2", "error": None}
+    step = to_step(AIMessage("", invalid_tool_calls=[whole]))  # type: ignore[list-item]
+    assert step == RawText('{"action": {"tool": "reply"')
 
 
 async def test_an_unreachable_endpoint_is_one_clear_error(
@@ -142,9 +154,9 @@ async def test_a_rejected_key_is_one_clear_error(
 async def test_a_lone_allowed_action_is_named_and_constrained(
     server: str, models: Callable[..., OpenAIModel]
 ) -> None:
-    raw = await models(server).complete(request({"verify_identity"}))
-    action = schema.parse(raw)
-    assert isinstance(action, Action), raw
+    step = await models(server).complete(request({"verify_identity"}))
+    action = schema.parse(step)
+    assert isinstance(action, Action), step
     assert action.arguments == {"order_id": "482913", "email": "jane.doe@example.com"}
 
 
@@ -168,9 +180,9 @@ async def test_step_mode_always_names_an_allowed_action(
     server: str, models: Callable[..., OpenAIModel]
 ) -> None:
     allowed = {"verify_identity", "reply"}
-    raw = await models(server, tool_choice="step").complete(request(allowed))
-    action = schema.parse(raw)
-    assert isinstance(action, Action), raw
+    step = await models(server, tool_choice="step").complete(request(allowed))
+    action = schema.parse(step)
+    assert isinstance(action, Action), step
     assert action.tool in allowed
 
 
@@ -190,11 +202,12 @@ async def test_a_streamed_step_is_the_step_and_a_reply_shows_while_written(
     """Only `reply` allowed: the server names it (or `step`), and its message streams."""
     model = models(server, tool_choice=tool_choice)
     ask = request({"reply"})
-    pieces = [piece async for piece in model.stream(ask)]
-    action = schema.parse("".join(pieces))
-    assert isinstance(action, Action), pieces
+    *deltas, step = [piece async for piece in model.stream(ask)]
+    assert not isinstance(step, StepDelta)
+    action = schema.parse(step)
+    assert isinstance(action, Action), step
     assert action.tool == "reply"
-    draft = ReplyDraft()
-    shown = [text for piece in pieces if (text := draft.feed(piece))]
+    shown = [d.reply for d in deltas if isinstance(d, StepDelta) and d.reply]
     assert "".join(shown) == action.arguments["message"]
     assert len(shown) > 1, "the reply arrived in one piece: nothing was streamed"
+    assert step.raw.startswith("".join(d.raw for d in deltas if isinstance(d, StepDelta)))

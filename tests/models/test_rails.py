@@ -10,7 +10,7 @@ import yaml
 
 from shopbot.app import desk_file
 from shopbot.errors import ConfigError
-from shopbot.models.base import ModelRequest
+from shopbot.models.base import ModelRequest, StepDelta, ToolCall
 from shopbot.models.rails import RETURNS_INTENTS, IntentRouter, Rails
 from shopbot.models.scripted import ScriptedModel
 from shopbot.policy.embeddings import MiniLMEmbedding
@@ -67,22 +67,28 @@ async def test_an_opening_gets_its_intents_action_and_nothing_else_does(
 ) -> None:
     inner = ScriptedModel([act("reply", message="from the model")] * 3)
     rails = Rails(inner, router)
-    step = json.loads(await rails.complete(request("Can I talk to a real person please?")))
-    assert step["action"] == {
-        "tool": "escalate",
-        "args": {"reason": "The customer asked to talk to a person."},
-    }
-    assert "intent human" in step["thought"]
+    step = await rails.complete(request("Can I talk to a real person please?"))
+    assert isinstance(step, ToolCall)
+    assert (step.tool, step.args) == (
+        "escalate",
+        {"reason": "The customer asked to talk to a person."},
+    )
+    assert "intent human" in step.thought
+    assert json.loads(step.raw)["thought"] == step.thought  # the audit's raw output
     assert not inner.calls
     # Not an opening (a later step, or a confirmation answer): the model's step.
-    assert "from the model" in await rails.complete(request(None))
+    assert "from the model" in (await rails.complete(request(None))).raw
     # An action the guard would not offer now: the model's step.
-    assert "from the model" in await rails.complete(
-        request("Can I talk to a real person please?", {"reply"})
+    assert (
+        "from the model"
+        in (await rails.complete(request("Can I talk to a real person please?", {"reply"}))).raw
     )
-    streamed = [p async for p in rails.stream(request("What's the best pasta recipe?"))]
-    assert json.loads("".join(streamed))["action"]["tool"] == "reply"
-    assert "from the model" in "".join([p async for p in rails.stream(request(None))])
+    *deltas, streamed = [p async for p in rails.stream(request("What's the best pasta recipe?"))]
+    assert isinstance(streamed, ToolCall) and isinstance(streamed.args, dict)
+    assert streamed.tool == "reply"
+    assert [d.reply for d in deltas if isinstance(d, StepDelta)] == [streamed.args["message"]]
+    *_, step = [p async for p in rails.stream(request(None))]
+    assert "from the model" in step.raw
     inner.assert_complete()
 
 

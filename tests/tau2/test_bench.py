@@ -22,7 +22,7 @@ from shopbot.eval.metrics import summarize
 from shopbot.eval.runner import TrialResult, run_suite
 from shopbot.eval.simulator import AgentTurn, Simulator
 from shopbot.loop import CustomerText, Incoming
-from shopbot.models.base import ChatModel, ModelRequest
+from shopbot.models.base import ChatModel, ModelRequest, ModelStep, ToolCall
 from shopbot.tau2.bench import (
     BenchTask,
     Tau2Trials,
@@ -126,9 +126,8 @@ class DoesNothing:
 
     name = "does-nothing"
 
-    async def complete(self, request: ModelRequest) -> str:
-        step = {"action": {"tool": "reply", "args": {"message": "I'm afraid I can't help."}}}
-        return json.dumps(step)
+    async def complete(self, request: ModelRequest) -> ModelStep:
+        return ToolCall("reply", {"message": "I'm afraid I can't help."})
 
 
 class OneLine:

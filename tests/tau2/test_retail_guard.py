@@ -6,7 +6,6 @@ States are built by hand, as the loader would build them for the action in hand:
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -17,6 +16,7 @@ from db import OrderStatus, PaymentKind, TransactionKind
 from shopbot.actions import Action, ActionSchema
 from shopbot.config import PolicyConfig
 from shopbot.guard import Guard, Verdict
+from shopbot.models.base import ToolCall
 from shopbot.state import ConversationState
 from tools.facts import OrderFacts
 from tools.retail import RETAIL_REGISTRY, RETAIL_TOOLS
@@ -92,7 +92,7 @@ ADDRESS = {
 
 
 def action(tool: str, **args: Any) -> Action:
-    parsed = schema.parse(json.dumps({"action": {"tool": tool, "args": args}}))
+    parsed = schema.parse(ToolCall(tool, args))
     assert isinstance(parsed, Action), parsed
     return parsed
 

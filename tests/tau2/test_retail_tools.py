@@ -3,7 +3,6 @@ the desk chosen by configuration, and ShopBot's return flow on top of a retail r
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
@@ -13,6 +12,7 @@ from db.engine import create_engine, session_factory
 from shopbot.actions import Action
 from shopbot.app import build_agent
 from shopbot.errors import ToolRetry
+from shopbot.models.base import ToolCall
 from shopbot.models.scripted import ScriptedModel
 from shopbot.state import load_state, load_step_facts
 from shopbot.tau2.data import GroundTruthAction, Task
@@ -76,9 +76,7 @@ async def test_a_retail_return_continues_into_the_label_flow(
         return_id = outcomes[1].detail["return_id"]
         assert outcomes[1].detail["order"]["status"] == "return requested"
         # The guard lets ShopBot's own label tool complete this return, once, here.
-        label = replayer.schema.parse(
-            json.dumps({"action": {"tool": "send_return_label", "args": {"return_id": return_id}}})
-        )
+        label = replayer.schema.parse(ToolCall("send_return_label", {"return_id": return_id}))
         assert isinstance(label, Action)
         async with sessions() as session:
             conversation = await session.get_one(Conversation, conversation_id)

@@ -7,7 +7,6 @@ hour of delivery or of the request.
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -22,6 +21,7 @@ from db.engine import create_engine, session_factory
 from shopbot.actions import Action, ActionSchema
 from shopbot.config import PolicyConfig, Settings
 from shopbot.guard import Guard
+from shopbot.models.base import ToolCall
 from shopbot.state import ConversationState
 from tests.plugin import settings_for
 from tools import REGISTRY, TOOLS, ToolContext
@@ -135,7 +135,7 @@ async def sessions(db_url: str) -> AsyncIterator[async_sessionmaker[AsyncSession
 def create_return() -> Action:
     schema = ActionSchema(TOOLS)
     args = {"order_id": "482913", "lines": [1], "reason": "too small"}
-    parsed = schema.parse(json.dumps({"action": {"tool": "create_return", "args": args}}))
+    parsed = schema.parse(ToolCall("create_return", args))
     assert isinstance(parsed, Action), parsed
     return parsed
 

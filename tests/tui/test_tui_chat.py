@@ -36,7 +36,7 @@ from db import (
 )
 from shopbot.app import build_agent
 from shopbot.errors import ModelError
-from shopbot.models.base import ModelRequest
+from shopbot.models.base import ModelRequest, ModelStep, StepDelta, read_step
 from shopbot.models.scripted import Output, ScriptedModel
 from shopbot.tui import ShopBotApp
 from shopbot.tui.chat import CustomerMessageView, Note, ReplyView, Welcome
@@ -367,12 +367,12 @@ async def test_an_oversize_message_is_refused_visibly(harness: Harness) -> None:
 async def test_the_ui_stays_responsive_while_the_model_thinks(harness: Harness) -> None:
     gate = asyncio.Event()
 
-    async def slow(request: ModelRequest) -> str:
+    async def slow(request: ModelRequest) -> ModelStep:
         await gate.wait()
-        return '{"action": {"tool": "reply", "args": {"message": "Hello!"}}}'
+        return read_step('{"action": {"tool": "reply", "args": {"message": "Hello!"}}}')
 
     class SlowModel(ScriptedModel):
-        async def complete(self, request: ModelRequest) -> str:
+        async def complete(self, request: ModelRequest) -> ModelStep:
             self.calls.append(request)
             return await slow(request)
 
@@ -401,12 +401,12 @@ class HeldModel(ScriptedModel):
         super().__init__(outputs)
         self.hold = hold
 
-    async def stream(self, request: ModelRequest) -> AsyncGenerator[str]:
+    async def stream(self, request: ModelRequest) -> AsyncGenerator[StepDelta | ModelStep]:
         if len(self.calls) == 1 and "free forever" in str(self.outputs[0]):
             await self.hold.wait()  # before the step after a denied draft
         async for piece in super().stream(request):
             yield piece
-            if piece.endswith('"Thanks'):
+            if isinstance(piece, StepDelta) and piece.raw.endswith('"Thanks'):
                 await self.hold.wait()
 
 

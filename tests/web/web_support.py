@@ -29,7 +29,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from db import utcnow
 from shopbot.app import open_services
 from shopbot.config import Settings
-from shopbot.models.base import ModelRequest
+from shopbot.models import base
+from shopbot.models.base import ModelRequest, ModelStep, StepDelta, read_step
 from shopbot.web import WebConfig, create_app
 from shopbot.web.backend import Backend
 from tools import Services
@@ -115,12 +116,12 @@ class ShopModel:
     def name(self) -> str:
         return "shop-function-model"
 
-    async def complete(self, request: ModelRequest) -> str:
+    async def complete(self, request: ModelRequest) -> ModelStep:
         self.calls += 1
         self.conversations.add(request.conversation_id)
         if self.delay:
             await asyncio.sleep(self.delay)
-        return self.decide(request)
+        return read_step(self.decide(request))
 
     def decide(self, request: ModelRequest) -> str:
         prompt = str(request.messages[-1].content)
@@ -189,8 +190,11 @@ class Escalates(ShopModel):
 class StreamingShopModel(ShopModel):
     """`ShopModel` that streams its steps a few characters at a time, as a real backend."""
 
-    async def stream(self, request: ModelRequest) -> AsyncGenerator[str]:
-        raw = await self.complete(request)
+    def stream(self, request: ModelRequest) -> AsyncGenerator[StepDelta | ModelStep]:
+        return base.read_stream(self._pieces(request))
+
+    async def _pieces(self, request: ModelRequest) -> AsyncGenerator[str]:
+        raw = (await self.complete(request)).raw
         for start in range(0, len(raw), 6):
             yield raw[start : start + 6]
             await asyncio.sleep(0.001)
