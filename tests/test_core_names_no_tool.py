@@ -16,7 +16,10 @@ from tools.desks import DESKS
 ROOT = Path(__file__).resolve().parents[1]
 CORE = sorted(
     [
-        *(ROOT / "shopbot" / f"{name}.py" for name in ("loop", "guard", "dispatch", "state")),
+        *(
+            ROOT / "shopbot" / f"{name}.py"
+            for name in ("loop", "outcomes", "guard", "dispatch", "state")
+        ),
         *(ROOT / "shopbot" / f"{name}.py" for name in ("prompts", "exemplars")),
         *(ROOT / "shopbot" / "models").glob("*.py"),
     ]

@@ -12,7 +12,18 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-CORE = ["actions", "dispatch", "events", "guard", "loop", "prompts", "record", "state", "turns"]
+CORE = [
+    "actions",
+    "dispatch",
+    "events",
+    "guard",
+    "loop",
+    "outcomes",
+    "prompts",
+    "record",
+    "state",
+    "turns",
+]
 """The agent's core: the loop and the gates around it."""
 EDGES = (
     "shopbot.models.local",

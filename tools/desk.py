@@ -38,6 +38,8 @@ class Desk:
     """Openings answered before the local model is asked (`shopbot.models.rails`)."""
     adapter: Path | None = None
     """The LoRA adapter trained for this desk over the packaged base model."""
+    scenarios: Path | None = None
+    """The desk's eval scenarios (`shopbot eval` runs them unless told other ones)."""
     oracle: str | None = None
     """`module:NAME` of the scripted agent `shopbot eval --model oracle` runs on this desk: a
     chat model made from a scenario (`shopbot.eval.oracle.Oracle` is the returns desk's)."""

@@ -39,6 +39,7 @@ RETURNS = Desk(
     exemplars=EXEMPLARS,
     intents=REPO / "fixtures" / "intents" / "returns.yaml",
     adapter=REPO / "shopbot" / "models" / "adapters" / "shopbot-returns-lora.gguf",
+    scenarios=REPO / "fixtures" / "scenarios",
     oracle="shopbot.eval.oracle:Oracle",
 )
 RETAIL = Desk(

@@ -2,13 +2,15 @@
 
     SHOPBOT_DESK=examples/parcel_desk shopbot chat
     shopbot replay examples/parcel_desk/conversations
-    shopbot eval --desk examples/parcel_desk --scenarios examples/parcel_desk/scenarios
+    shopbot eval --desk examples/parcel_desk
 
 Its tools are the shop's own identity check (`tools.verify_identity`, reused as it is) and
 `track_parcel`; nothing in `shopbot/` or `tools/` names it. Its conversations say which desk
 they run on (`desk: ..`), and its oracle (`oracle.py`) plays a perfect agent for its
 scenarios.
 """
+
+from pathlib import Path
 
 from tools.desk import Desk
 from tools.verify_identity import verify_identity
@@ -30,6 +32,7 @@ DESK = Desk(
     name="parcel",
     tools=(verify_identity, track_parcel),
     instructions=f"{ROLE}\n\n{RULES}",
+    scenarios=Path(__file__).parent / "scenarios",
     oracle=f"{__name__}.oracle:ParcelOracle",
 )
 

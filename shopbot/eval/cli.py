@@ -4,7 +4,7 @@ other subcommands (registered in `shopbot.cli`) measure parts.
     shopbot eval --model oracle -k 3             # CI: must pass 100%
     shopbot eval --model local -s return -k 1    # the embedded model on one category
     shopbot eval --model openai --judge --json   # any OpenAI-compatible endpoint
-    shopbot eval --desk examples/parcel_desk --scenarios examples/parcel_desk/scenarios
+    shopbot eval --desk examples/parcel_desk
 """
 
 from __future__ import annotations
@@ -28,7 +28,6 @@ if TYPE_CHECKING:
 EvalModel = Literal["oracle", "local", "openai"]
 SimulatorKind = Literal["rule", "llm"]
 SimulatorBackend = Literal["openai", "local"]
-SCENARIOS = Path("fixtures/scenarios")
 POLICIES = Path("fixtures/policies")
 
 eval_app = typer.Typer(
@@ -47,7 +46,9 @@ def eval_suite(
         EvalModel, typer.Option(help="oracle (a perfect scripted agent), local or openai.")
     ] = "oracle",
     k: Annotated[int, typer.Option("-k", min=1, help="Trials per scenario.")] = 3,
-    scenarios: Annotated[Path, typer.Option(help="A scenario file or folder.")] = SCENARIOS,
+    scenarios: Annotated[
+        Path | None, typer.Option(help="A scenario file or folder (default: the desk's).")
+    ] = None,
     desk: Annotated[
         str | None,
         typer.Option(help="The desk (SHOPBOT_DESK): a name, a desk's folder or module:NAME."),
@@ -82,13 +83,26 @@ def eval_suite(
     if ctx.invoked_subcommand is not None:
         return
     from shopbot.config import Settings
+    from shopbot.errors import ConfigError
     from shopbot.eval.scenario import load_scenarios
+    from tools.desks import load_desk
 
+    settings = Settings() if desk is None else Settings(desk=desk)
+    if scenarios is None:
+        try:
+            scenarios = load_desk(settings.desk).scenarios
+        except ConfigError as exc:
+            console.print(f"[red]error:[/red] {exc}")
+            raise typer.Exit(2) from None
+        if scenarios is None:
+            console.print(
+                f"[red]error:[/red] the {settings.desk} desk has no scenarios: --scenarios"
+            )
+            raise typer.Exit(2)
     found = load_scenarios(scenarios, only)
     if not found:
         console.print("[red]error:[/red] no scenarios match")
         raise typer.Exit(2)
-    settings = Settings() if desk is None else Settings(desk=desk)
     run = _run(
         found,
         settings,

@@ -6,7 +6,7 @@ import dataclasses
 import json
 from collections.abc import AsyncGenerator
 from dataclasses import replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -38,16 +38,19 @@ from shopbot.events import (
     ConfirmationDecided,
     ConfirmationRequested,
     ConfirmationWithdrawn,
+    ObservationMade,
     ParseFailed,
     Reply,
     ReplyChunk,
+    ToolStarted,
     TurnEnded,
 )
 from shopbot.events import Event as TurnEvent
-from shopbot.loop import Agent, ConfirmationAnswer, CustomerText
+from shopbot.loop import LAPSED, Agent, ConfirmationAnswer, CustomerText
 from shopbot.models.base import ModelRequest, ModelStep, StepDelta, read_step
 from shopbot.models.scripted import ScriptedModel
 from shopbot.plain_chat import chat
+from shopbot.record import Recorder
 from tests.plugin import settings_for
 
 JANE = "Return the jeans from 482913 please, jane.doe@example.com"
@@ -641,3 +644,35 @@ async def test_model_output_no_database_stores_is_a_parse_failure_stored_with_ff
         )
     assert raw[1] == "\ufffd not an action"
     assert "\\u0000" in raw[0]
+
+
+async def test_a_confirmation_the_database_refuses_is_an_observation_not_a_denial(
+    agent: Agent, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The guard allows a side effect against the state read at the turn's start; spending
+    # the confirmation is the effect's first write, and the database may refuse it (used or
+    # expired since). The tool does not run, the guard's verdict stays as given, and the
+    # model reads what happened as a tool error.
+    cid = await start_conversation(agent.sessions, agent.settings)
+    events = await turn(agent, cid, CustomerText(JANE), VERIFY, RETURN_JEANS)
+    conf = next(e for e in events if isinstance(e, ConfirmationRequested)).confirmation_id
+
+    async def refused(self: Recorder, confirmation_id: str, now: datetime) -> bool:
+        return False
+
+    monkeypatch.setattr(Recorder, "consume", refused)
+    events = await turn(
+        agent, cid, ConfirmationAnswer(conf, True), RETURN_JEANS, act("reply", message="Sorry.")
+    )
+    lapsed = [e for e in events if isinstance(e, ObservationMade) and e.error]
+    assert [(e.tool, e.data["error"]) for e in lapsed] == [("create_return", "confirmation_lapsed")]
+    assert not any(isinstance(e, ToolStarted) for e in events)
+    assert await count(agent, Return, Return.conversation_id == cid) == 0
+    async with agent.sessions() as s:
+        row = await s.scalar(
+            select(ActionLog)
+            .where(ActionLog.conversation_id == cid, ActionLog.tool == "create_return")
+            .order_by(ActionLog.id.desc())
+        )
+    assert row is not None and row.verdict == "allow"
+    assert row.observation == {"error": "confirmation_lapsed", "message": LAPSED}

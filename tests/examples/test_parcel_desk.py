@@ -122,7 +122,8 @@ def test_its_conversations_replay(in_repo: Path) -> None:
 
 def test_its_scenarios_pass_with_its_oracle(in_repo: Path) -> None:
     report = in_repo / "report.html"
-    args = ["eval", "--desk", "examples/parcel_desk", "--scenarios", str(PARCEL / "scenarios")]
+    # Its own scenarios, without being told where they are (`Desk.scenarios`).
+    args = ["eval", "--desk", "examples/parcel_desk"]
     result = runner.invoke(app, [*args, "-k", "1", "--report", str(report), "--json"])
     assert result.exit_code == 0, result.output
     summary: dict[str, Any] = json.loads(result.stdout)
@@ -137,3 +138,9 @@ def test_a_desk_without_an_oracle_says_so(in_repo: Path) -> None:
     result = runner.invoke(app, [*args, "--report", str(in_repo / "r.html")])
     assert result.exit_code == 2
     assert "the retail desk has no oracle" in " ".join(result.output.split())
+
+
+def test_a_desk_without_scenarios_says_so(in_repo: Path) -> None:
+    result = runner.invoke(app, ["eval", "--desk", "retail", "--report", str(in_repo / "r.html")])
+    assert result.exit_code == 2
+    assert "the retail desk has no scenarios" in " ".join(result.output.split())
