@@ -66,6 +66,10 @@ def test_hostile_sequences_change_nothing_unconfirmed(shop: Shop) -> None:
         max_examples=EXAMPLES[shop.backend],
         deadline=None,
         database=None,
+        # The same seeds every run: about one sequence in eighty ends in a confirmed return
+        # (`benchmarks/hostile.py`, 12 in 1,000), so 300 fresh ones would reach none in about
+        # one run of forty and fail the depth check below. The benchmark explores new seeds.
+        derandomize=True,
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
     )
     # A seed, not hypothesis' own randomness: its draws lean to the edges (a coin that lands
@@ -80,8 +84,8 @@ def test_hostile_sequences_change_nothing_unconfirmed(shop: Shop) -> None:
         totals.side_effects += outcome.side_effects
 
     sequence()
-    # The slice must reach deep enough to mean something: about one sequence in twenty-five
-    # ends in a confirmed return (too few on PostgreSQL's 60 to count on one).
+    # The slice must reach deep enough to mean something: it holds confirmed returns (too
+    # few on PostgreSQL's 60 to count on one).
     if shop.backend == "sqlite":
         assert totals.side_effects > 0, totals
     assert totals.steps > EXAMPLES[shop.backend] * 5, totals
