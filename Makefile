@@ -39,9 +39,11 @@ db: install
 	$(BIN)/shopbot index
 
 run: db
+	$(BIN)/shopbot prepare
 	$(BIN)/shopbot chat
 
 serve: db
+	$(BIN)/shopbot prepare
 	$(BIN)/shopbot serve
 
 # The browser tests drive Debian's Chromium through Playwright (never a browser download).

@@ -13,11 +13,17 @@ schema and hints), so one wrong step does not derail the steps after it.
   confirmed action (the guard holds it to the confirmed digest); send_return_label
   return_id. Free text (reply messages, search queries, reasons, escalation reasons) is not
   compared.
+- Right, or the eligibility check first: also counts, where a script goes straight to
+  `create_return` for lines this conversation has not checked, a `check_return_eligibility`
+  of the same order and lines. `create_return`'s own description says "check eligibility
+  first", and the student's teacher does; the fault scripts (38-42) skip the check to reach
+  the carrier sooner. Reported beside the strict count, never instead of it.
 
 Variants, each a fresh model: `none` (the bare base on the loop's full prompt), `exemplars`
 (the bare base with the nearest few from fixtures/exemplars.yaml, leaving out any exemplar
 whose `source` is the conversation being scored), `student` (the base with the shipped
-adapter, on the student's view) and `gguf:PATH` (a merged student GGUF, e.g. one
+adapter merged in, as the app runs it, on the student's view), `student-lora` (the same
+adapter applied by llama.cpp at run time) and `gguf:PATH` (a merged student GGUF, e.g. one
 quantization level written by `shopbot distil export --levels`).
 
     python benchmarks/local_accuracy.py [--variants exemplars,student] [--shots 3]
@@ -45,6 +51,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.common import machine
 from benchmarks.replay_steps import RecordedStep, record
 from shopbot.actions import Action, ActionSchema
+from shopbot.config import Settings
 from shopbot.distil.heldout import correct
 from shopbot.exemplars import ExemplarLibrary
 from shopbot.models.local import RETURNS_ADAPTER, LocalModel
@@ -68,6 +75,20 @@ class Outcome:
         expected = self.step.expected
         return (
             expected is not None and self.parsed is not None and self.parsed.tool == expected.tool
+        )
+
+    @property
+    def checks_first(self) -> bool:
+        """The eligibility check of the lines the script would return at once."""
+        expected, parsed = self.step.expected, self.parsed
+        return (
+            expected is not None
+            and parsed is not None
+            and expected.tool == "create_return"
+            and parsed.tool == "check_return_eligibility"
+            and str(parsed.arguments.get("order_id")) == str(expected.arguments.get("order_id"))
+            and set(parsed.arguments.get("lines") or [])
+            == set(expected.arguments.get("lines") or [])
         )
 
     @property
@@ -102,6 +123,10 @@ class VariantResult:
             "scored": len(scored),
             "tool_correct": sum(o.tool_ok for o in scored),
             "correct": sum(o.ok for o in scored),
+            "correct_or_checks_first": sum(
+                o.ok or (o.checks_first and o.step.conversation not in checked_before(o, self))
+                for o in scored
+            ),
             "first_step_correct": _share([o for o in scored if o.step.index == 0]),
             "step_ms_median": round(statistics.median(o.ms for o in self.outcomes), 1),
             "by_tool": {
@@ -113,6 +138,17 @@ class VariantResult:
                 for tool, os in sorted(by_tool.items())
             },
         }
+
+
+def checked_before(outcome: Outcome, result: VariantResult) -> set[str]:
+    """The conversations whose script checked eligibility before `outcome`'s step."""
+    found: set[str] = set()
+    for o in result.outcomes:
+        if o is outcome:
+            break
+        if '"check_return_eligibility"' in o.step.output:
+            found.add(o.step.conversation)
+    return found
 
 
 def _share(outcomes: list[Outcome]) -> str:
@@ -168,15 +204,17 @@ def _row(variant: str, o: Outcome) -> dict[str, Any]:
 
 def table(results: list[VariantResult]) -> str:
     rows = [
-        "| variant | steps | parse failures | scored | right tool | right action | first step of a conversation | step median |",
-        "|---|---|---|---|---|---|---|---|",
+        "| variant | steps | parse failures | scored | right tool | right action | right, or the eligibility check first | first step of a conversation | step median |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         s = r.summary()
         rows.append(
             f"| {s['variant']} | {s['steps']} | {s['parse_failures']} | {s['scored']} | "
             f"{s['tool_correct']} ({s['tool_correct'] / s['scored']:.0%}) | "
-            f"{s['correct']} ({s['correct'] / s['scored']:.0%}) | {s['first_step_correct']} | "
+            f"{s['correct']} ({s['correct'] / s['scored']:.0%}) | "
+            f"{s['correct_or_checks_first']} ({s['correct_or_checks_first'] / s['scored']:.0%}) | "
+            f"{s['first_step_correct']} | "
             f"{s['step_ms_median'] / 1000:.1f} s |"
         )
     tools = sorted({t for r in results for t in r.summary()["by_tool"]})
@@ -209,7 +247,10 @@ def main() -> None:
     results: list[VariantResult] = []
     for name in args.variants.split(","):
         print(f"variant {name}:")
-        if name == "student":
+        if name == "student":  # as the app runs it: merged (shopbot.models.merge)
+            merge_dir = Settings().data_dir / "models"
+            model = LocalModel(n_threads=args.threads, adapter=RETURNS_ADAPTER, merge_dir=merge_dir)
+        elif name == "student-lora":
             model = LocalModel(n_threads=args.threads, adapter=RETURNS_ADAPTER)
         elif name.startswith("gguf:"):
             model = LocalModel(Path(name[5:]), n_threads=args.threads, student=True)

@@ -37,6 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.common import machine
 from benchmarks.replay_steps import RecordedStep, record
+from shopbot.config import Settings
 from shopbot.exemplars import ExemplarLibrary
 from shopbot.models.base import StepDelta
 from shopbot.models.local import RETURNS_ADAPTER, LocalModel
@@ -147,7 +148,11 @@ def main() -> None:
     for prompt in prompts:
         if prompt == "student":
             model.close()
-            model = LocalModel(n_threads=args.threads, adapter=RETURNS_ADAPTER)
+            model = LocalModel(
+                n_threads=args.threads,
+                adapter=RETURNS_ADAPTER,
+                merge_dir=Settings().data_dir / "models",
+            )
         model.exemplars = ExemplarLibrary.load() if prompt == "exemplars" else None
         lines, out[prompt] = report(prompt, asyncio.run(measure(model, a, b, args.steps)))
         print("\n".join(lines), flush=True)

@@ -149,6 +149,7 @@ def build_model(settings: Settings, *, script: list[Any] | None = None) -> ChatM
             exemplars=exemplars,
             adapter=adapter,
             n_threads=settings.generation.threads,
+            merge_dir=settings.data_dir / "models" if settings.model_merge else None,
         )
         return with_intents(local, settings)
     from shopbot.models.openai import OpenAIModel
@@ -166,6 +167,21 @@ def build_model(settings: Settings, *, script: list[Any] | None = None) -> ChatM
     except ModelError as exc:
         raise ConfigError(str(exc)) from exc
     return model
+
+
+def prepare_model(settings: Settings) -> Path | None:
+    """Make now what the configured model would make on first use: the local student merged
+    into its base (`shopbot.models.merge`, cached). The merged file, or None."""
+    if settings.model != "local" or not settings.model_merge:
+        return None
+    adapter = adapter_for(settings, load_desk(settings.desk))
+    if adapter is None:
+        return None
+    from shopbot.models.local import packaged_model_path
+    from shopbot.models.merge import merged
+
+    base = settings.model_path or packaged_model_path()
+    return merged(base, adapter, settings.data_dir / "models")
 
 
 def adapter_for(settings: Settings, desk: Desk) -> Path | None:

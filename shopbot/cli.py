@@ -152,6 +152,16 @@ def index_command(
     )
 
 
+@app.command("prepare")
+def prepare_command() -> None:
+    """Prepare the configured model: merge the local student into its base (once, cached)."""
+    from shopbot.app import prepare_model
+
+    with console.status("merging the student into its base model (once)"):
+        path = prepare_model(Settings())
+    console.print(f"local model: {path}" if path else "local model: nothing to prepare")
+
+
 @eval_app.command("retrieval")
 def eval_retrieval(
     qa: Annotated[Path, typer.Option(help="Questions with expected sections.")] = Path(

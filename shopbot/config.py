@@ -111,6 +111,10 @@ class Settings(BaseSettings):
     """A GGUF LoRA adapter over the local model: a path, `none` for the bare base model, or
     unset for the one trained for the desk (`Desk.adapter`; only over the packaged base: the
     returns desk's, `shopbot/models/adapters/`)."""
+    model_merge: bool = True
+    """Run the adapter merged into the base model (made once, cached in
+    `<data_dir>/models/`: `shopbot.models.merge`), about 1.5x faster a step than llama.cpp
+    applying it at every layer; false applies it at run time."""
     intents: str | None = None
     """Openings answered before the local model is asked (`shopbot.models.rails`): a YAML
     file, `none`, or unset for the desk's own (`Desk.intents`: the returns desk's

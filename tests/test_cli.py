@@ -182,3 +182,18 @@ def test_purge_says_what_it_would_delete_then_deletes_it_once(data_dir: Path) ->
     again = runner.invoke(app, ["purge", "--older-than", "4w"])
     assert "nothing to purge" in again.stdout
     engine.dispose()
+
+
+@pytest.mark.slow
+def test_prepare_merges_the_student_once(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SHOPBOT_MODEL", "local")
+    first = runner.invoke(app, ["prepare"])
+    assert first.exit_code == 0, first.output
+    made = list((data_dir / "models").glob("student-*.Q8_0.gguf"))
+    assert len(made) == 1 and str(made[0].name) in first.output.replace("\n", "")
+    assert [p.name for p in (data_dir / "models").iterdir()] == [made[0].name]  # no leftovers
+    stamp = made[0].stat().st_mtime_ns
+    again = runner.invoke(app, ["prepare"])
+    assert again.exit_code == 0 and made[0].stat().st_mtime_ns == stamp  # the cache, untouched
+    monkeypatch.setenv("SHOPBOT_MODEL_MERGE", "false")
+    assert "nothing to prepare" in runner.invoke(app, ["prepare"]).output

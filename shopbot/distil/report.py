@@ -17,14 +17,19 @@ from tools import TOOLS
 
 
 def heldout(rows: list[dict[str, Any]], split: str, limit: int, seed: int = 7) -> dict[str, Any]:
-    """The shipped student (packaged base + adapter) on `limit` steps of a held-out split."""
+    """The shipped student (packaged base + adapter, merged as the app runs it) on `limit`
+    steps of a held-out split."""
     from shopbot.models.local import RETURNS_ADAPTER, LocalModel
 
     fresh = unseen(rows, split)
     chosen = list(fresh)
     random.Random(seed).shuffle(chosen)
     chosen = sorted(chosen[:limit], key=lambda r: (r["scenario"], r["step"]))
-    model = LocalModel(adapter=RETURNS_ADAPTER, n_threads=2)
+    from shopbot.config import Settings
+
+    model = LocalModel(
+        adapter=RETURNS_ADAPTER, n_threads=2, merge_dir=Settings().data_dir / "models"
+    )
     scored = asyncio.run(score(model, chosen, ActionSchema(TOOLS)))
     held = sum(r["split"] == split for r in rows)
     return {

@@ -104,7 +104,19 @@ def student() -> LocalModel:
 def test_the_default_local_model_is_the_student_without_exemplars(student: LocalModel) -> None:
     assert student.adapter == RETURNS_ADAPTER
     assert student.student and student.exemplars is None
-    assert student.name.endswith("+shopbot-returns-lora")
+    assert student.name.endswith("+shopbot-returns-lora (merged)")
+    # Merged once into the data folder, named by the two files it was made from.
+    assert student.merged is not None and student.merged.parent == Path("data/models")
+    assert student.merged.name.startswith("student-") and student.merged.is_file()
+
+
+@pytest.mark.slow
+def test_merging_can_be_turned_off() -> None:
+    model = build_model(settings(model="local", model_merge=False, intents="none"))
+    assert isinstance(model, LocalModel)
+    assert model.merged is None and model.adapter == RETURNS_ADAPTER
+    assert model.name.endswith("+shopbot-returns-lora")
+    model.close()
 
 
 @pytest.mark.slow
