@@ -152,6 +152,11 @@ def typed_answer(text: str) -> bool | None:
     return True if said in YES else False if said in NO else None
 
 
+def _asks(line: HistoryLine) -> bool:
+    """Did the assistant end its message with a question?"""
+    return line.role is Role.ASSISTANT and line.text.rstrip().endswith("?")
+
+
 @dataclass(frozen=True)
 class TurnContext:
     """What the steps of one turn share."""
@@ -337,10 +342,13 @@ class Agent:
                 rec.message(Role.CUSTOMER, text)
                 rec.emit(CustomerMessage(text=text))
                 state.customer_texts.append(text)
+                asked = bool(state.history) and _asks(state.history[-1])
                 state.history.append(HistoryLine(Role.CUSTOMER, text))
                 pending = state.confirmation
                 if pending is None or pending.status is not ConfirmationStatus.PENDING:
-                    return text
+                    # An answer to the assistant's question ("Shall I return the shirt?" ->
+                    # "No, thanks.") is the model's to read, however much it looks like one.
+                    return None if asked else text
                 # Answered in words: withdrawn, whatever the model makes of the words.
                 await rec.withdraw(pending.id, now)
                 rec.emit(ConfirmationWithdrawn(confirmation_id=pending.id))

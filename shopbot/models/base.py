@@ -105,7 +105,8 @@ class ModelRequest:
     opening: str | None = None
     """The customer's message when this is the first step of the turn it started; None at
     later steps, after a confirmation answer, and when the message answered a pending
-    request in words (what it means then depends on the request)."""
+    request in words or the assistant's question (what it means then depends on what was
+    asked)."""
     situation: Situation | None = None
     """Where the conversation stands; None for a request not built from a conversation's
     state (a test's, a recorded training row's): a backend then reads the prompt as it is."""

@@ -38,6 +38,19 @@ async def test_the_loop_offers_the_opening_only_at_a_turns_first_step(agent: Age
     assert asked.opening == "one more: the belt"
 
 
+async def test_an_answer_to_the_assistants_question_is_not_an_opening(agent: Agent) -> None:
+    """An answer to "Shall I return the jeans?" such as "No, thanks." looks like thanks to
+    an intent, but it answers the question, so the model reads it."""
+    model = agent.model
+    assert isinstance(model, ScriptedModel)
+    cid = await start_conversation(agent.sessions, agent.settings)
+    offer = act("reply", message="The shorts are final sale. Shall I return just the jeans?")
+    await turn(agent, cid, CustomerText("Can the shorts go back?"), offer)
+    await turn(agent, cid, CustomerText("No, thanks."), act("reply", message="All right."))
+    await turn(agent, cid, CustomerText("Thanks!"), act("reply", message="Bye."))
+    assert [c.opening for c in model.calls] == ["Can the shorts go back?", None, "Thanks!"]
+
+
 async def test_a_matched_opening_runs_through_guard_and_tools(
     agent: Agent, router: IntentRouter
 ) -> None:
