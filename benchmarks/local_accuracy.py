@@ -248,7 +248,7 @@ def main() -> None:
     for name in args.variants.split(","):
         print(f"variant {name}:")
         if name == "student":  # as the app runs it: merged (shopbot.models.merge)
-            merge_dir = Settings().data_dir / "models"
+            merge_dir = Settings().merged_models_dir
             model = LocalModel(n_threads=args.threads, adapter=RETURNS_ADAPTER, merge_dir=merge_dir)
         elif name == "student-lora":
             model = LocalModel(n_threads=args.threads, adapter=RETURNS_ADAPTER)

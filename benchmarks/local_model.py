@@ -151,7 +151,7 @@ def main() -> None:
             model = LocalModel(
                 n_threads=args.threads,
                 adapter=RETURNS_ADAPTER,
-                merge_dir=Settings().data_dir / "models",
+                merge_dir=Settings().merged_models_dir,
             )
         model.exemplars = ExemplarLibrary.load() if prompt == "exemplars" else None
         lines, out[prompt] = report(prompt, asyncio.run(measure(model, a, b, args.steps)))

@@ -149,7 +149,7 @@ def build_model(settings: Settings, *, script: list[Any] | None = None) -> ChatM
             exemplars=exemplars,
             adapter=adapter,
             n_threads=settings.generation.threads,
-            merge_dir=settings.data_dir / "models" if settings.model_merge else None,
+            merge_dir=settings.merged_models_dir if settings.model_merge else None,
         )
         return with_intents(local, settings)
     from shopbot.models.openai import OpenAIModel
@@ -181,7 +181,7 @@ def prepare_model(settings: Settings) -> Path | None:
     from shopbot.models.merge import merged
 
     base = settings.model_path or packaged_model_path()
-    return merged(base, adapter, settings.data_dir / "models")
+    return merged(base, adapter, settings.merged_models_dir)
 
 
 def adapter_for(settings: Settings, desk: Desk) -> Path | None:

@@ -208,6 +208,11 @@ class Settings(BaseSettings):
         return self.database_url or f"sqlite:///{self.data_dir / 'shopbot.db'}"
 
     @property
+    def merged_models_dir(self) -> Path:
+        """Where the local student merged into its base is cached (`model_merge`)."""
+        return self.data_dir / "models"
+
+    @property
     def sandbox_carrier_dir(self) -> Path:
         """Where the embedded carrier sandbox keeps its labels (with `carrier_url` unset)."""
         return self.data_dir / "carrier"

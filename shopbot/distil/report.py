@@ -27,9 +27,7 @@ def heldout(rows: list[dict[str, Any]], split: str, limit: int, seed: int = 7) -
     chosen = sorted(chosen[:limit], key=lambda r: (r["scenario"], r["step"]))
     from shopbot.config import Settings
 
-    model = LocalModel(
-        adapter=RETURNS_ADAPTER, n_threads=2, merge_dir=Settings().data_dir / "models"
-    )
+    model = LocalModel(adapter=RETURNS_ADAPTER, n_threads=2, merge_dir=Settings().merged_models_dir)
     scored = asyncio.run(score(model, chosen, ActionSchema(TOOLS)))
     held = sum(r["split"] == split for r in rows)
     return {

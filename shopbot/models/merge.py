@@ -62,6 +62,11 @@ def write_merged(base: Path, adapter: Path, out: Path) -> None:
     model = gguf.GGUFReader(base)
     lora = gguf.GGUFReader(adapter)
     pairs = {t.name: t for t in lora.tensors}
+    known = {f"{t.name}.lora_{side}" for t in model.tensors for side in "ab"}
+    if stray := sorted(set(pairs) - known):
+        raise ConfigError(
+            f"the adapter {adapter} has tensors its base {base.name} does not: {stray[:3]}"
+        )
     alpha = float(_field(lora, "adapter.lora.alpha"))
     arch = str(_field(model, gguf.Keys.General.ARCHITECTURE))
     writer = gguf.GGUFWriter(out, arch)
@@ -72,7 +77,6 @@ def write_merged(base: Path, adapter: Path, out: Path) -> None:
         kind = field.types[0]
         sub = field.types[-1] if kind == gguf.GGUFValueType.ARRAY else None
         writer.add_key_value(field.name, field.contents(), kind, sub_type=sub)
-    used = 0
     for tensor in model.tensors:
         weights = gguf.quants.dequantize(tensor.data, tensor.tensor_type).astype(np.float32)
         a, b = pairs.get(f"{tensor.name}.lora_a"), pairs.get(f"{tensor.name}.lora_b")
@@ -80,13 +84,7 @@ def write_merged(base: Path, adapter: Path, out: Path) -> None:
             low_a = np.asarray(a.data, dtype=np.float32)  # (rank, in)
             low_b = np.asarray(b.data, dtype=np.float32)  # (out, rank)
             weights = weights + (alpha / low_a.shape[0]) * (low_b @ low_a)
-            used += 2
         writer.add_tensor(tensor.name, weights, raw_dtype=gguf.GGMLQuantizationType.F32)
-    if used != len(pairs):
-        raise ConfigError(
-            f"the adapter {adapter} has tensors its base {base.name} does not: "
-            f"{sorted(set(pairs) - {t.name + s for t in model.tensors for s in ('.lora_a', '.lora_b')})[:3]}"
-        )
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
     writer.write_tensors_to_file()
