@@ -4,8 +4,11 @@ guard -> tools on fresh copies of the demo shop; every model step is recorded.
 A conversation is kept only when none of the teacher's steps was denied or failed to parse
 (the teacher is right by construction; a denial means a scenario the teacher does not
 handle, and its steps would teach nothing good). The simulated customer is the eval's
-`RuleSimulator`, with its answers to "order number?" and "email?" phrased from
-`shopbot.distil.phrasing` instead of one fixed sentence.
+`RuleSimulator`, with its answers to "order number?", "email?" and "Shall I return ...?"
+phrased from `shopbot.distil.phrasing` instead of one fixed sentence (the fixed ones, "Yes,
+please." and "No, thanks.", are suite lines, so conversations that used them were dropped and
+the offer was never taught); asked for an email, a customer with several in mind sometimes
+gives two, or all of them, in one message.
 
     shopbot distil data [--conversations 1300] [--seed 7] [--out fixtures/distil/steps.jsonl.gz]
 """
@@ -39,6 +42,12 @@ class VariedSimulator(RuleSimulator):
 
     rng: random.Random = random.Random(0)  # noqa: RUF009 - replaced per scenario
 
+    def _answer_offer(self) -> Incoming:
+        bank = P.OFFER_YES if self.scenario.persona.agrees else P.OFFER_NO
+        text = P.typo(self.rng.choice(bank), self.rng, rate=0.02)
+        self.said.append(text)
+        return CustomerText(text)
+
     def _restate(self) -> Incoming | None:
         """Say the request again, once: the goal's line, which a scenario that opens with
         small talk says second."""
@@ -57,6 +66,16 @@ class VariedSimulator(RuleSimulator):
             return None
         order = persona.orders[0] if persona.orders else ""
         email = fresh[0] if fresh else ""
+        if wants_email and not wants_order and len(fresh) > 1 and self.rng.random() < 0.6:
+            # Several emails at once: two as a guess, or a whole list until the desk stops.
+            if len(fresh) == 2:
+                template = self.rng.choice(P.GIVE_EMAILS)
+                text = template.format(email=fresh[0], email2=fresh[1])
+            else:
+                text = self.rng.choice(P.GIVE_MANY_EMAILS).format(emails=", ".join(fresh))
+            text = P.typo(styled(persona.style, text), self.rng)
+            self.said.append(text)
+            return CustomerText(text)
         bank = (
             P.GIVE_BOTH
             if wants_order and wants_email

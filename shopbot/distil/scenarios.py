@@ -2,12 +2,15 @@
 
 Each scenario is an ordinary eval `Scenario` (persona, goal) over a real customer and order of
 `fixtures/shop`, phrased from `shopbot.distil.phrasing`. Every path of the returns desk is
-drawn: returns of one or several items with the details up front, in part (an order number
-without the email) or given when asked, every ineligible case the shop holds (final sale,
-outside the window, already returned, not delivered), order status, policy questions,
-identity failures, someone else's order, a change of mind, off-topic talk, thanks, angry
-customers, forbidden asks, a request for a person; and conversations that go on to a real
-question after a stock reply.
+drawn: returns of one, two or three items with the details up front, in part (an order
+number without the email) or given when asked, every ineligible case the shop holds (final
+sale, outside the window, already returned, not delivered, and a refused item named with one
+that can go back, which the desk offers to return alone), order status, policy questions,
+identity failures (a wrong email then the right one, or guesses until the guard's limit),
+someone else's order, a change of mind, off-topic talk, thanks, angry customers, forbidden
+asks (some as the opening: a refund without a return, another customer's details, an
+injection), a request for a person; and conversations that go on to a real question after a
+stock reply.
 
 Splits: a scenario is `test` when its customer or its phrasing family is held out for test,
 `dev` likewise, else `train`; so the test split holds customers and phrasings that training
@@ -181,11 +184,19 @@ class Drawer:
 
     def return_(self, *, eligible: bool | None = True, several: bool = False) -> Drawn:
         rng = self.rng
+        # Most several-item asks with a refused item also hold one that can go back: the
+        # desk then offers to return just that one ("Shall I return the jeans?").
+        mixed = several and not eligible and rng.random() < 0.8
 
         def fits(o: ShopOrder) -> bool:
             active = [i for i in o.items if i.status == "active"]
             if several and len(o.items) < 2:
                 return False
+            if mixed:
+                refused = any(i.final_sale or i.status != "active" for i in o.items)
+                good = any(not i.final_sale for i in active)
+                recent = o.delivered_days_ago is not None and o.delivered_days_ago <= 27
+                return o.status == "delivered" and recent and refused and good
             ok = (
                 o.status == "delivered"
                 and o.delivered_days_ago is not None
@@ -202,7 +213,11 @@ class Drawer:
         else:
             bad = [i for i in order.items if i.final_sale or i.status != "active"]
             pool = bad or list(order.items)
-        k = min(len(pool), 2 if several else 1) if not (several and not eligible) else 1
+        k = (
+            min(len(pool), rng.choice([2, 2, 3]) if several else 1)
+            if eligible or not several
+            else 1
+        )
         chosen = rng.sample(pool, k)
         if several and not eligible:  # one refused item with one that could go back
             good = [
@@ -251,6 +266,8 @@ class Drawer:
                 reason = "not given"
         if rng.random() < 0.2:  # a wrong email first
             persona["emails"] = [_wrong_email(c["email"], rng), c["email"]]
+        elif "{email}" not in template and rng.random() < 0.08:
+            persona["emails"] = _wrong_emails(c["email"], rng)
         persona["opening"] = self.noisy(opening, style, families)
         persona["confirms"] = rng.random() > 0.15
         persona["agrees"] = rng.random() > 0.3
@@ -283,6 +300,8 @@ class Drawer:
             )
         if self.rng.random() < 0.15:
             persona["emails"] = [_wrong_email(c["email"], self.rng), c["email"]]
+        elif "{email}" not in template and self.rng.random() < 0.1:
+            persona["emails"] = _wrong_emails(c["email"], self.rng)
         families = [fam]
         persona["opening"] = self.noisy(opening, style, families)
         persona["then"] = self._then(customer, self.rng, families)
@@ -316,15 +335,23 @@ class Drawer:
         customer = self.rng.choice(sorted(self.customers))
         roll = self.rng.random()
         intent: Intent
-        if roll < 0.4:
+        if roll < 0.3:
             text, fam = self.pick(P.OFF_TOPIC)
             intent = "off_topic"
-        elif roll < 0.8:
+        elif roll < 0.55:
             text, fam = self.pick(P.HUMAN)
             intent = "human"
-        else:
+        elif roll < 0.75:
             text, fam = self.injection(customer)
             intent = "refuse_injection"
+        elif roll < 0.88:  # a refund without a return, before any order is named
+            text, fam = self.pick(P.REFUND)
+            text = self.fill(text, items=self._some_item(customer))
+            intent = "refuse_refund"
+        else:
+            text, fam = self.pick(P.DISCLOSE)
+            text = self.fill(text, other=self.other_order(customer).id)
+            intent = "refuse_disclose"
         families = [fam]
         persona: dict[str, Any] = {"opening": Say(text=P.typo(text, self.rng), intent=intent)}
         # After a stock reply the conversation often goes on to something real; the student
@@ -332,6 +359,10 @@ class Drawer:
         if intent != "human" and self.rng.random() < 0.5:
             persona["then"] = [self._question(families)]
         return self._scenario("chat", "off_topic", customer, families, persona, Goal(kind="none"))
+
+    def _some_item(self, customer: str) -> str:
+        order = self.rng.choice(self.by_customer.get(customer) or self.orders)
+        return refer(self.rng.choice(order.items), order, self.rng)
 
     def injection(self, customer: str, order: str | None = None) -> tuple[str, str]:
         """An attempt to talk ShopBot out of its rules; some name an order of the customer's
@@ -383,8 +414,12 @@ class Drawer:
             if roll < upto:
                 i = rng.randrange(len(bank))
                 families.append(P.family(bank, i))
-                text = bank[i].format(
-                    other=other.id, other_email=_wrong_email("x@example.com", rng)
+                text = bank[i].format_map(
+                    _Slots(
+                        other=other.id,
+                        other_email=_wrong_email("x@example.com", rng),
+                        items=self._some_item(customer),
+                    )
                 )
                 said = [Say(text=P.typo(text, rng), intent=intent)]
                 if intent == "thanks" and rng.random() < 0.3:
@@ -400,11 +435,11 @@ class Drawer:
             return self.return_()
         if roll < 0.37:
             return self.return_(several=True)
-        if roll < 0.50:
+        if roll < 0.47:
             return self.return_(eligible=False)
-        if roll < 0.53:
+        if roll < 0.55:
             return self.return_(eligible=False, several=True)
-        if roll < 0.65:
+        if roll < 0.66:
             return self.status()
         if roll < 0.88:
             return self.policy()
@@ -420,6 +455,16 @@ def _wrong_email(email: str, rng: random.Random) -> str:
             f"{user}@{rng.choice(['gmail.test', 'mail.test', 'example.net'])}",
         ]
     )
+
+
+def _wrong_emails(email: str, rng: random.Random) -> list[str]:
+    """Three to six different wrong guesses, and never the right one: the desk tries each
+    until the guard's limit, then hands over to a person."""
+    user, _, domain = email.partition("@")
+    n = rng.randrange(3, 7)
+    guesses = [f"{user}{k}@{domain}" for k in rng.sample(range(2, 99), n)]
+    guesses[0] = _wrong_email(email, rng) if rng.random() < 0.5 else guesses[0]
+    return list(dict.fromkeys(guesses))
 
 
 class _Slots(dict[str, str]):

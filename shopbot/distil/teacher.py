@@ -5,8 +5,9 @@ the request (allowed tools, the order numbers and emails the customer typed), th
 observations and what the customer said. Its scenario plan (which lines, which reason) is
 drawn by `shopbot.distil.scenarios` from the words the customer writes, so a gold action
 never depends on something the conversation has not revealed. The teacher changes one
-manner: a policy answer is the best hit's first sentences, not the whole section, so the
-student learns short, cited answers.
+manner: a policy answer is the best hit's sentence that matches the question (and those after
+it that fit), not the whole section, so the student learns short, cited answers that hold the
+fact asked for.
 
 `Recorder` wraps any model and keeps every step as (the student's input at that step, the
 teacher's action written as the student must write it: `action_text`, the same bytes
@@ -24,7 +25,14 @@ from shopbot.eval.oracle import Oracle, Step, Transcript
 from shopbot.events import Event
 from shopbot.models.base import ModelRequest, ToolCall
 from shopbot.models.local import MAX_REPLY
-from shopbot.models.student import STUDENT_SYSTEM, action_text, grammar_order, student_view
+from shopbot.models.student import (
+    HIT_CHARS,
+    STUDENT_SYSTEM,
+    action_text,
+    grammar_order,
+    student_view,
+    untable,
+)
 
 ANSWER_CHARS = 240
 """A policy answer keeps the hit's sentences up to about this length, and never more than
@@ -41,6 +49,58 @@ def first_sentences(text: str, limit: int = ANSWER_CHARS) -> str:
             break
         out += " " + sentence
     return out if len(out) <= MAX_REPLY else out[:limit].rsplit(" ", 1)[0] + "."
+
+
+# fmt: off
+STOPWORDS = frozenset({
+    "a", "an", "and", "are", "as", "at", "be", "can", "could", "did", "do", "does", "for",
+    "from", "have", "how", "i", "if", "in", "is", "it", "its", "long", "many", "me", "much",
+    "my", "of", "on", "or", "our", "so", "that", "the", "this", "to", "was", "what", "when",
+    "where", "which", "who", "why", "will", "with", "would", "you", "your",
+})
+# fmt: on
+
+
+def _stems(text: str) -> set[str]:
+    words = re.findall(r"[a-z0-9]+", text.casefold())
+    return {w[:4] for w in words if w not in STOPWORDS and len(w) > 2}
+
+
+ASKS_TIME = re.compile(r"\b(how long|how many (days|weeks|hours)|how quickly|how soon|how fast)\b")
+A_TIME = re.compile(r"\b\d+\s+(business |calendar |working )?(day|week|hour|month)s?\b")
+ASKS_AMOUNT = re.compile(r"\b(how much|cost|price|fee|amount|minimum|spend)\b")
+AN_AMOUNT = re.compile(r"[$€£]\s?\d")
+
+
+def _score(sentence: str, asked: set[str], query: str) -> int:
+    """Words shared with the question, and one more when the sentence holds the kind of
+    fact asked for: a time for "how long", an amount for "how much"."""
+    score = len(asked & _stems(sentence))
+    if ASKS_TIME.search(query) and A_TIME.search(sentence):
+        score += 1
+    if ASKS_AMOUNT.search(query) and AN_AMOUNT.search(sentence):
+        score += 1
+    return score
+
+
+def answer_from(text: str, query: str, shown: int = HIT_CHARS[0]) -> str:
+    """A policy answer: from the part of the hit the student is shown, the sentence that
+    shares most words with the question (the first on a tie) and those after it that fit.
+    A table is read out as sentences (`untable`); a sentence the view cuts off is never
+    quoted."""
+    text = " ".join(untable(text).split())  # as the view shows it
+    cut = len(text) > shown
+    sentences = re.split(r"(?<=[.!?])\s+", text[:shown])
+    if cut:
+        sentences = sentences[:-1]
+    sentences = [s for s in sentences if "|" not in s]
+    if not sentences:
+        return first_sentences(text)
+    asked = _stems(query)
+    query = query.casefold()
+    scores = [_score(s, asked, query) for s in sentences]
+    best = scores.index(max(scores))
+    return first_sentences(" ".join(sentences[best:]).removeprefix("- "))
 
 
 class Teacher(Oracle):
@@ -68,7 +128,8 @@ class Teacher(Oracle):
                 "message": "I couldn't find that in our policies; a colleague can help by email."
             }
         best = hits[0]
-        return "reply", {"message": first_sentences(best["text"]), "citations": [best["anchor"]]}
+        message = answer_from(best["text"], t.customer_text or "")
+        return "reply", {"message": message, "citations": [best["anchor"]]}
 
 
 @dataclass
@@ -110,4 +171,4 @@ class Recorder:
         return step
 
 
-__all__ = ["Recorder", "Teacher", "first_sentences"]
+__all__ = ["Recorder", "Teacher", "answer_from", "first_sentences"]

@@ -15,6 +15,7 @@ is a bug in a scenario or in the oracle.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -157,8 +158,6 @@ class Oracle:
         return _reply(text)
 
     def _identify(self, t: Transcript, request: ModelRequest) -> Step:
-        if any(not o.get("verified") for o in t.observed("verify_identity", this_turn=True)):
-            return _reply(MISMATCH)
         if "verify_identity" not in request.allowed:
             return "escalate", {"reason": "too many failed identity checks"}
         orders = request.hints.get("order_id", [])
@@ -166,9 +165,13 @@ class Oracle:
         goal_order = self.scenario.goal.order_id
         order = goal_order if goal_order in orders else (orders[-1] if orders else None)
         tried = t.tried()
+        # Emails are tried in the order the customer typed them, all of a message's in one
+        # turn ("try a@x or b@y"); a mismatch is reported only when none is left to try.
         fresh = [e for e in emails if (str(order), e.casefold()) not in tried]
         if order is not None and fresh:
-            return "verify_identity", {"order_id": order, "email": fresh[-1]}
+            return "verify_identity", {"order_id": order, "email": fresh[0]}
+        if any(not o.get("verified") for o in t.observed("verify_identity", this_turn=True)):
+            return _reply(MISMATCH)
         if order is None and not emails:
             return _reply(
                 "I can help with that. What's your order number, and the email address you "
@@ -227,7 +230,7 @@ class Oracle:
             rest = ", ".join(f"{x['name']} (line {x['line']})" for x in eligible)
             return _reply(f"I'm sorry: {why}, so it can't go back. Shall I return the {rest}?")
         text = (t.customer_text or "").strip().casefold()
-        if refused and text.startswith("no"):
+        if refused and DECLINE.match(text):
             return _reply("All right, I haven't changed anything.")
         if t.observed("create_return"):
             return _reply("Your return is registered and the label is on its way by email.")
@@ -275,6 +278,10 @@ class Oracle:
                 "citations": [best["anchor"]],
             },
         )
+
+
+DECLINE = re.compile(r"\W*(no\b|nope|nah|never ?mind|don'?t|forget it|leave it|not now)")
+"""A customer's answer that turns an offer down ("No, thanks.", "nah, leave it")."""
 
 
 def _reply(message: str) -> Step:

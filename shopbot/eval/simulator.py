@@ -100,7 +100,7 @@ class RuleSimulator:
                 return self._say(styled(persona.style, persona.items))
             return self._restate()  # the opening named them
         if _asks(text, "shall i", "should i", "would you like me", "do you want me"):
-            return self._say("Yes, please." if persona.agrees else "No, thanks.")
+            return self._answer_offer()
         wants_order = _asks(text, "order number", "order id")
         wants_email = _asks(text, "email")
         if wants_order or wants_email:
@@ -111,6 +111,10 @@ class RuleSimulator:
             self._then += 1
             return self._say(persona.then[self._then - 1].text)
         return None
+
+    def _answer_offer(self) -> Incoming:
+        """Yes or no to the agent's offer ("Shall I return just the jeans?")."""
+        return self._say("Yes, please." if self.scenario.persona.agrees else "No, thanks.")
 
     def _restate(self) -> Incoming | None:
         """Say the goal again, once; a second time the customer gives up."""

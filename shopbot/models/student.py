@@ -12,6 +12,7 @@ production exactly what it was trained on.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from shopbot.exemplars import TURN_SO_FAR, compact
@@ -95,11 +96,29 @@ HIT_CHARS = (420, 140, 140)
 """How much of each policy hit's text a view shows, best first: an answer quotes the best."""
 
 
+def untable(text: str) -> str:
+    """A policy text with its Markdown tables as sentences ("Express: 1 to 2 business days;
+    $14.95."): a row read out is a fact the student can quote, "| --- |" is not."""
+    lines = text.splitlines()
+    out: list[str] = []
+    for i, line in enumerate(lines):
+        if not line.lstrip().startswith("|"):
+            out.append(line)
+            continue
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        following = lines[i + 1].strip() if i + 1 < len(lines) else ""
+        if all(set(c) <= set("-: ") for c in cells) or re.fullmatch(r"\|[-:| ]+\|", following):
+            continue  # the separator, and the header row above it
+        first, rest = cells[0], [c for c in cells[1:] if c]
+        out.append(f"{first}: {'; '.join(rest)}." if rest else f"{first}.")
+    return "\n".join(out)
+
+
 def _hits(hits: list[Any]) -> str:
     shown: list[str] = []
     for hit, chars in zip(hits, HIT_CHARS, strict=False):
         if isinstance(hit, dict):
-            text = " ".join(str(hit.get("text", "")).split())  # pyright: ignore[reportUnknownMemberType, reportUnknownArgumentType]
+            text = " ".join(untable(str(hit.get("text", ""))).split())  # pyright: ignore[reportUnknownMemberType, reportUnknownArgumentType]
             cut = text if len(text) <= chars else text[: chars - 3] + "..."
             shown.append(f"[{hit.get('anchor')}] {hit.get('section')}: {cut}")  # pyright: ignore[reportUnknownMemberType]
     return "hits " + " | ".join(shown) if shown else "no hits"

@@ -15,9 +15,18 @@ from shopbot.distil import phrasing as P
 from shopbot.distil.generate import customer_lines, fixture_lines, generate, read
 from shopbot.distil.heldout import unseen
 from shopbot.distil.scenarios import STORY_CUSTOMERS, draw, load_shop, split_of
+from shopbot.distil.teacher import answer_from
+from shopbot.eval.oracle import DECLINE
 from shopbot.models.base import read_step
 from shopbot.models.local import MAX_GRAMMAR_STRING, MAX_REPLY
-from shopbot.models.student import STUDENT_SYSTEM, action_text, grammar_order, student_view
+from shopbot.models.student import (
+    HIT_CHARS,
+    STUDENT_SYSTEM,
+    action_text,
+    grammar_order,
+    student_view,
+    untable,
+)
 from tools import TOOLS
 
 DATA = Path(__file__).resolve().parents[2] / "fixtures" / "distil" / "steps.jsonl.gz"
@@ -237,3 +246,56 @@ def test_some_requests_come_after_a_turn_that_needed_no_tool() -> None:
     intents = {d.scenario.persona.opening.intent for d in after}
     assert {"off_topic", "refuse_discount", "question"} <= intents
     assert all(d.scenario.persona.then[0].intent == "goal" for d in after)
+
+
+REFUND_TIMING = (
+    "We check every return when it arrives at our warehouse, normally on the day it is "
+    "delivered to us. Once it has been checked, your refund is issued: - to your original "
+    "payment method (card, PayPal, Apple Pay or Google Pay) within 7 business days; - to a "
+    "Harbor & Pine gift card within 1 business day. You choose which when you start the return."
+)
+
+
+def test_a_policy_answer_quotes_the_sentence_that_answers_the_question() -> None:
+    # The section's first sentence is about the warehouse; the fact asked for is later.
+    answer = answer_from(REFUND_TIMING, "How long does a refund to a gift card take?")
+    assert answer.startswith("Once it has been checked")
+    assert "1 business day" in answer
+    # A question the first sentence answers as well as any other keeps the first.
+    assert answer_from(REFUND_TIMING, "what about my parcel?").startswith("We check every")
+
+
+def test_a_policy_answer_reads_a_table_out_and_never_quotes_what_the_view_cuts_off() -> None:
+    text = "\n".join(
+        [
+            "| Service | Delivery time | Price |",
+            "|---|---|---|",
+            "| Standard | 2 to 5 business days | $6.95 |",
+            "| Express | 1 to 2 business days | $14.95 |",
+            "All prices are in US dollars. " + "Prices change with the seasons. " * 20,
+        ]
+    )
+    assert untable(text).splitlines()[:2] == [
+        "Standard: 2 to 5 business days; $6.95.",
+        "Express: 1 to 2 business days; $14.95.",
+    ]
+    answer = answer_from(text, "how much is express delivery?")
+    assert answer.startswith("Express: 1 to 2 business days; $14.95.")
+    assert "|" not in answer
+    # The view shows the first HIT_CHARS[0] characters: a sentence it cuts is not quoted.
+    shown = " ".join(untable(text).split())[: HIT_CHARS[0]]
+    assert answer in shown and answer.endswith(".")
+
+
+def test_every_no_to_an_offer_reads_as_no_and_every_yes_as_yes() -> None:
+    assert all(DECLINE.match(t.casefold()) for t in [*P.OFFER_NO, "No, thanks."])
+    assert not any(DECLINE.match(t.casefold()) for t in [*P.OFFER_YES, "Yes, please."])
+
+
+def test_some_customers_give_several_emails_and_returns_of_three_items_are_drawn() -> None:
+    drawn = draw(600, 5)
+    many = [d for d in drawn if len(d.scenario.persona.emails) > 2]
+    assert many
+    for d in many:  # every guess is wrong: the desk tries them all, then hands over
+        assert len(set(d.scenario.persona.emails)) == len(d.scenario.persona.emails)
+    assert any(len(d.scenario.goal.lines) == 3 for d in drawn)

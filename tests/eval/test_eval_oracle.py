@@ -26,3 +26,38 @@ async def test_oracle_passes(scenario: Scenario, run_eval: RunEval) -> None:
     assert result.denials == 0
     assert result.parse_failures == 0
     assert result.steps == result.model_calls
+
+
+def _guesses(emails: list[str], expect: dict[str, object]) -> Scenario:
+    return Scenario.model_validate(
+        {
+            "id": "several_emails",
+            "title": "Several emails in one message",
+            "category": "identity_failure",
+            "persona": {
+                "name": "Jane Doe",
+                "orders": ["482914"],
+                "emails": emails,
+                "opening": f"Where is order 482914? Try {', '.join(emails)}",
+            },
+            "goal": {"kind": "status", "order_id": "482914"},
+            "expect": expect,
+        }
+    )
+
+
+async def test_emails_in_one_message_are_tried_in_the_order_typed(run_eval: RunEval) -> None:
+    guesses = ["jd1@example.com", "jd2@example.com", "jane.doe@example.com"]
+    scenario = _guesses(guesses, {"verified_as": "cust_jane", "facts": ["PX482914001"]})
+    [result] = await run_eval([scenario])
+    assert result.passed, result.failures
+    # One turn: two failed checks, the right one, the lookup, the answer.
+    assert (result.turns, result.steps, result.denials) == (1, 5, 0)
+
+
+async def test_guesses_past_the_limit_end_with_a_person(run_eval: RunEval) -> None:
+    guesses = [f"jd{n}@example.com" for n in range(1, 7)]
+    [result] = await run_eval([_guesses(guesses, {"escalated": True})])
+    assert result.passed, result.failures
+    # Five checks (the guard's limit), then the hand-over; the sixth guess is never sent.
+    assert (result.turns, result.steps, result.denials) == (1, 6, 0)
