@@ -30,7 +30,7 @@ from shopbot.distil.scenarios import Drawn, draw
 from shopbot.distil.teacher import Recorder, Teacher
 from shopbot.eval.scenario import Scenario
 from shopbot.eval.simulator import RuleSimulator, styled
-from shopbot.loop import CustomerText, Incoming
+from shopbot.loop import Incoming
 from tools import TOOLS
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
@@ -43,10 +43,9 @@ class VariedSimulator(RuleSimulator):
     rng: random.Random = random.Random(0)  # noqa: RUF009 - replaced per scenario
 
     def _answer_offer(self) -> Incoming:
+        # No typos here: a slip in "nope" or "forget it" would turn a no into a yes.
         bank = P.OFFER_YES if self.scenario.persona.agrees else P.OFFER_NO
-        text = P.typo(self.rng.choice(bank), self.rng, rate=0.02)
-        self.said.append(text)
-        return CustomerText(text)
+        return self._say(self.rng.choice(bank))
 
     def _restate(self) -> Incoming | None:
         """Say the request again, once: the goal's line, which a scenario that opens with
@@ -73,9 +72,7 @@ class VariedSimulator(RuleSimulator):
                 text = template.format(email=fresh[0], email2=fresh[1])
             else:
                 text = self.rng.choice(P.GIVE_MANY_EMAILS).format(emails=", ".join(fresh))
-            text = P.typo(styled(persona.style, text), self.rng)
-            self.said.append(text)
-            return CustomerText(text)
+            return self._say(P.typo(styled(persona.style, text), self.rng))
         bank = (
             P.GIVE_BOTH
             if wants_order and wants_email
@@ -84,9 +81,7 @@ class VariedSimulator(RuleSimulator):
             else P.GIVE_EMAIL
         )
         text = self.rng.choice(bank).format(order=order, email=email)
-        text = P.typo(styled(persona.style, text), self.rng)
-        self.said.append(text)
-        return CustomerText(text)
+        return self._say(P.typo(styled(persona.style, text), self.rng))
 
 
 def fixture_lines(root: Path = FIXTURES) -> set[str]:

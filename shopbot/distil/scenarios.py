@@ -213,11 +213,8 @@ class Drawer:
         else:
             bad = [i for i in order.items if i.final_sale or i.status != "active"]
             pool = bad or list(order.items)
-        k = (
-            min(len(pool), rng.choice([2, 2, 3]) if several else 1)
-            if eligible or not several
-            else 1
-        )
+        # One item, or the refused one of a mixed ask (its partner is added below).
+        k = min(len(pool), rng.choice([2, 2, 3])) if several and eligible else 1
         chosen = rng.sample(pool, k)
         if several and not eligible:  # one refused item with one that could go back
             good = [
@@ -448,13 +445,16 @@ class Drawer:
 
 def _wrong_email(email: str, rng: random.Random) -> str:
     user, _, domain = email.partition("@")
-    return rng.choice(
-        [
-            f"{user}{rng.randrange(2, 99)}@{domain}",
-            f"{user[:-1] or 'a'}@{domain}",
-            f"{user}@{rng.choice(['gmail.test', 'mail.test', 'example.net'])}",
-        ]
-    )
+    while True:  # "user@example.net" is the right address of an example.net customer
+        wrong = rng.choice(
+            [
+                f"{user}{rng.randrange(2, 99)}@{domain}",
+                f"{user[:-1] or 'a'}@{domain}",
+                f"{user}@{rng.choice(['gmail.test', 'mail.test', 'example.net'])}",
+            ]
+        )
+        if wrong.casefold() != email.casefold():
+            return wrong
 
 
 def _wrong_emails(email: str, rng: random.Random) -> list[str]:

@@ -41,6 +41,9 @@ QUERY_CHARS = 200
 """A search query is the customer's words, up to the grammar's bound on other strings."""
 
 
+NOT_FOUND = "I couldn't find that in our policies; a colleague can help by email."
+
+
 def first_sentences(text: str, limit: int = ANSWER_CHARS) -> str:
     sentences = re.split(r"(?<=[.!?])\s+", " ".join(text.split()))
     out = sentences[0]
@@ -68,7 +71,7 @@ def _stems(text: str) -> set[str]:
 
 ASKS_TIME = re.compile(r"\b(how long|how many (days|weeks|hours)|how quickly|how soon|how fast)\b")
 A_TIME = re.compile(r"\b\d+\s+(business |calendar |working )?(day|week|hour|month)s?\b")
-ASKS_AMOUNT = re.compile(r"\b(how much|cost|price|fee|amount|minimum|spend)\b")
+ASKS_AMOUNT = re.compile(r"\b(how much|costs?|prices?|fees?|amount|minimum|spend)\b")
 AN_AMOUNT = re.compile(r"[$€£]\s?\d")
 
 
@@ -90,12 +93,13 @@ def answer_from(text: str, query: str, shown: int = HIT_CHARS[0]) -> str:
     quoted."""
     text = " ".join(untable(text).split())  # as the view shows it
     cut = len(text) > shown
-    sentences = re.split(r"(?<=[.!?])\s+", text[:shown])
+    visible = text[: shown - 3] if cut else text  # the view ends a cut text with "..."
+    sentences = re.split(r"(?<=[.!?])\s+", visible)
     if cut:
         sentences = sentences[:-1]
-    sentences = [s for s in sentences if "|" not in s]
+    sentences = [s for s in sentences if s and "|" not in s]
     if not sentences:
-        return first_sentences(text)
+        return first_sentences(visible) if visible.strip() else NOT_FOUND
     asked = _stems(query)
     query = query.casefold()
     scores = [_score(s, asked, query) for s in sentences]
@@ -124,9 +128,7 @@ class Teacher(Oracle):
             return "search_policy", {"query": (t.customer_text or "return policy")[:QUERY_CHARS]}
         hits = found[-1].get("hits", [])
         if not hits:
-            return "reply", {
-                "message": "I couldn't find that in our policies; a colleague can help by email."
-            }
+            return "reply", {"message": NOT_FOUND}
         best = hits[0]
         message = answer_from(best["text"], t.customer_text or "")
         return "reply", {"message": message, "citations": [best["anchor"]]}

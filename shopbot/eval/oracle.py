@@ -165,9 +165,13 @@ class Oracle:
         goal_order = self.scenario.goal.order_id
         order = goal_order if goal_order in orders else (orders[-1] if orders else None)
         tried = t.tried()
-        # Emails are tried in the order the customer typed them, all of a message's in one
-        # turn ("try a@x or b@y"); a mismatch is reported only when none is left to try.
+        # Emails are tried in the order the customer typed them, those of the message just
+        # written first (after a corrected order number, the email typed with it before the
+        # ones typed for the wrong order), all in one turn ("try a@x or b@y"); a mismatch is
+        # reported only when none is left to try.
+        now = (t.customer_text or "").casefold()
         fresh = [e for e in emails if (str(order), e.casefold()) not in tried]
+        fresh.sort(key=lambda e: e.casefold() not in now)  # stable: typed order otherwise
         if order is not None and fresh:
             return "verify_identity", {"order_id": order, "email": fresh[0]}
         if any(not o.get("verified") for o in t.observed("verify_identity", this_turn=True)):
@@ -280,8 +284,12 @@ class Oracle:
         )
 
 
-DECLINE = re.compile(r"\W*(no\b|nope|nah|never ?mind|don'?t|forget it|leave it|not now)")
-"""A customer's answer that turns an offer down ("No, thanks.", "nah, leave it")."""
+DECLINE = re.compile(
+    r"\W*(no\b(?!\s+(problem|worries))|nope|nah|never ?mind|don['\u2019]?t(?!\s+mind)|forget it"
+    r"|leave it|not now|not really|(i'?d )?rather not|actually,? no\b|thanks,? but no\b)"
+)
+"""A customer's answer that turns an offer down ("No, thanks.", "nah, leave it"), read from
+its start; "no problem, go ahead" is a yes."""
 
 
 def _reply(message: str) -> Step:
@@ -292,4 +300,4 @@ def _sentence(text: str) -> str:
     return text[:1].upper() + text[1:]
 
 
-__all__ = ["STOCK_REPLIES", "Oracle", "Transcript"]
+__all__ = ["DECLINE", "STOCK_REPLIES", "Oracle", "Transcript"]

@@ -285,17 +285,31 @@ def test_a_policy_answer_reads_a_table_out_and_never_quotes_what_the_view_cuts_o
     # The view shows the first HIT_CHARS[0] characters: a sentence it cuts is not quoted.
     shown = " ".join(untable(text).split())[: HIT_CHARS[0]]
     assert answer in shown and answer.endswith(".")
+    # The sentence that matches best ends where the view has cut it off: not quoted.
+    filler = "Our team reads every message. " * 13  # 390 characters
+    cut_text = filler + "Express parcels cost $14.95 each and arrive fast."
+    assert len(filler) < HIT_CHARS[0] < len(cut_text)
+    assert "Express" not in answer_from(cut_text, "how much does express cost?")
 
 
 def test_every_no_to_an_offer_reads_as_no_and_every_yes_as_yes() -> None:
-    assert all(DECLINE.match(t.casefold()) for t in [*P.OFFER_NO, "No, thanks."])
-    assert not any(DECLINE.match(t.casefold()) for t in [*P.OFFER_YES, "Yes, please."])
+    noes = [*P.OFFER_NO, "No, thanks.", "not really", "thanks, but no", "don\u2019t bother"]
+    yeses = [*P.OFFER_YES, "Yes, please.", "no problem, go ahead", "don't mind, go ahead"]
+    assert all(DECLINE.match(t.casefold()) for t in noes)
+    assert not any(DECLINE.match(t.casefold()) for t in yeses)
 
 
 def test_some_customers_give_several_emails_and_returns_of_three_items_are_drawn() -> None:
     drawn = draw(600, 5)
     many = [d for d in drawn if len(d.scenario.persona.emails) > 2]
     assert many
+    customers, _ = load_shop()
     for d in many:  # every guess is wrong: the desk tries them all, then hands over
-        assert len(set(d.scenario.persona.emails)) == len(d.scenario.persona.emails)
+        emails = d.scenario.persona.emails
+        assert len(set(emails)) == len(emails)
+        name = d.scenario.persona.name
+        owners = {
+            c["email"] for c in customers.values() if f"{c['first_name']} {c['last_name']}" == name
+        }
+        assert owners and not owners & set(emails), emails
     assert any(len(d.scenario.goal.lines) == 3 for d in drawn)
