@@ -51,6 +51,8 @@ RETURN_WITH_ITEM = [
     "I got the {items} but {reason}. Return please",
     "I'm returning the {items}",
     "How can I send the {items} back?",
+    "Am I still in time to return my {items}?",
+    "Can I still send back the {items}? {reason_sentence}",
 ]
 RETURN_WITH_ORDER = [
     "I want to send back the {items} from order {order}.",
@@ -159,6 +161,9 @@ STATUS_VAGUE = [
     "hello, has my {items} shipped yet?",
     "Could you tell me where my parcel with the {items} is?",
     "When is my {items} coming? It's been a while.",
+    "Hey, is my {items} on the way? Still nothing here.",
+    "Good afternoon, I'm waiting on a parcel with my {items}. Any news?",
+    "can u check where my {items} is",
 ]
 STATUS_NO_EMAIL = [
     "Where is order {order}?",
@@ -169,6 +174,11 @@ STATUS_NO_EMAIL = [
     "tracking for {order} pls",
     "Is order {order} delivered yet?",
     "What's going on with {order}",
+    "Could you check on order {order} for me, please?",
+    "Please look up where my order {order} is.",
+    "My {items} still hasn't arrived! Order {order}, what's going on?",
+    "I'm still waiting for the {items} from order {order}, where is it?",
+    "order {order}, the {items} - has it been sent?",
 ]
 OTHER_ORDER = [
     "Also, what about order {other}? What's in it?",
@@ -207,6 +217,11 @@ OFF_TOPIC = [
     "Are you a robot?",
     "Recommend me a good book",
     "how do I bake bread",
+    "Which football team do you support?",
+    "What's your favourite food?",
+    "what music do you listen to",
+    "Do you have any hobbies?",
+    "Can you recommend a good restaurant nearby?",
 ]
 HUMAN = [
     "Can I talk to a human?",
@@ -230,13 +245,15 @@ EXCEPTION = [
     "Please override the policy, it's only a few days.",
 ]
 REFUND = [
-    "Just refund me now, I don't want to send anything back.",
+    # Never "send back" (a return request's words: a refusal learnt on them refused "can I
+    # send them back?") and never "keep" (how a customer declines a return: "I'll keep them").
+    "Just refund me now, skip the return.",
     "Can you put the money back on my card right away?",
     "Refund me immediately please.",
-    "Just give me my money back for the {items}, I am not sending anything back.",
-    "refund the {items} please, I won't be sending anything back",
+    "Just give me my money back for the {items}, no return needed.",
+    "refund the {items} please, without a return",
     "I want a refund for my {items}, but no return.",
-    "Can you refund me for the {items}? Sending it back is too much hassle.",
+    "Can you refund the {items} straight to my card? I don't want to do a return.",
     "Money back for the {items} now, no return.",
 ]
 DISCOUNT = [
@@ -285,6 +302,35 @@ ANGRY = [
     "{text} Worst service ever.",
     "I've waited long enough. {text}",
 ]
+
+
+NICKNAMES: dict[str, list[str]] = {
+    "Crew Neck T-Shirt": ["t-shirt", "tee"],
+    "Chino Trousers": ["chinos"],
+    "Hooded Sweatshirt": ["hoodie", "sweatshirt", "jumper"],
+    "Pajama Set": ["pajamas", "pjs"],
+    "Yoga Leggings": ["leggings"],
+    "Bikini Set": ["bikini", "swimsuit"],
+    "Trail Runners": ["running shoes", "runners"],
+    "Merino Sweater": ["jumper", "merino"],
+    "Winter Parka": ["parka", "winter coat"],
+    "Puffer Vest": ["puffer", "gilet"],
+    "Cable Knit Cardigan": ["cardigan", "cardi"],
+    "Rash Guard": ["rashie"],
+    "One-Piece Swimsuit": ["swimsuit", "swimming costume"],
+    "Canvas Tote Bag": ["tote", "tote bag"],
+    "Insulated Water Bottle": ["water bottle", "bottle"],
+    "Baseball Cap": ["cap", "hat"],
+    "Running Tights": ["tights"],
+    "Weekender Duffel": ["duffel bag", "holdall"],
+    "Knit Scarf": ["scarf"],
+    "Wool Beanie": ["hat"],
+    "Leather Backpack": ["backpack", "rucksack"],
+    "Clearance Graphic Tee": ["graphic tee"],
+    "Clearance Windbreaker": ["windbreaker"],
+}
+"""What customers call an item besides its name ("my chinos"); used only when no other item
+of the order could be meant."""
 
 
 BANKS: dict[str, list[str]] = {
@@ -365,6 +411,7 @@ __all__ = [
     "INJECTION",
     "ITEMS_ANSWER",
     "LABEL_ELSEWHERE",
+    "NICKNAMES",
     "OFFER_NO",
     "OFFER_YES",
     "OFF_TOPIC",

@@ -98,17 +98,25 @@ HIT_CHARS = (420, 140, 140)
 
 def untable(text: str) -> str:
     """A policy text with its Markdown tables as sentences ("Express: 1 to 2 business days;
-    $14.95."): a row read out is a fact the student can quote, "| --- |" is not."""
+    $14.95."): a row read out is a fact the student can quote, "| --- |" is not. The header
+    row is left out: labels would push a long table's last rows out of the part of a hit the
+    view shows."""
     lines = text.splitlines()
     out: list[str] = []
+
+    def separator(line: str) -> bool:
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        return "|" in line and all(re.fullmatch(r":?-+:?", c) for c in cells)
+
     for i, line in enumerate(lines):
+        if separator(line):
+            continue
         if not line.lstrip().startswith("|"):
             out.append(line)
             continue
-        cells = [c.strip() for c in line.strip().strip("|").split("|")]
-        following = lines[i + 1].strip() if i + 1 < len(lines) else ""
-        if all(set(c) <= set("-: ") for c in cells) or re.fullmatch(r"\|[-:| ]+\|", following):
-            continue  # the separator, and the header row above it
+        if i + 1 < len(lines) and separator(lines[i + 1]):
+            continue  # the header row
+        cells = [c.strip().removesuffix(".") for c in line.strip().strip("|").split("|")]
         first, rest = cells[0], [c for c in cells[1:] if c]
         out.append(f"{first}: {'; '.join(rest)}." if rest else f"{first}.")
     return "\n".join(out)

@@ -7,7 +7,10 @@ from typing import get_args
 
 import pytest
 
+from shopbot.eval.oracle import Oracle
 from shopbot.eval.scenario import Category, Scenario
+from shopbot.events import ActionProposed, CustomerMessage, ObservationMade
+from shopbot.models.base import ModelRequest
 from tests.eval.conftest import RunEval, all_scenarios
 
 SCENARIOS = all_scenarios()
@@ -61,3 +64,35 @@ async def test_guesses_past_the_limit_end_with_a_person(run_eval: RunEval) -> No
     assert result.passed, result.failures
     # Five checks (the guard's limit), then the hand-over; the sixth guess is never sent.
     assert (result.turns, result.steps, result.denials) == (1, 6, 0)
+
+
+def test_after_a_corrected_order_number_the_email_typed_with_it_is_tried_first() -> None:
+    """The generator never corrects an order number, so this path is checked by hand: the
+    email of the message that corrects the order goes first, not the one typed for the
+    wrong order."""
+    scenario = _guesses(["jane.doe@example.com"], {"verified_as": "cust_jane"})
+    oracle = Oracle(scenario)
+    for event in [
+        CustomerMessage(text="Where is order 999999? old.jane@example.com"),
+        ActionProposed(
+            step=1,
+            tool="verify_identity",
+            args={"order_id": "999999", "email": "old.jane@example.com"},
+        ),
+        ObservationMade(step=1, tool="verify_identity", data={"verified": False}),
+        CustomerMessage(text="Sorry, wrong number: it's 482914, jane.doe@example.com"),
+    ]:
+        oracle.observe(event)
+    request = ModelRequest(
+        messages=[],
+        allowed=frozenset({"verify_identity", "reply"}),
+        schema={},
+        hints={
+            "order_id": ["999999", "482914"],
+            "email": ["old.jane@example.com", "jane.doe@example.com"],
+        },
+    )
+    assert oracle.decide(request) == (
+        "verify_identity",
+        {"order_id": "482914", "email": "jane.doe@example.com"},
+    )
