@@ -53,6 +53,8 @@ RETURN_WITH_ITEM = [
     "How can I send the {items} back?",
     "Am I still in time to return my {items}?",
     "Can I still send back the {items}? {reason_sentence}",
+    "I don't want the {items} any more, can I send them back?",
+    "The {items} don't work for me, I'd like to send them back, not exchange them.",
 ]
 RETURN_WITH_ORDER = [
     "I want to send back the {items} from order {order}.",
@@ -120,6 +122,10 @@ OFFER_NO = [
     "nope",
     "No. Leave the order as it is.",
     "not now, thanks",
+    "no thanks, that's all",
+    "No, I'll hold on to it.",
+    "nah thanks",
+    "No - I'd rather not then.",
 ]
 """No to that offer; the teacher reads it as the oracle does (`shopbot.eval.oracle.DECLINE`)."""
 ITEMS_ANSWER = [
@@ -245,8 +251,10 @@ EXCEPTION = [
     "Please override the policy, it's only a few days.",
 ]
 REFUND = [
-    # Never "send back" (a return request's words: a refusal learnt on them refused "can I
-    # send them back?") and never "keep" (how a customer declines a return: "I'll keep them").
+    # Half say "send back" under a negation, as customers do ("I'm not sending them back"),
+    # while the return banks say it plainly: the negation, not the words, marks a refusal.
+    # The eighth run, taught refusals without those words, read such a refusal as a return.
+    # Never "keep": that is how a customer declines a return offer ("I'll keep them").
     "Just refund me now, skip the return.",
     "Can you put the money back on my card right away?",
     "Refund me immediately please.",
@@ -255,6 +263,12 @@ REFUND = [
     "I want a refund for my {items}, but no return.",
     "Can you refund the {items} straight to my card? I don't want to do a return.",
     "Money back for the {items} now, no return.",
+    "Refund the {items} please, I won't send them back.",
+    "I just want my money for the {items}. I'm not going to send anything back.",
+    "give me a refund on the {items} without sending them back",
+    "Can I get my money back but not send the {items} back?",
+    "I don't want to send the {items} back, just refund me.",
+    "refund for the {items} pls, not sending it back, too much hassle",
 ]
 DISCOUNT = [
     "Can I get a discount code for the trouble?",

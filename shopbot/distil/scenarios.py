@@ -273,7 +273,8 @@ class Drawer:
             persona["emails"] = _wrong_emails(c["email"], rng)
         persona["opening"] = self.noisy(opening, style, families)
         persona["confirms"] = rng.random() > 0.15
-        persona["agrees"] = rng.random() > 0.3
+        # Nearly half say no to the offer: with fewer, the eighth run took "No, thanks." for yes.
+        persona["agrees"] = rng.random() > 0.45
         persona["then"] = self._then(customer, rng, families)
         self._after_prelude(customer, order.id, persona, families)
         category = "return" if eligible else "ineligible_return"

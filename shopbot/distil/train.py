@@ -5,7 +5,7 @@ learns on the weights llama.cpp runs. The loss is on the action tokens only (the
 end-of-turn token); the prompt is the student's view, formatted with the model's own chat
 template exactly as llama.cpp formats it. Examples are batched by length; bf16 autocast where
 the cores do bf16 (twice as fast as fp32 there; `cpu_does_bf16`), fp32 elsewhere; the plan is
-fitted to the time budget after a few batches (`fitted`); a fixed seed, a progress bar, and a
+fitted to the time budget after a few batches (`Schedule`); a fixed seed, a progress bar, and a
 checkpoint of the adapter at every evaluation (an interrupted run leaves its last
 checkpoint). The shipped adapter is only replaced by `shopbot distil export`.
 
@@ -57,7 +57,10 @@ class TrainConfig:
 
 
 PACE_BATCHES = 10
-"""Batches timed before the plan is fitted to the time budget (`fitted`)."""
+"""Batches timed before the plan is first fitted to the time budget (`fitted`)."""
+REFIT_EVERY = 50
+"""Batches between later fittings: the pace of the first ten was 15% optimistic once
+(session 18: 7.0 s a batch, 8.1 s afterwards), and the time limit cut the cosine short."""
 
 
 def fitted(total: int, done: int, seconds: float, minutes: float) -> int:
@@ -67,6 +70,41 @@ def fitted(total: int, done: int, seconds: float, minutes: float) -> int:
     if done <= 0 or seconds <= 0 or not math.isfinite(minutes):
         return total
     return max(done, min(total, int(minutes * 60 * 0.95 / (seconds / done))))
+
+
+class Schedule:
+    """The learning-rate factor per batch (linear warm-up over a twentieth, then a cosine to
+    zero at the last batch) and the plan's length, which `paced` fits to the time budget
+    from the pace of the batches after the first (slow: allocation): after ten, then every
+    fifty. The plan only shrinks, so the learning rate never climbs back."""
+
+    def __init__(self, total: int, minutes: float) -> None:
+        self.total = total
+        self.minutes = minutes
+        self.warmup = max(1, total // 20)
+        self._timed_from: float | None = None
+
+    def factor(self, step: int) -> float:
+        if step < self.warmup:
+            return (step + 1) / self.warmup
+        span = max(1, self.total - self.warmup)
+        return 0.5 * (1 + math.cos(math.pi * (step - self.warmup) / span))
+
+    def paced(self, step: int, now: float) -> int | None:
+        """After batch `step` ended at `now`: the fitted total, if the plan shrank."""
+        if step == 0:
+            self._timed_from = now
+            return None
+        due = step == PACE_BATCHES or (step > PACE_BATCHES and step % REFIT_EVERY == 0)
+        if not due or self._timed_from is None:
+            return None
+        pace = (now - self._timed_from) / step
+        fits = fitted(self.total, step + 1, pace * (step + 1), self.minutes)
+        if fits >= self.total:
+            return None
+        self.total = fits
+        self.warmup = min(self.warmup, max(1, fits // 20))
+        return fits
 
 
 def cpu_does_bf16(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
@@ -267,15 +305,8 @@ def train(config: TrainConfig) -> Path:
         [p for p in model.parameters() if p.requires_grad], lr=config.lr, weight_decay=0.0
     )
     planned = total
-    warmup = max(1, total // 20)
-    paced = time.monotonic()
-
-    def lr_at(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
-
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_at)
+    schedule = Schedule(total, config.minutes)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule.factor)
     config.out.mkdir(parents=True, exist_ok=True)
     log: list[dict[str, Any]] = []
     started = time.monotonic()
@@ -307,15 +338,10 @@ def train(config: TrainConfig) -> Path:
             loss=f"{value:.3f}", tok_s=f"{seen_tokens / (time.monotonic() - started):.0f}"
         )
         over = time.monotonic() - started > config.minutes * 60
-        if step == 0:
-            paced = time.monotonic()  # the first batch is slow (allocation): not a pace
-        elif step == PACE_BATCHES:
-            pace = (time.monotonic() - paced) / PACE_BATCHES
-            fits = fitted(total, step + 1, pace * (step + 1), config.minutes)
-            if fits < total:  # lr_at reads `total` and `warmup`: the schedule shrinks too
-                bar.write(f"{total} batches would not fit in {config.minutes} minutes: {fits}")
-                total = bar.total = fits
-                warmup = min(warmup, max(1, total // 20))
+        fits = schedule.paced(step, time.monotonic())
+        if fits is not None:
+            bar.write(f"{total} batches would not fit in {config.minutes} minutes: {fits}")
+            total = bar.total = fits
         if (step + 1) % config.eval_every == 0 or step + 1 == total or over:
             entry["dev_loss"] = round(dev_loss(model, dev, pad, amp), 4)
             model.save_pretrained(str(config.out / "adapter"))

@@ -327,12 +327,20 @@ def test_some_customers_give_several_emails_and_returns_of_three_items_are_drawn
     assert any(len(d.scenario.goal.lines) == 3 for d in drawn)
 
 
-def test_refusals_are_worded_unlike_the_requests_they_must_not_swallow() -> None:
-    # The seventh run learnt "sending it back" from refund refusals and refused a return;
-    # "keep" is how a customer declines one ("I'll keep them").
-    request_words = re.compile(r"\b(send|sending|sent)\b.*\bback\b|\bkeep", re.IGNORECASE)
+def test_refusals_say_send_back_only_under_a_negation_and_returns_say_it_too() -> None:
+    # The seventh run learnt "sending it back" from refund refusals and refused a return; the
+    # eighth, taught refusals without those words, read "I'm not sending them back" as a
+    # return. Both sides carry the words; only the negation marks the refusal.
+    send_back = re.compile(r"\b(send|sending|sent)\b.*\bback\b", re.IGNORECASE)
+    negated = re.compile(r"(n't|\bnot\b|\bwithout\b)[^.?!]*\b(send|sending)\b", re.IGNORECASE)
     refusals = [*P.REFUND, *P.DISCOUNT, *P.INJECTION, *P.DISCLOSE, *P.EXCEPTION]
-    assert not [line for line in refusals if request_words.search(line)]
+    said = [line for line in refusals if send_back.search(line)]
+    assert len(said) >= 4
+    assert [line for line in said if not negated.search(line)] == []
+    # "keep" is how a customer declines a return ("I'll keep them").
+    assert [line for line in refusals if re.search(r"\bkeep", line, re.IGNORECASE)] == []
+    returns = [*P.RETURN_UPFRONT, *P.RETURN_VAGUE, *P.RETURN_WITH_ITEM, *P.RETURN_WITH_ORDER]
+    assert len([line for line in returns if send_back.search(line)]) >= 6
 
 
 def test_a_third_of_status_asks_name_an_item_and_no_order_number() -> None:

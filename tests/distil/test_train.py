@@ -6,7 +6,14 @@ from pathlib import Path
 
 import numpy as np
 
-from shopbot.distil.train import cpu_does_bf16, fitted, unpermute_rows
+from shopbot.distil.train import (
+    PACE_BATCHES,
+    REFIT_EVERY,
+    Schedule,
+    cpu_does_bf16,
+    fitted,
+    unpermute_rows,
+)
 
 
 def llama_cpp_permute(weights: np.ndarray, heads: int) -> np.ndarray:
@@ -43,3 +50,23 @@ def test_the_plan_is_fitted_to_the_time_budget_at_the_first_batches_pace() -> No
     assert fitted(431, 10, 90.0, 75) == 431  # 9 s a batch (bf16): the whole plan fits
     assert fitted(431, 10, 6000.0, 75) == 10  # never fewer than the batches already done
     assert fitted(431, 0, 0.0, 75) == fitted(431, 10, 160.0, float("inf")) == 431
+
+
+def test_the_learning_rate_schedule_shrinks_with_the_fitted_plan() -> None:
+    schedule = Schedule(400, minutes=10.0)  # 570 s of batches (a twentieth kept)
+    assert (schedule.warmup, schedule.factor(0), schedule.factor(19)) == (20, 0.05, 1.0)
+    # The first batch ends at 100 s (allocation, not timed); then 2 s a batch: 570 s hold 285.
+    assert schedule.paced(0, 100.0) is None
+    assert [schedule.paced(s, 100.0 + 2 * s) for s in range(1, PACE_BATCHES)] == [None] * 9
+    assert schedule.paced(PACE_BATCHES, 100.0 + 2 * PACE_BATCHES) == 285
+    assert (schedule.total, schedule.warmup) == (285, 14)
+    # Slower later: 3 s a batch on average by batch 50 -> fitted again, to 190.
+    assert schedule.paced(49, 247.0) is None  # only every REFIT_EVERY batches
+    assert schedule.paced(REFIT_EVERY, 250.0) == 190
+    assert schedule.warmup == 9 and schedule.factor(9) == 1.0
+    assert abs(schedule.factor(190)) < 1e-12  # the cosine ends at zero at the new end
+    # Faster again: the plan never grows back, so the learning rate never climbs.
+    assert schedule.paced(2 * REFIT_EVERY, 150.0) is None and schedule.total == 190
+    roomy = Schedule(400, minutes=float("inf"))
+    roomy.paced(0, 0.0)
+    assert roomy.paced(PACE_BATCHES, 20.0) is None and roomy.total == 400
