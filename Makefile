@@ -80,6 +80,7 @@ bench: db
 	$(PY) benchmarks/db_client.py
 	$(PY) benchmarks/widget_load.py
 	$(PY) benchmarks/widget_floor.py
+	$(PY) benchmarks/handoff.py
 	$(PY) benchmarks/hostile.py
 
 # Train the embedded student and install its adapter (~60-80 min on 2 cores; the [train]

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from playwright.async_api import Browser, expect
+from playwright.async_api import Browser, Page, expect
 from web_support import (
     ASKS_FOR_A_PERSON,
     CHROMIUM,
@@ -17,6 +17,7 @@ from web_support import (
     STAFF_PASSWORD,
     TEST_WEB,
     Escalates,
+    escalating_app,
     serve_in_thread,
     services_for_tests,
 )
@@ -38,6 +39,15 @@ async def add_staff(url: str, name: str) -> None:
     await engine.dispose()
 
 
+async def sign_in_staff(page: Page, url: str, name: str = "Sam") -> None:
+    """Sign `name` in on the staff pages; returns once the inbox follows its event stream."""
+    await page.goto(f"{url}/staff")
+    await page.get_by_label("Name").fill(name)
+    await page.get_by_label("Password").fill(STAFF_PASSWORD)
+    await page.get_by_role("button", name="Sign in").click()
+    await expect(page.locator("#inbox-live")).to_have_text("Live")
+
+
 def escalate_a_conversation(url: str) -> str:
     """A customer asks for a person through the widget's API; returns the conversation id."""
     created = httpx.post(f"{url}/v1/conversations", json={}).json()
@@ -57,14 +67,7 @@ async def test_a_staff_member_signs_in_and_sees_the_escalation(
     browser: Browser, sqlite_url: str, tmp_path: Path
 ) -> None:
     await add_staff(sqlite_url, "Sam")
-    settings = settings_for(sqlite_url, tmp_path)
-    app = create_app(
-        settings,
-        model=Escalates(),
-        services=services_for_tests,
-        web=TEST_WEB,
-        password_hasher=FAST_HASHER,
-    )
+    app = escalating_app(settings_for(sqlite_url, tmp_path))
     with serve_in_thread(app) as url:
         cid = escalate_a_conversation(url)
         page = await browser.new_page()
